@@ -1,0 +1,117 @@
+// Token verification and minting with jose. Algorithms are pinned per key
+// source so a token can never choose how it is checked (no `none`, no HS256
+// signed with a public key).
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  importSPKI,
+  jwtVerify,
+  SignJWT,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from "jose";
+import type { AuthSource, Config } from "./config";
+import { AppError } from "./errors";
+
+export interface Principal {
+  sub: string;
+  roles: string[];
+}
+
+const ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+/** Larger tokens are refused before any parsing. */
+export const MAX_TOKEN_BYTES = 8192;
+const CLOCK_TOLERANCE_S = 5;
+
+/** Reads the generated secret, creating it (mode 0600) on first use. */
+export function ensureSecret(path: string): string {
+  if (!existsSync(path)) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writeFileSync(path, randomBytes(32).toString("hex") + "\n", { mode: 0o600, flag: "wx" });
+  }
+  chmodSync(path, 0o600);
+  return readFileSync(path, "utf8").trim();
+}
+
+export function resolveAuthSource(config: Config): AuthSource {
+  const s = config.auth.source;
+  return s.kind === "generate" ? { kind: "secret", secret: ensureSecret(s.path), generated: true } : s;
+}
+
+async function keyFor(source: AuthSource): Promise<{ key: Uint8Array | CryptoKey | JWTVerifyGetKey; algorithms: string[] }> {
+  switch (source.kind) {
+    case "secret":
+      return { key: new TextEncoder().encode(source.secret), algorithms: ["HS256"] };
+    case "jwks-url":
+      return { key: createRemoteJWKSet(new URL(source.url)), algorithms: ASYMMETRIC };
+    case "jwks-file":
+      return { key: createLocalJWKSet(JSON.parse(readFileSync(source.path, "utf8"))), algorithms: ASYMMETRIC };
+    case "public-key": {
+      const pem = source.pem.startsWith("-----BEGIN") ? source.pem : readFileSync(source.pem, "utf8");
+      return { key: await importSPKI(pem, source.alg), algorithms: [source.alg] };
+    }
+  }
+}
+
+export function rolesOf(payload: JWTPayload, roleClaim: string): string[] {
+  const roles = new Set<string>();
+  const add = (v: unknown) => {
+    if (typeof v === "string") roles.add(v);
+    if (Array.isArray(v)) v.filter((x) => typeof x === "string").forEach((x) => roles.add(x));
+  };
+  add(payload[roleClaim]);
+  add(payload.roles);
+  if (typeof payload.scope === "string") payload.scope.split(" ").forEach((s) => s && roles.add(s));
+  return [...roles];
+}
+
+export type TokenVerifier = (token: string) => Promise<Principal>;
+
+export async function createTokenVerifier(source: AuthSource, auth: Config["auth"]): Promise<TokenVerifier> {
+  const { key, algorithms } = await keyFor(source);
+  return async (token) => {
+    if (token.length > MAX_TOKEN_BYTES) throw new AppError("UNAUTHORIZED", "token is too large");
+    try {
+      const { payload } = await jwtVerify(token, key as Uint8Array, {
+        algorithms,
+        issuer: auth.issuer,
+        audience: auth.audience,
+        requiredClaims: ["exp"],
+        clockTolerance: CLOCK_TOLERANCE_S,
+      });
+      return { sub: typeof payload.sub === "string" ? payload.sub : "unknown", roles: rolesOf(payload, auth.roleClaim) };
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const why =
+        code === "ERR_JWT_EXPIRED" ? "token has expired"
+        : code === "ERR_JWT_CLAIM_VALIDATION_FAILED" ? `token claim check failed: ${(err as Error).message}`
+        : code === "ERR_JWS_SIGNATURE_VERIFICATION_FAILED" ? "token signature is invalid"
+        : "token is malformed or not acceptable";
+      throw new AppError("UNAUTHORIZED", why);
+    }
+  };
+}
+
+/** Parses "90s", "15m", "1h", "7d". */
+export function parseTtl(ttl: string): number {
+  const m = /^(\d+)([smhd])$/.exec(ttl);
+  if (!m) throw new Error(`--ttl must look like 30s, 15m, 1h or 7d, not ${ttl}`);
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "s" | "m" | "h" | "d"];
+}
+
+export async function mintToken(
+  secret: string,
+  claims: { sub: string; role: string; ttlSeconds: number; issuer?: string; audience?: string; roleClaim?: string },
+): Promise<string> {
+  let jwt = new SignJWT({ [claims.roleClaim ?? "role"]: claims.role })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(claims.sub)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + claims.ttlSeconds);
+  if (claims.issuer) jwt = jwt.setIssuer(claims.issuer);
+  if (claims.audience) jwt = jwt.setAudience(claims.audience);
+  return jwt.sign(new TextEncoder().encode(secret));
+}

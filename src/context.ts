@@ -1,0 +1,26 @@
+// The one typed bundle of dependencies handed to services, handlers and the job loop.
+import type { Config } from "./config";
+import type { Db } from "./db/driver";
+import type { JobsRepo } from "./db/jobs.repo";
+import type { ModelsRepo } from "./db/models.repo";
+import type { SettingsRepo } from "./db/settings.repo";
+import type { JobNotifier } from "./jobs/notifier";
+import type { Logger } from "./log";
+import type { ModelRuntime } from "./runtime/model-runtime";
+import type { NativeRuntime } from "./runtime/native";
+
+export interface Deps {
+  config: Config;
+  db: Db;
+  models: ModelsRepo;
+  jobs: JobsRepo;
+  settings: SettingsRepo;
+  runtime: ModelRuntime;
+  native: NativeRuntime;
+  notifier: JobNotifier;
+  log: Logger;
+  /** Wakes the job loop so a new job is picked up in milliseconds, not a poll period. */
+  wake: () => void;
+  /** Providers whose libraries were found at startup. */
+  availableProviders: string[];
+}

@@ -1,0 +1,176 @@
+import { randomBytes } from "node:crypto";
+import type { Job, JobKind, JobState } from "../jobs/states";
+import type { Db, Params } from "./driver";
+
+interface Row {
+  seq: number;
+  id: string;
+  kind: JobKind;
+  model_id: string;
+  state: JobState;
+  phase: string | null;
+  force: number;
+  activate: number;
+  error_code: string | null;
+  error_message: string | null;
+  requested_by: string;
+  idempotency_key: string | null;
+  request_hash: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+function toJob(r: Row): Job {
+  return {
+    id: r.id,
+    kind: r.kind,
+    modelId: r.model_id,
+    state: r.state,
+    phase: r.phase,
+    force: r.force === 1,
+    activate: r.activate === 1,
+    error: r.error_code ? { code: r.error_code, message: r.error_message ?? "" } : null,
+    requestedBy: r.requested_by,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+  };
+}
+
+const now = () => new Date().toISOString();
+
+/** 128 random bits: job ids are capabilities to read a job, so they must not be guessable. */
+export const newJobId = () => "job_" + randomBytes(16).toString("base64url");
+
+export interface NewJob {
+  kind: JobKind;
+  modelId: string;
+  requestedBy: string;
+  force?: boolean;
+  activate?: boolean;
+  idempotencyKey?: string | null;
+  requestHash?: string | null;
+}
+
+export interface JobFilter {
+  state?: JobState;
+  kind?: JobKind;
+  modelId?: string;
+  limit: number;
+  /** Jobs created before the job with this id (newest first paging). */
+  before?: string;
+}
+
+export function createJobsRepo(db: Db) {
+  const getRow = (id: string) => db.prepare<Row>("SELECT * FROM jobs WHERE id = @id").get({ id });
+  const finish = (id: string, state: JobState, error: { code: string; message: string } | null, from: string) =>
+    db
+      .prepare(
+        `UPDATE jobs SET state = @state, error_code = @code, error_message = @msg, finished_at = @at
+         WHERE id = @id AND state IN (${from})`,
+      )
+      .run({ id, state, code: error?.code ?? null, msg: error?.message ?? null, at: now() }).changes > 0;
+
+  return {
+    get(id: string): Job | undefined {
+      const r = getRow(id);
+      return r && toJob(r);
+    },
+    insert(j: NewJob): Job {
+      const id = newJobId();
+      db.prepare(
+        `INSERT INTO jobs (id, kind, model_id, force, activate, requested_by, idempotency_key, request_hash, created_at)
+         VALUES (@id, @kind, @model, @force, @activate, @by, @key, @hash, @at)`,
+      ).run({
+        id,
+        kind: j.kind,
+        model: j.modelId,
+        force: j.force ? 1 : 0,
+        activate: j.activate === false ? 0 : 1,
+        by: j.requestedBy,
+        key: j.idempotencyKey ?? null,
+        hash: j.requestHash ?? null,
+        at: now(),
+      });
+      return toJob(getRow(id)!);
+    },
+    /** The newest job of the model that has not finished, if any. */
+    latestUnfinished(modelId: string): Job | undefined {
+      const r = db
+        .prepare<Row>(
+          "SELECT * FROM jobs WHERE model_id = @m AND state IN ('pending', 'running') ORDER BY seq DESC LIMIT 1",
+        )
+        .get({ m: modelId });
+      return r && toJob(r);
+    },
+    countUnfinished(modelId?: string): number {
+      const sql = modelId
+        ? "SELECT count(*) AS n FROM jobs WHERE state IN ('pending', 'running') AND model_id = @m"
+        : "SELECT count(*) AS n FROM jobs WHERE state IN ('pending', 'running')";
+      return db.prepare<{ n: number }>(sql).get(modelId ? { m: modelId } : undefined)!.n;
+    },
+    byIdempotencyKey(requestedBy: string, key: string): (Job & { requestHash: string | null }) | undefined {
+      const r = db
+        .prepare<Row>("SELECT * FROM jobs WHERE requested_by = @by AND idempotency_key = @key")
+        .get({ by: requestedBy, key });
+      return r && { ...toJob(r), requestHash: r.request_hash };
+    },
+    /**
+     * Atomically takes the oldest pending job whose model has no running job,
+     * so jobs of one model run one at a time and in order.
+     */
+    claimNext(): Job | undefined {
+      const r = db
+        .prepare<Row>(
+          `UPDATE jobs SET state = 'running', started_at = @at, phase = 'started'
+           WHERE seq = (
+             SELECT p.seq FROM jobs p
+             WHERE p.state = 'pending'
+               AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.model_id = p.model_id AND r.state = 'running')
+               AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.model_id = p.model_id AND e.state = 'pending' AND e.seq < p.seq)
+             ORDER BY p.seq LIMIT 1)
+           RETURNING *`,
+        )
+        .get({ at: now() });
+      return r && toJob(r);
+    },
+    setPhase(id: string, phase: string): void {
+      db.prepare("UPDATE jobs SET phase = @phase WHERE id = @id").run({ id, phase });
+    },
+    markForce(id: string): void {
+      db.prepare("UPDATE jobs SET force = 1 WHERE id = @id").run({ id });
+    },
+    complete: (id: string) => finish(id, "completed", null, "'running'"),
+    fail: (id: string, error: { code: string; message: string }) => finish(id, "failed", error, "'running'"),
+    cancel: (id: string, from: "pending" | "running") =>
+      finish(id, "cancelled", { code: "CANCELLED", message: "cancelled by an admin" }, `'${from}'`),
+    /** Marks jobs a dead process left running as failed; returns their ids. */
+    failInterrupted(): Job[] {
+      return db
+        .prepare<Row>(
+          `UPDATE jobs SET state = 'failed', error_code = 'INTERRUPTED',
+             error_message = 'modeld stopped while this job was running', finished_at = @at
+           WHERE state = 'running' RETURNING *`,
+        )
+        .all({ at: now() })
+        .map(toJob);
+    },
+    list(f: JobFilter): Job[] {
+      const where: string[] = [];
+      const p: Params = { limit: f.limit };
+      if (f.state) (where.push("state = @state"), (p.state = f.state));
+      if (f.kind) (where.push("kind = @kind"), (p.kind = f.kind));
+      if (f.modelId) (where.push("model_id = @model"), (p.model = f.modelId));
+      if (f.before) (where.push("seq < (SELECT seq FROM jobs WHERE id = @before)"), (p.before = f.before));
+      const sql = `SELECT * FROM jobs ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq DESC LIMIT @limit`;
+      return db.prepare<Row>(sql).all(p).map(toJob);
+    },
+    pruneFinishedBefore(cutoffIso: string): number {
+      return db
+        .prepare("DELETE FROM jobs WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < @cutoff")
+        .run({ cutoff: cutoffIso }).changes;
+    },
+  };
+}
+export type JobsRepo = ReturnType<typeof createJobsRepo>;

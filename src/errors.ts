@@ -1,0 +1,38 @@
+// The one error type that crosses layers. Each code has one HTTP status, so a
+// client can rely on the code alone.
+export const ERROR_CODES = {
+  VALIDATION_ERROR: { status: 400, description: "The request does not match the schema; `details` lists the issues." },
+  MALFORMED_JSON: { status: 400, description: "The body is not valid JSON." },
+  PATH_NOT_ALLOWED: { status: 400, description: "The model path is absolute outside the model dir, contains `..`, or a symlink escapes it." },
+  MODEL_FILE_NOT_FOUND: { status: 400, description: "No readable file at the model path." },
+  UNAUTHORIZED: { status: 401, description: "No token, or a malformed, expired or badly signed one." },
+  FORBIDDEN: { status: 403, description: "The token is valid but lacks the needed role." },
+  NOT_FOUND: { status: 404, description: "No such route." },
+  MODEL_NOT_FOUND: { status: 404, description: "No model with that id." },
+  JOB_NOT_FOUND: { status: 404, description: "No job with that id." },
+  MODEL_EXISTS: { status: 409, description: "A model with that id is already registered." },
+  MODEL_BUSY: { status: 409, description: "The model is loaded or has unfinished jobs." },
+  MODEL_NOT_LOADED: { status: 409, description: "Nothing to unload: the model is not loaded and no load is queued." },
+  NO_ACTIVE_MODEL: { status: 409, description: "No model is active, so there is nothing to unload or predict with." },
+  JOB_FINISHED: { status: 409, description: "The job has already finished and cannot be cancelled." },
+  PAYLOAD_TOO_LARGE: { status: 413, description: "The body exceeds MODELD_MAX_BODY_BYTES." },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, description: "The Idempotency-Key was used before with a different request." },
+  TOO_MANY_JOBS: { status: 429, description: "Too many unfinished jobs; retry after the Retry-After seconds." },
+  INTERNAL: { status: 500, description: "An unexpected error; the log has the details under the same requestId." },
+  UNAVAILABLE: { status: 503, description: "The server is shutting down or the model's queue is full." },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class AppError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+    this.status = ERROR_CODES[code].status;
+  }
+}

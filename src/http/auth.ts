@@ -1,0 +1,49 @@
+import type { MiddlewareHandler } from "hono";
+import type { Principal, TokenVerifier } from "../auth";
+import type { Config } from "../config";
+import { AppError } from "../errors";
+import type { AppEnv } from "./env";
+
+function bearer(header: string | undefined): string {
+  if (!header) throw new AppError("UNAUTHORIZED", "missing Authorization: Bearer token");
+  const m = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!m) throw new AppError("UNAUTHORIZED", "Authorization header must be 'Bearer <token>'");
+  return m[1]!;
+}
+
+/** Every request under the mount needs a valid token. */
+export function authenticate(verify: TokenVerifier): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const principal = await verify(bearer(c.req.header("authorization")));
+    c.set("principal", principal);
+    c.set("log", c.get("log").child({ sub: principal.sub }));
+    await next();
+  };
+}
+
+/** Like authenticate, but lets anonymous requests through as `anonymous` when `open` is true. */
+export function authenticateUnless(open: boolean, verify: TokenVerifier): MiddlewareHandler<AppEnv> {
+  const strict = authenticate(verify);
+  return async (c, next) => {
+    if (open && !c.req.header("authorization")) {
+      c.set("principal", { sub: "anonymous", roles: [] });
+      return next();
+    }
+    return strict(c, next);
+  };
+}
+
+export const isAdmin = (p: Principal, auth: Config["auth"]) => p.roles.includes(auth.adminRole);
+
+/** 403 unless the principal holds one of the roles (admin always passes). */
+export function requireRole(auth: Config["auth"], ...roles: ("admin" | "infer")[]): MiddlewareHandler<AppEnv> {
+  const names = roles.map((r) => (r === "admin" ? auth.adminRole : auth.inferRole));
+  return async (c, next) => {
+    const p = c.get("principal");
+    if (!p) throw new AppError("UNAUTHORIZED", "missing Authorization: Bearer token");
+    if (!isAdmin(p, auth) && !names.some((r) => p.roles.includes(r))) {
+      throw new AppError("FORBIDDEN", `requires the ${names.join(" or ")} role`);
+    }
+    await next();
+  };
+}

@@ -1,0 +1,45 @@
+// Maps every failure to one response shape: {"error":{"code","message","requestId"}}
+// on /api/v1, and the Open Inference Protocol's {"error": "..."} on /v2.
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { ZodError } from "zod";
+import { AppError, type ErrorCode } from "../errors";
+import type { AppEnv } from "./env";
+
+export function validationError(err: ZodError): AppError {
+  const summary = err.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+  return new AppError("VALIDATION_ERROR", summary, err.issues);
+}
+
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  if (err instanceof ZodError) return validationError(err);
+  if (err instanceof HTTPException) {
+    if (err.status === 413) return new AppError("PAYLOAD_TOO_LARGE", "request body is too large");
+    if (err.status === 400 && /json/i.test(err.message)) return new AppError("MALFORMED_JSON", "request body is not valid JSON");
+    if (err.status === 401) return new AppError("UNAUTHORIZED", err.message);
+    const code: ErrorCode = err.status === 404 ? "NOT_FOUND" : err.status < 500 ? "VALIDATION_ERROR" : "INTERNAL";
+    return new AppError(code, err.message);
+  }
+  return new AppError("INTERNAL", "internal error");
+}
+
+export const isProtocolPath = (path: string) => path === "/v2" || path.startsWith("/v2/");
+
+export function errorResponse(c: Context<AppEnv>, err: AppError): Response {
+  const headers: Record<string, string> = { ...err.headers };
+  if (err.status === 401) headers["WWW-Authenticate"] = 'Bearer realm="modeld"';
+  if (isProtocolPath(c.req.path)) return c.json({ error: err.message }, err.status as 400, headers);
+  const body = {
+    error: { code: err.code, message: err.message, requestId: c.get("requestId") ?? "", ...(err.details ? { details: err.details } : {}) },
+  };
+  return c.json(body, err.status as 400, headers);
+}
+
+export function onError(err: unknown, c: Context<AppEnv>): Response {
+  const appErr = toAppError(err);
+  if (appErr.status >= 500) {
+    (c.get("log") ?? console).error("request failed", { error: String(err), stack: (err as Error)?.stack });
+  }
+  return errorResponse(c, appErr);
+}

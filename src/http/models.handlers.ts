@@ -1,0 +1,77 @@
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import { createHash } from "node:crypto";
+import type { Context } from "hono";
+import type { Deps } from "../context";
+import type { Job } from "../jobs/states";
+import { enqueueJob, type EnqueueInput } from "../services/jobs.service";
+import { activeModelId, deleteModel, getModel, registerModel, toView } from "../services/models.service";
+import { requireRole } from "./auth";
+import type { AppEnv } from "./env";
+import {
+  deleteModelRoute,
+  getModelRoute,
+  listModelsRoute,
+  loadModelRoute,
+  registerModelRoute,
+  unloadActiveRoute,
+  unloadModelRoute,
+} from "./models.routes";
+
+/** The request an Idempotency-Key stands for: method, path and query. */
+export function idempotencyOf(c: Context<AppEnv>): EnqueueInput["idempotency"] {
+  const key = c.req.header("idempotency-key");
+  if (!key) return undefined;
+  const url = new URL(c.req.url);
+  url.searchParams.sort();
+  const requestHash = createHash("sha256").update(`${c.req.method} ${url.pathname}?${url.searchParams}`).digest("hex");
+  return { key, requestHash };
+}
+
+export function accepted(c: Context<AppEnv>, job: Job) {
+  return c.json(job, 202, { Location: `/api/v1/jobs/${job.id}` });
+}
+
+export function mountModelRoutes(app: OpenAPIHono<AppEnv>, d: Deps): void {
+  const admin = requireRole(d.config.auth, "admin");
+
+  app.openapi(listModelsRoute, (c) => c.json({ models: d.models.list().map((m) => toView(m, d)) }, 200));
+
+  app.openapi(getModelRoute, (c) => c.json(toView(getModel(c.req.valid("param").id, d), d), 200));
+
+  app.openapi({ ...registerModelRoute, middleware: [admin] }, async (c) => {
+    const model = await registerModel(c.req.valid("json"), d);
+    return c.json(toView(model, d), 201);
+  });
+
+  app.openapi({ ...deleteModelRoute, middleware: [admin] }, (c) => {
+    const { id } = c.req.valid("param");
+    deleteModel(id, d);
+    return c.body(null, 204);
+  });
+
+  app.openapi({ ...loadModelRoute, middleware: [admin] }, (c) => {
+    const model = getModel(c.req.valid("param").id, d);
+    const { job } = enqueueJob(
+      { kind: "load", modelId: model.id, activate: c.req.valid("query").activate, requestedBy: c.get("principal").sub, idempotency: idempotencyOf(c) },
+      d,
+    );
+    return accepted(c, job);
+  });
+
+  app.openapi({ ...unloadActiveRoute, middleware: [admin] }, (c) => {
+    const { job } = enqueueJob(
+      { kind: "unload", modelId: activeModelId(d), force: c.req.valid("query").force, requestedBy: c.get("principal").sub, idempotency: idempotencyOf(c) },
+      d,
+    );
+    return accepted(c, job);
+  });
+
+  app.openapi({ ...unloadModelRoute, middleware: [admin] }, (c) => {
+    const model = getModel(c.req.valid("param").id, d);
+    const { job } = enqueueJob(
+      { kind: "unload", modelId: model.id, force: c.req.valid("query").force, requestedBy: c.get("principal").sub, idempotency: idempotencyOf(c) },
+      d,
+    );
+    return accepted(c, job);
+  });
+}

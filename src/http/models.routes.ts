@@ -1,0 +1,87 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { errorResponses, IdempotencyHeader, Job, LoadQuery, Model, ModelId, ModelList, RegisterModelBody, UnloadQuery } from "./schemas";
+
+const security = [{ bearerAuth: [] }];
+const tags = ["models"];
+const jobAccepted = {
+  description: "Accepted: the job row is committed. Poll the job (its URL is in Location) until it finishes.",
+  headers: z.object({ Location: z.string().openapi({ description: "/api/v1/jobs/{jobId}" }) }),
+  content: { "application/json": { schema: Job } },
+};
+
+export const listModelsRoute = createRoute({
+  method: "get",
+  path: "/api/v1/models",
+  tags,
+  security,
+  summary: "List registered models",
+  responses: { 200: { description: "All models", content: { "application/json": { schema: ModelList } } }, ...errorResponses(401, 403) },
+});
+
+export const getModelRoute = createRoute({
+  method: "get",
+  path: "/api/v1/models/{id}",
+  tags,
+  security,
+  summary: "Get one model, with its state and, once loaded, its inputs and outputs",
+  request: { params: z.object({ id: ModelId }) },
+  responses: { 200: { description: "The model", content: { "application/json": { schema: Model } } }, ...errorResponses(401, 403, 404) },
+});
+
+export const registerModelRoute = createRoute({
+  method: "post",
+  path: "/api/v1/models",
+  tags,
+  security,
+  summary: "Register a model file from the model dir (admin)",
+  description: "The path must resolve inside MODELD_MODEL_DIR; `..`, outside absolute paths and escaping symlinks are refused with 400. The file's size and sha256 are recorded.",
+  request: { body: { required: true, content: { "application/json": { schema: RegisterModelBody } } } },
+  responses: {
+    201: { description: "Registered", content: { "application/json": { schema: Model } } },
+    ...errorResponses(400, 401, 403, 409, 413),
+  },
+});
+
+export const deleteModelRoute = createRoute({
+  method: "delete",
+  path: "/api/v1/models/{id}",
+  tags,
+  security,
+  summary: "Remove a model from the registry (admin); the file stays",
+  request: { params: z.object({ id: ModelId }) },
+  responses: { 204: { description: "Deleted" }, ...errorResponses(401, 403, 404, 409) },
+});
+
+export const loadModelRoute = createRoute({
+  method: "post",
+  path: "/api/v1/models/{id}/load",
+  tags,
+  security,
+  summary: "Load a model (admin): answers 202 with a job",
+  description:
+    "A second load while one is queued or running returns the same job. Loading a loaded model completes at once without a second session. With `activate=true` (default) the model becomes the active one.",
+  request: { params: z.object({ id: ModelId }), query: LoadQuery, headers: IdempotencyHeader },
+  responses: { 202: jobAccepted, ...errorResponses(400, 401, 403, 404, 422, 429) },
+});
+
+export const unloadActiveRoute = createRoute({
+  method: "post",
+  path: "/api/v1/models/unload",
+  tags,
+  security,
+  summary: "Unload the active model (admin): answers 202 with a job",
+  description:
+    "Waits for in-flight requests (up to MODELD_UNLOAD_TIMEOUT_MS), then releases the session. `force=true` terminates the worker at once, even when it is stuck. 409 NO_ACTIVE_MODEL when no model is active.",
+  request: { query: UnloadQuery, headers: IdempotencyHeader },
+  responses: { 202: jobAccepted, ...errorResponses(400, 401, 403, 409, 422, 429) },
+});
+
+export const unloadModelRoute = createRoute({
+  method: "post",
+  path: "/api/v1/models/{id}/unload",
+  tags,
+  security,
+  summary: "Unload a named model (admin): answers 202 with a job",
+  request: { params: z.object({ id: ModelId }), query: UnloadQuery, headers: IdempotencyHeader },
+  responses: { 202: jobAccepted, ...errorResponses(400, 401, 403, 404, 409, 422, 429) },
+});

@@ -1,0 +1,161 @@
+#!/usr/bin/env bun
+// modeld's entry: parses the command line, loads the config and runs a command.
+import { mintToken, parseTtl, resolveAuthSource } from "./auth";
+import { ConfigError, envNameToFlag, envSchema, flagToEnvName, loadConfig, type Config } from "./config";
+import { createModelsRepo } from "./db/models.repo";
+import { VERSION } from "./http/app";
+import { createLogger } from "./log";
+import { openStore, startService } from "./server";
+
+const USAGE = `modeld ${VERSION}: an ONNX model server
+
+Usage:
+  modeld [serve] [flags]              run the server (default)
+  modeld token --sub NAME --role admin|infer [--ttl 1h]
+                                      print a token signed with the configured secret
+  modeld migrate                      apply database migrations and exit
+  modeld backup FILE                  write a consistent copy of the database to FILE
+  modeld models list                  print the registered models
+  modeld --version | --help
+
+Every setting is an environment variable and a flag:
+${Object.keys(envSchema.shape).map((k) => `  ${envNameToFlag(k).padEnd(28)} ${k}`).join("\n")}
+`;
+
+class UsageError extends Error {}
+
+interface Cli {
+  command: string[];
+  flags: Record<string, string>;
+  env: Record<string, string>;
+}
+
+const COMMAND_FLAGS = new Set(["--sub", "--role", "--ttl"]);
+
+export function parseArgs(argv: string[]): Cli {
+  const cli: Cli = { command: [], flags: {}, env: {} };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) {
+      cli.command.push(arg);
+      continue;
+    }
+    if (arg === "--help" || arg === "--version") {
+      cli.flags[arg] = "true";
+      continue;
+    }
+    const [name, inline] = arg.split(/=(.*)/s, 2) as [string, string | undefined];
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new UsageError(`${name} needs a value`);
+    const envName = flagToEnvName(name);
+    if (envName) cli.env[envName] = value;
+    else if (COMMAND_FLAGS.has(name)) cli.flags[name] = value;
+    else throw new UsageError(`unknown flag ${name}`);
+  }
+  return cli;
+}
+
+async function serve(config: Config): Promise<void> {
+  const log = createLogger(config.logLevel, { service: "modeld" });
+  let draining = false;
+  const service = await startService(config, log, { isDraining: () => draining });
+  const server = Bun.serve({ hostname: config.host, port: config.port, fetch: service.app.fetch, idleTimeout: 120 });
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
+  const tokenHint =
+    service.auth.kind === "secret"
+      ? `modeld token --sub you --role admin   (or: npm run --silent token -- --sub you --role admin)`
+      : "tokens come from your identity provider (JWKS or public key configured)";
+  process.stderr.write(
+    `\nmodeld ${VERSION} listening on ${url}\n  API docs:  ${url}/docs\n  data dir:  ${config.dataDir}\n  model dir: ${config.modelDir}\n  token:     ${tokenHint}\n\n`,
+  );
+  log.info("listening", { url, dataDir: config.dataDir, modelDir: config.modelDir, auth: service.auth.kind });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (signal: string) => {
+    stopping ??= (async () => {
+      draining = true;
+      log.info("shutting down", { signal });
+      // Stop accepting, then give in-flight requests the bound to finish.
+      const closed = server.stop(false);
+      await Promise.race([closed, new Promise((r) => setTimeout(r, config.shutdownTimeoutMs))]);
+      await service.close();
+      void server.stop(true);
+      log.info("stopped");
+      process.exit(0);
+    })();
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+async function token(config: Config, flags: Record<string, string>): Promise<void> {
+  const sub = flags["--sub"];
+  const role = flags["--role"];
+  if (!sub || !role) throw new UsageError("token needs --sub NAME and --role ROLE");
+  const source = resolveAuthSource(config);
+  if (source.kind !== "secret") {
+    throw new Error(`auth is configured with ${source.kind}: modeld cannot mint tokens; get them from your identity provider`);
+  }
+  const jwt = await mintToken(source.secret, {
+    sub,
+    role,
+    ttlSeconds: parseTtl(flags["--ttl"] ?? "1h"),
+    issuer: config.auth.issuer,
+    audience: config.auth.audience,
+    roleClaim: config.auth.roleClaim,
+  });
+  process.stdout.write(jwt + "\n");
+}
+
+async function run(argv: string[]): Promise<number> {
+  const cli = parseArgs(argv);
+  if (cli.flags["--help"]) return process.stdout.write(USAGE), 0;
+  if (cli.flags["--version"]) return process.stdout.write(`modeld ${VERSION}\n`), 0;
+  const config = loadConfig({ ...process.env, ...cli.env });
+  const [cmd = "serve", ...rest] = cli.command;
+  switch (`${cmd} ${rest.join(" ")}`.trim()) {
+    case "serve":
+      await serve(config);
+      return -1; // keeps running
+    case "token":
+      await token(config, cli.flags);
+      return 0;
+    case "migrate": {
+      const db = await openStore(config);
+      db.close();
+      process.stderr.write(`database ${config.dbPath} is up to date\n`);
+      return 0;
+    }
+    case "models list": {
+      const db = await openStore(config);
+      for (const m of createModelsRepo(db).list()) process.stdout.write(`${m.id}\t${m.state}\t${m.sizeBytes}\t${m.path}\n`);
+      db.close();
+      return 0;
+    }
+    default:
+      if (cmd === "backup" && rest.length === 1) {
+        const db = await openStore(config);
+        db.prepare("VACUUM INTO @file").run({ file: rest[0]! });
+        db.close();
+        process.stderr.write(`backed up ${config.dbPath} to ${rest[0]}\n`);
+        return 0;
+      }
+      throw new UsageError(`unknown command: ${cli.command.join(" ")}`);
+  }
+}
+
+if (import.meta.main) {
+  run(process.argv.slice(2)).then(
+    (code) => {
+      if (code >= 0) process.exit(code);
+    },
+    (err) => {
+      if (err instanceof UsageError) {
+        process.stderr.write(`modeld: ${err.message}\n\n${USAGE}`);
+        process.exit(2);
+      }
+      process.stderr.write(`modeld: ${err instanceof ConfigError ? "bad configuration: " : ""}${err.message}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,62 @@
+// Makes libonnxruntime.so.1 loadable before any worker imports onnxruntime-node.
+// In the compiled binary the .node addon is embedded but the shared library it
+// links against is not (DEVELOPERS.md, fact 3): we embed it as a file asset,
+// extract it once to the cache dir and dlopen it, so the addon's dependency on
+// the soname resolves to the already-loaded copy.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import embeddedLib from "../../node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1" with { type: "file" };
+
+export const ORT_LIB = "libonnxruntime.so.1";
+
+export interface NativeRuntime {
+  /** The directory whose libonnxruntime is in use; provider libraries are looked up beside it. */
+  libDir: string;
+  source: "package" | "embedded" | "external";
+}
+
+const isEmbedded = (p: string) => p.startsWith("/$bunfs/") || p.includes("$bunfs");
+
+/** Writes bytes to `dir/name` unless present; write-then-rename so a concurrent reader never sees half a file. */
+export function extractOnce(dir: string, name: string, bytes: Uint8Array): string {
+  const target = join(dir, name);
+  if (existsSync(target)) return target;
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const tmp = `${target}.${process.pid}.${Date.now()}.tmp`;
+  writeFileSync(tmp, bytes, { mode: 0o755 });
+  renameSync(tmp, target);
+  return target;
+}
+
+function dlopenOrt(path: string): void {
+  // Imported lazily: bun:ffi exists only under Bun, and only this path needs it.
+  const { dlopen, FFIType } = require("bun:ffi") as typeof import("bun:ffi");
+  dlopen(path, { OrtGetApiBase: { args: [], returns: FFIType.ptr } });
+}
+
+export function prepareNativeRuntime(opts: { ortDir?: string; cacheDir: string }): NativeRuntime {
+  if (opts.ortDir) {
+    const lib = join(opts.ortDir, ORT_LIB);
+    if (!existsSync(lib)) throw new Error(`MODELD_ORT_DIR: ${lib} does not exist`);
+    dlopenOrt(lib);
+    return { libDir: opts.ortDir, source: "external" };
+  }
+  if (!isEmbedded(embeddedLib)) return { libDir: dirname(embeddedLib), source: "package" };
+  const bytes = readFileSync(embeddedLib);
+  const hash = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
+  const dir = join(opts.cacheDir, `onnxruntime-${hash}`);
+  const lib = extractOnce(dir, ORT_LIB, bytes);
+  dlopenOrt(lib);
+  return { libDir: dir, source: "embedded" };
+}
+
+/** Execution providers whose shared library is present beside libonnxruntime. */
+export function availableProviders(libDir: string): string[] {
+  const files = existsSync(libDir) ? readdirSync(libDir) : [];
+  const found = ["cpu"];
+  if (files.includes("libonnxruntime_providers_cuda.so") && files.includes("libonnxruntime_providers_shared.so")) {
+    found.unshift("cuda");
+  }
+  return found;
+}

@@ -1,0 +1,39 @@
+// Messages between the HTTP thread and a model's session worker. Tensor bytes
+// travel as transferred ArrayBuffers, never as copies or JSON.
+import type { TensorInfo } from "../db/models.repo";
+
+export type OrtType =
+  | "float32" | "float64" | "float16" | "int8" | "int16" | "int32" | "int64"
+  | "uint8" | "uint16" | "uint32" | "uint64" | "bool" | "string";
+
+export interface WireTensor {
+  name: string;
+  type: OrtType;
+  dims: number[];
+  /** Little-endian element bytes, or the strings of a string tensor. */
+  data: ArrayBuffer | string[];
+}
+
+export interface LoadRequest {
+  path: string;
+  executionProviders: string[];
+  /** Hex sha256 the file must still have; omitted to skip the check. */
+  sha256?: string;
+}
+
+export type ToWorker =
+  | ({ type: "load" } & LoadRequest)
+  | { type: "run"; id: number; inputs: WireTensor[]; outputs?: string[] }
+  | { type: "release" };
+
+export type FromWorker =
+  | { type: "loaded"; inputs: TensorInfo[]; outputs: TensorInfo[]; providers: string[] }
+  | { type: "load-error"; code: "LOAD_FAILED" | "CHECKSUM_MISMATCH" | "MODEL_FILE_MISSING"; message: string }
+  | { type: "result"; id: number; outputs: WireTensor[] }
+  | { type: "run-error"; id: number; message: string }
+  | { type: "released" };
+
+/** The buffers a message can hand over instead of copying. */
+export function transferList(tensors: WireTensor[]): ArrayBuffer[] {
+  return tensors.flatMap((t) => (t.data instanceof ArrayBuffer ? [t.data] : []));
+}

@@ -1,0 +1,99 @@
+// Runs inside a Worker: owns exactly one ONNX Runtime session. Session creation
+// and run() block their thread, which is why they live here and not on the
+// HTTP thread.
+import * as ort from "onnxruntime-node";
+import type { TensorInfo } from "../db/models.repo";
+import { sha256File } from "./sha256";
+import { transferList, type FromWorker, type LoadRequest, type ToWorker, type WireTensor } from "./protocol";
+
+declare const self: Worker;
+
+let session: ort.InferenceSession | undefined;
+
+const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => self.postMessage(msg, transfer);
+
+function describe(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[] {
+  return meta.map((m) => {
+    if (!m.isTensor) return { name: m.name, type: "non-tensor", shape: [] };
+    const dims = m.shape.map((d) => (typeof d === "number" && d >= 0 ? d : -1));
+    const names = m.shape.map((d) => (typeof d === "string" ? d : null));
+    return { name: m.name, type: m.type, shape: dims, ...(names.some((n) => n) ? { dimNames: names } : {}) };
+  });
+}
+
+async function load(req: LoadRequest): Promise<void> {
+  if (req.sha256) {
+    let actual: string;
+    try {
+      actual = await sha256File(req.path);
+    } catch (err) {
+      return post({ type: "load-error", code: "MODEL_FILE_MISSING", message: (err as Error).message });
+    }
+    if (actual !== req.sha256) {
+      return post({
+        type: "load-error",
+        code: "CHECKSUM_MISMATCH",
+        message: `file sha256 is ${actual}, registered as ${req.sha256}; re-register the model if the change is intended`,
+      });
+    }
+  }
+  try {
+    session = await ort.InferenceSession.create(req.path, {
+      executionProviders: req.executionProviders,
+    });
+  } catch (err) {
+    return post({ type: "load-error", code: "LOAD_FAILED", message: (err as Error).message });
+  }
+  post({
+    type: "loaded",
+    inputs: describe(session.inputMetadata),
+    outputs: describe(session.outputMetadata),
+    providers: req.executionProviders,
+  });
+}
+
+function toOrtTensor(t: WireTensor): ort.Tensor {
+  if (Array.isArray(t.data)) return new ort.Tensor("string", t.data, t.dims);
+  const views = {
+    float32: Float32Array, float64: Float64Array, float16: Uint16Array,
+    int8: Int8Array, int16: Int16Array, int32: Int32Array, int64: BigInt64Array,
+    uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, uint64: BigUint64Array, bool: Uint8Array,
+  } as const;
+  const View = views[t.type as keyof typeof views];
+  return new ort.Tensor(t.type as "float32", new View(t.data) as Float32Array, t.dims);
+}
+
+function fromOrtTensor(name: string, t: ort.Tensor): WireTensor {
+  const dims = [...t.dims];
+  if (t.type === "string") return { name, type: "string", dims, data: t.data as string[] };
+  const view = t.data as Uint8Array;
+  // Hand over the exact bytes; slice only when the view does not own its whole buffer.
+  const owns = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+  const data = owns ? (view.buffer as ArrayBuffer) : (view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer);
+  return { name, type: t.type as WireTensor["type"], dims, data };
+}
+
+async function run(id: number, inputs: WireTensor[], outputs?: string[]): Promise<void> {
+  if (!session) return post({ type: "run-error", id, message: "model is not loaded" });
+  try {
+    const feeds = Object.fromEntries(inputs.map((t) => [t.name, toOrtTensor(t)]));
+    const result = outputs?.length ? await session.run(feeds, outputs) : await session.run(feeds);
+    const wire = Object.entries(result).map(([name, t]) => fromOrtTensor(name, t));
+    post({ type: "result", id, outputs: wire }, transferList(wire));
+  } catch (err) {
+    post({ type: "run-error", id, message: (err as Error).message });
+  }
+}
+
+self.onmessage = (event: MessageEvent<ToWorker>) => {
+  const msg = event.data;
+  if (msg.type === "load") void load(msg);
+  else if (msg.type === "run") void run(msg.id, msg.inputs, msg.outputs);
+  else if (msg.type === "release") {
+    void (async () => {
+      await session?.release();
+      session = undefined;
+      post({ type: "released" });
+    })();
+  }
+};

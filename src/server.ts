@@ -1,0 +1,85 @@
+// Builds the running service from a Config: database, recovery, runtime, job
+// loop and HTTP app. main.ts calls it; tests call it with temp dirs.
+import { mkdirSync, readFileSync } from "node:fs";
+import demoModel from "../assets/demo.onnx" with { type: "file" };
+import { createTokenVerifier, resolveAuthSource, type TokenVerifier } from "./auth";
+import type { AuthSource, Config } from "./config";
+import type { Deps } from "./context";
+import { openDatabase, type Db } from "./db/driver";
+import { createJobsRepo } from "./db/jobs.repo";
+import { migrate } from "./db/migrations";
+import { createModelsRepo } from "./db/models.repo";
+import { createSettingsRepo } from "./db/settings.repo";
+import { createApp } from "./http/app";
+import { startJobLoop, type JobLoop } from "./jobs/loop";
+import { createJobNotifier } from "./jobs/notifier";
+import { recover } from "./jobs/recovery";
+import type { Logger } from "./log";
+import { ModelRuntime } from "./runtime/model-runtime";
+import { availableProviders, prepareNativeRuntime } from "./runtime/native";
+import { installDemoModel, scanModelDir } from "./services/models.service";
+
+export async function openStore(config: Config): Promise<Db> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const db = await openDatabase(config.dbPath);
+  migrate(db);
+  return db;
+}
+
+export interface Service {
+  deps: Deps;
+  app: ReturnType<typeof createApp>;
+  loop: JobLoop;
+  auth: AuthSource;
+  verify: TokenVerifier;
+  /** Stops the loop, releases every session and closes the database. */
+  close(): Promise<void>;
+}
+
+export async function startService(config: Config, log: Logger, opts: { isDraining?: () => boolean } = {}): Promise<Service> {
+  const db = await openStore(config);
+  const auth = resolveAuthSource(config);
+  const verify = await createTokenVerifier(auth, config.auth);
+  const native = prepareNativeRuntime({ ortDir: config.runtime.ortDir, cacheDir: config.cacheDir });
+  const providers = availableProviders(native.libDir);
+  log.info("onnx runtime ready", { source: native.source, libDir: native.libDir, providers });
+
+  const models = createModelsRepo(db);
+  const jobs = createJobsRepo(db);
+  const settings = createSettingsRepo(db);
+  const runtime = new ModelRuntime({
+    maxQueuePerModel: config.runtime.maxQueuePerModel,
+    onCrash: (id) => {
+      log.error("model worker crashed", { modelId: id });
+      models.setState(id, "failed", { code: "WORKER_CRASHED", message: "the model's worker died; load it again" });
+      settings.clearActiveModelIf(id);
+    },
+  });
+  const base = { config, db, models, jobs, settings, runtime, native, notifier: createJobNotifier(), log, availableProviders: providers };
+
+  if (config.demoModel && config.modelDirIsDefault) {
+    if (await installDemoModel(config.modelDir, readFileSync(demoModel))) log.info("installed the demo model", { modelDir: config.modelDir });
+  }
+  mkdirSync(config.modelDir, { recursive: true });
+  const scanned = await scanModelDir(base);
+  if (scanned.added.length || scanned.updated.length) log.info("scanned the model dir", scanned);
+  recover(base);
+
+  const loop = startJobLoop(base);
+  const deps: Deps = { ...base, wake: loop.wake };
+  const app = createApp(deps, verify, opts);
+  return {
+    deps,
+    app,
+    loop,
+    auth,
+    verify,
+    async close() {
+      // Queued jobs stay pending for the next start; running ones get the shutdown bound.
+      await loop.stop(config.shutdownTimeoutMs);
+      await runtime.shutdown(Math.min(config.jobs.unloadTimeoutMs, config.shutdownTimeoutMs));
+      db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,40 @@
+// Model paths come from admins and the model dir; both are checked so a path
+// can never reach outside the model dir, through `..` or a symlink.
+import { realpath, stat } from "node:fs/promises";
+import { isAbsolute, relative, resolve, sep } from "node:path";
+import { AppError } from "../errors";
+import { sha256File } from "../runtime/sha256";
+
+function inside(root: string, p: string): boolean {
+  const rel = relative(root, p);
+  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
+}
+
+/** Resolves `p` (relative to modelDir, or absolute inside it) to a real file path inside modelDir. */
+export async function resolveModelPath(modelDir: string, p: string): Promise<{ abs: string; rel: string }> {
+  if (p.split(/[\\/]/).includes("..")) throw new AppError("PATH_NOT_ALLOWED", `path must not contain "..": ${p}`);
+  const candidate = resolve(modelDir, p);
+  if (!inside(modelDir, candidate)) throw new AppError("PATH_NOT_ALLOWED", `path is outside the model dir: ${p}`);
+  let real: string;
+  let realRoot: string;
+  try {
+    [real, realRoot] = await Promise.all([realpath(candidate), realpath(modelDir)]);
+  } catch {
+    throw new AppError("MODEL_FILE_NOT_FOUND", `no file at ${p} in the model dir`);
+  }
+  if (!inside(realRoot, real)) throw new AppError("PATH_NOT_ALLOWED", `path resolves outside the model dir through a symlink: ${p}`);
+  const st = await stat(real);
+  if (!st.isFile()) throw new AppError("MODEL_FILE_NOT_FOUND", `not a regular file: ${p}`);
+  return { abs: real, rel: relative(modelDir, candidate).split(sep).join("/") };
+}
+
+export interface Fingerprint {
+  sizeBytes: number;
+  mtimeMs: number;
+  sha256: string;
+}
+
+export async function fingerprint(abs: string): Promise<Fingerprint> {
+  const st = await stat(abs);
+  return { sizeBytes: st.size, mtimeMs: Math.floor(st.mtimeMs), sha256: await sha256File(abs) };
+}

@@ -1,0 +1,17 @@
+declare module "*.sql" {
+  const text: string;
+  export default text;
+}
+declare module "*.onnx" {
+  const path: string;
+  export default path;
+}
+declare module "*.so.1" {
+  const path: string;
+  export default path;
+}
+declare module "*/standalone.js" {
+  const path: string;
+  export default path;
+}
+declare module "better-sqlite3";
