@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { Validator } from "@seriousme/openapi-schema-validator";
+import type { Service } from "../../src/server";
+import { cleanup, client, startTestService, testEnv, type Client, type TestEnv } from "../helpers";
+
+let t: TestEnv;
+let svc: Service;
+let api: Client;
+beforeAll(async () => {
+  t = testEnv();
+  svc = await startTestService(t);
+  api = await client(svc);
+});
+afterAll(async () => {
+  await svc.close();
+  cleanup(t);
+});
+
+test("the OpenAPI 3.1 document validates", async () => {
+  const doc = (await api.json("GET", "/openapi.json", { token: null })).body;
+  expect(doc.openapi).toBe("3.1.0");
+  const result = await new Validator().validate(doc);
+  expect(result.errors ?? []).toEqual([]);
+  expect(result.valid).toBe(true);
+  expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: "http", scheme: "bearer" });
+});
+
+test("every /api/v1 route is documented, with the error shape on its error responses", async () => {
+  const doc = (await api.json("GET", "/openapi.json", { token: null })).body;
+  const documented = new Set<string>();
+  for (const [path, ops] of Object.entries<Record<string, any>>(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      documented.add(`${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ":$1")}`);
+      for (const [status, r] of Object.entries<any>(op.responses)) {
+        if (Number(status) >= 400) expect(r.content["application/json"].schema.$ref).toBe("#/components/schemas/Error");
+      }
+      if (path.startsWith("/api/v1")) expect(op.security).toEqual([{ bearerAuth: [] }]);
+    }
+  }
+  const registered = svc.app.routes
+    .filter((r) => r.path.startsWith("/api/v1") && r.method !== "ALL")
+    .map((r) => `${r.method} ${r.path}`);
+  expect(registered.length).toBeGreaterThan(8);
+  for (const r of registered) expect({ route: r, documented: documented.has(r) }).toEqual({ route: r, documented: true });
+});
+
+test("the Scalar page loads its script from modeld, not a CDN", async () => {
+  const html = await (await api.call("GET", "/docs", { token: null })).text();
+  expect(html).toContain('src="/docs/scalar.js"');
+  expect(html).not.toContain("cdn.jsdelivr.net");
+  const js = await api.call("GET", "/docs/scalar.js", { token: null });
+  expect(js.headers.get("content-type")).toContain("javascript");
+  expect((await js.arrayBuffer()).byteLength).toBeGreaterThan(1_000_000);
+});
