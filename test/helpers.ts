@@ -77,7 +77,7 @@ export async function client(service: Service, defaultToken?: string): Promise<C
     const headers: Record<string, string> = { ...opts.headers };
     const tok = opts.token === undefined ? admin : opts.token;
     if (tok) headers.authorization = `Bearer ${tok}`;
-    let body: BodyInit | undefined;
+    let body: string | undefined;
     if (opts.body !== undefined) {
       body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
       headers["content-type"] ??= "application/json";

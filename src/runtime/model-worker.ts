@@ -26,7 +26,14 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-const workerUrl = new URL("./session-worker.ts", import.meta.url).href;
+/**
+ * From source the worker sits beside this file. In the compiled binary this
+ * module is bundled into the main entry, and the worker entry is embedded
+ * under the entries' common root (src/), where it is found by a relative path.
+ */
+const workerUrl = import.meta.url.includes("$bunfs")
+  ? "./runtime/session-worker.ts"
+  : new URL("./session-worker.ts", import.meta.url).href;
 
 export class ModelWorker {
   #worker: Worker;

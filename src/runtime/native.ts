@@ -4,7 +4,8 @@
 // extract it once to the cache dir and dlopen it, so the addon's dependency on
 // the soname resolves to the already-loaded copy.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import embeddedLib from "../../node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1" with { type: "file" };
 
@@ -35,6 +36,26 @@ function dlopenOrt(path: string): void {
   dlopen(path, { OrtGetApiBase: { args: [], returns: FFIType.ptr } });
 }
 
+const pidAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+};
+
+/**
+ * ONNX Runtime drops an empty mat-debug-<pid>.log into TMPDIR on every start;
+ * the binary removes those of processes that are gone, so launches leak nothing.
+ */
+function removeStaleOrtLogs(dir: string): void {
+  for (const f of readdirSync(dir)) {
+    const pid = /^mat-debug-(\d+)\.log$/.exec(f)?.[1];
+    if (pid && !pidAlive(Number(pid))) rmSync(join(dir, f), { force: true });
+  }
+}
+
 export function prepareNativeRuntime(opts: { ortDir?: string; cacheDir: string }): NativeRuntime {
   if (opts.ortDir) {
     const lib = join(opts.ortDir, ORT_LIB);
@@ -43,6 +64,7 @@ export function prepareNativeRuntime(opts: { ortDir?: string; cacheDir: string }
     return { libDir: opts.ortDir, source: "external" };
   }
   if (!isEmbedded(embeddedLib)) return { libDir: dirname(embeddedLib), source: "package" };
+  removeStaleOrtLogs(tmpdir());
   const bytes = readFileSync(embeddedLib);
   const hash = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
   const dir = join(opts.cacheDir, `onnxruntime-${hash}`);
