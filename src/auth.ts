@@ -19,6 +19,8 @@ import { AppError } from "./errors";
 export interface Principal {
   sub: string;
   roles: string[];
+  /** No token was sent and the route allows that (MODELD_PUBLIC_INFERENCE). */
+  anonymous?: boolean;
 }
 
 const ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];

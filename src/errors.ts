@@ -5,6 +5,8 @@ export const ERROR_CODES = {
   MALFORMED_JSON: { status: 400, description: "The body is not valid JSON." },
   PATH_NOT_ALLOWED: { status: 400, description: "The model path is absolute outside the model dir, contains `..`, or a symlink escapes it." },
   MODEL_FILE_NOT_FOUND: { status: 400, description: "No readable file at the model path." },
+  INVALID_TENSOR: { status: 400, description: "An inference input does not match the model: unknown or missing name, wrong datatype, shape or data length, too many elements." },
+  INFERENCE_FAILED: { status: 400, description: "ONNX Runtime rejected the inputs while running the model." },
   UNAUTHORIZED: { status: 401, description: "No token, or a malformed, expired or badly signed one." },
   FORBIDDEN: { status: 403, description: "The token is valid but lacks the needed role." },
   NOT_FOUND: { status: 404, description: "No such route." },
@@ -19,7 +21,9 @@ export const ERROR_CODES = {
   IDEMPOTENCY_KEY_REUSED: { status: 422, description: "The Idempotency-Key was used before with a different request." },
   TOO_MANY_JOBS: { status: 429, description: "Too many unfinished jobs; retry after the Retry-After seconds." },
   INTERNAL: { status: 500, description: "An unexpected error; the log has the details under the same requestId." },
-  UNAVAILABLE: { status: 503, description: "The server is shutting down or the model's queue is full." },
+  UNAVAILABLE: { status: 503, description: "The server is shutting down." },
+  MODEL_UNAVAILABLE: { status: 503, description: "The model is unloading or was force-unloaded while the request waited; retry after Retry-After." },
+  QUEUE_FULL: { status: 503, description: "The model's request queue (MODELD_MAX_QUEUE_PER_MODEL) is full; retry after Retry-After." },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -35,4 +39,12 @@ export class AppError extends Error {
     super(message);
     this.status = ERROR_CODES[code].status;
   }
+}
+
+/**
+ * The Open Inference Protocol answers 400 for a model that is not ready;
+ * /api/v1 uses 409 for the same state.
+ */
+export function protocolStatus(err: AppError): number {
+  return err.code === "MODEL_NOT_LOADED" || err.code === "NO_ACTIVE_MODEL" ? 400 : err.status;
 }

@@ -26,7 +26,7 @@ export function authenticateUnless(open: boolean, verify: TokenVerifier): Middle
   const strict = authenticate(verify);
   return async (c, next) => {
     if (open && !c.req.header("authorization")) {
-      c.set("principal", { sub: "anonymous", roles: [] });
+      c.set("principal", { sub: "anonymous", roles: [], anonymous: true });
       return next();
     }
     return strict(c, next);
@@ -35,15 +35,21 @@ export function authenticateUnless(open: boolean, verify: TokenVerifier): Middle
 
 export const isAdmin = (p: Principal, auth: Config["auth"]) => p.roles.includes(auth.adminRole);
 
-/** 403 unless the principal holds one of the roles (admin always passes). */
+/** 403 unless the principal holds one of the roles (admin always passes); 401 for anonymous callers. */
 export function requireRole(auth: Config["auth"], ...roles: ("admin" | "infer")[]): MiddlewareHandler<AppEnv> {
   const names = roles.map((r) => (r === "admin" ? auth.adminRole : auth.inferRole));
   return async (c, next) => {
     const p = c.get("principal");
-    if (!p) throw new AppError("UNAUTHORIZED", "missing Authorization: Bearer token");
+    if (!p || p.anonymous) throw new AppError("UNAUTHORIZED", "missing Authorization: Bearer token");
     if (!isAdmin(p, auth) && !names.some((r) => p.roles.includes(r))) {
       throw new AppError("FORBIDDEN", `requires the ${names.join(" or ")} role`);
     }
     await next();
   };
+}
+
+/** Inference needs the infer (or admin) role, unless MODELD_PUBLIC_INFERENCE opens it. */
+export function inferenceAccess(auth: Config["auth"], verify: TokenVerifier): MiddlewareHandler<AppEnv>[] {
+  const open = authenticateUnless(auth.publicInference, verify);
+  return auth.publicInference ? [open] : [open, requireRole(auth, "infer")];
 }

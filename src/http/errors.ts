@@ -3,7 +3,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { ZodError } from "zod";
-import { AppError, type ErrorCode } from "../errors";
+import { AppError, protocolStatus, type ErrorCode } from "../errors";
 import type { AppEnv } from "./env";
 
 export function validationError(err: ZodError): AppError {
@@ -29,7 +29,7 @@ export const isProtocolPath = (path: string) => path === "/v2" || path.startsWit
 export function errorResponse(c: Context<AppEnv>, err: AppError): Response {
   const headers: Record<string, string> = { ...err.headers };
   if (err.status === 401) headers["WWW-Authenticate"] = 'Bearer realm="modeld"';
-  if (isProtocolPath(c.req.path)) return c.json({ error: err.message }, err.status as 400, headers);
+  if (isProtocolPath(c.req.path)) return c.json({ error: err.message }, protocolStatus(err) as 400, headers);
   const body = {
     error: { code: err.code, message: err.message, requestId: c.get("requestId") ?? "", ...(err.details ? { details: err.details } : {}) },
   };

@@ -3,10 +3,12 @@
 // HTTP thread.
 import * as ort from "onnxruntime-node";
 import type { TensorInfo } from "../db/models.repo";
+import { keepFloat16AsUint16 } from "./ort-float16";
 import { sha256File } from "./sha256";
 import { transferList, type FromWorker, type LoadRequest, type ToWorker, type WireTensor } from "./protocol";
 
 declare const self: Worker;
+keepFloat16AsUint16(ort);
 
 let session: ort.InferenceSession | undefined;
 

@@ -1,0 +1,68 @@
+// Reads an inference request in either encoding (JSON, or the binary tensor
+// data extension: a JSON header of Inference-Header-Content-Length bytes
+// followed by raw tensor bytes) and writes the response the same way.
+import type { Context } from "hono";
+import { ZodError } from "zod";
+import { AppError } from "../errors";
+import type { InferRequest, InferResult } from "../services/inference.service";
+import type { AppEnv } from "./env";
+import { validationError } from "./errors";
+import { InferRequestSchema } from "./v2.schemas";
+
+export const HEADER_LENGTH = "Inference-Header-Content-Length";
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new AppError("MALFORMED_JSON", "request body is not valid JSON");
+  }
+}
+
+function parseRequest(value: unknown): InferRequest {
+  try {
+    return InferRequestSchema.parse(value) as InferRequest;
+  } catch (err) {
+    if (err instanceof ZodError) throw validationError(err);
+    throw err;
+  }
+}
+
+export async function readInferRequest(c: Context<AppEnv>): Promise<InferRequest> {
+  const headerLength = c.req.header(HEADER_LENGTH);
+  if (headerLength === undefined) return parseRequest(parseJson(await c.req.text()));
+
+  const body = new Uint8Array(await c.req.arrayBuffer());
+  const n = Number(headerLength);
+  if (!Number.isSafeInteger(n) || n <= 0 || n > body.byteLength) {
+    throw new AppError("VALIDATION_ERROR", `${HEADER_LENGTH} must be between 1 and the body length (${body.byteLength})`);
+  }
+  const req = parseRequest(parseJson(new TextDecoder().decode(body.subarray(0, n))));
+  let offset = n;
+  for (const input of req.inputs) {
+    const size = (input as { parameters?: Record<string, unknown> }).parameters?.binary_data_size;
+    if (size === undefined) continue;
+    if (!Number.isSafeInteger(size) || (size as number) < 0 || offset + (size as number) > body.byteLength) {
+      throw new AppError("INVALID_TENSOR", `input ${input.name}: binary_data_size ${String(size)} does not fit in the ${body.byteLength - offset} bytes left`);
+    }
+    if (input.data !== undefined) throw new AppError("INVALID_TENSOR", `input ${input.name}: give either data or binary_data_size, not both`);
+    input.binary = body.subarray(offset, offset + (size as number));
+    offset += size as number;
+  }
+  if (offset !== body.byteLength) throw new AppError("INVALID_TENSOR", `${body.byteLength - offset} bytes of binary data belong to no input`);
+  return req;
+}
+
+export function writeInferResponse(c: Context<AppEnv>, result: InferResult): Response {
+  if (result.binary.length === 0) return c.json(result.json, 200);
+  const header = new TextEncoder().encode(JSON.stringify(result.json));
+  const total = header.byteLength + result.binary.reduce((n, b) => n + b.byteLength, 0);
+  const body = new Uint8Array(total);
+  body.set(header, 0);
+  let off = header.byteLength;
+  for (const b of result.binary) {
+    body.set(b, off);
+    off += b.byteLength;
+  }
+  return c.body(body, 200, { "Content-Type": "application/octet-stream", [HEADER_LENGTH]: String(header.byteLength) });
+}

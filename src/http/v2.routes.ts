@@ -1,0 +1,114 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { InferRequestSchema, InferResponse, ModelMetadata, protocolErrors, RepositoryEntry } from "./v2.schemas";
+
+const tags = ["inference (v2)"];
+const security = [{ bearerAuth: [] }];
+const Name = z.string().min(1).max(128).openapi({ param: { name: "name", in: "path" }, example: "demo" });
+const Version = z.string().min(1).max(32).openapi({ param: { name: "version", in: "path" }, example: "1" });
+
+export const serverMetadataRoute = createRoute({
+  method: "get",
+  path: "/v2",
+  tags,
+  security,
+  summary: "Server metadata",
+  responses: {
+    200: { description: "Name, version and extensions", content: { "application/json": { schema: z.object({ name: z.string(), version: z.string(), extensions: z.array(z.string()) }) } } },
+    ...protocolErrors(401, 403),
+  },
+});
+
+export const liveRoute = createRoute({
+  method: "get",
+  path: "/v2/health/live",
+  tags,
+  summary: "Liveness (open)",
+  responses: { 200: { description: "The process is up", content: { "application/json": { schema: z.object({ live: z.boolean() }) } } } },
+});
+
+export const readyRoute = createRoute({
+  method: "get",
+  path: "/v2/health/ready",
+  tags,
+  summary: "Readiness (open): 503 while shutting down",
+  responses: {
+    200: { description: "Accepting requests", content: { "application/json": { schema: z.object({ ready: z.boolean() }) } } },
+    503: { description: "Shutting down", content: { "application/json": { schema: z.object({ ready: z.boolean() }) } } },
+  },
+});
+
+const metadataResponses = {
+  200: { description: "Model metadata with protocol datatypes; -1 marks a dynamic dimension", content: { "application/json": { schema: ModelMetadata } } },
+  ...protocolErrors(400, 401, 403, 404),
+};
+export const modelMetadataRoute = createRoute({
+  method: "get", path: "/v2/models/{name}", tags, security, summary: "Model metadata",
+  request: { params: z.object({ name: Name }) }, responses: metadataResponses,
+});
+export const modelVersionMetadataRoute = createRoute({
+  method: "get", path: "/v2/models/{name}/versions/{version}", tags, security, summary: "Model metadata (version 1 is the only version)",
+  request: { params: z.object({ name: Name, version: Version }) }, responses: metadataResponses,
+});
+
+const readyResponses = {
+  200: { description: "Loaded and serving", content: { "application/json": { schema: z.object({ name: z.string(), ready: z.boolean() }) } } },
+  ...protocolErrors(400, 401, 403, 404),
+};
+export const modelReadyRoute = createRoute({
+  method: "get", path: "/v2/models/{name}/ready", tags, security, summary: "Model readiness: 200 when loaded, 400 otherwise",
+  request: { params: z.object({ name: Name }) }, responses: readyResponses,
+});
+export const modelVersionReadyRoute = createRoute({
+  method: "get", path: "/v2/models/{name}/versions/{version}/ready", tags, security, summary: "Model readiness",
+  request: { params: z.object({ name: Name, version: Version }) }, responses: readyResponses,
+});
+
+const inferDoc = {
+  tags,
+  security,
+  summary: "Run inference",
+  description:
+    "JSON, or the binary tensor data extension: send `Inference-Header-Content-Length: N`, N bytes of JSON header, then each input's raw little-endian bytes (BYTES elements as a uint32 length plus the bytes). 503 with Retry-After when the model's queue is full or it is unloading.",
+  request: {
+    body: {
+      required: true,
+      content: {
+        "application/json": { schema: InferRequestSchema },
+        "application/octet-stream": { schema: { type: "string" as const, format: "binary" } },
+      },
+    },
+  },
+  responses: {
+    200: {
+      description: "Outputs; binary outputs follow the JSON header",
+      content: { "application/json": { schema: InferResponse }, "application/octet-stream": { schema: { type: "string" as const, format: "binary" } } },
+    },
+    ...protocolErrors(400, 401, 403, 404, 413, 503),
+  },
+};
+export const inferRouteDoc = { ...inferDoc, method: "post" as const, path: "/v2/models/{name}/infer", request: { ...inferDoc.request, params: z.object({ name: Name }) } };
+export const inferVersionRouteDoc = {
+  ...inferDoc,
+  method: "post" as const,
+  path: "/v2/models/{name}/versions/{version}/infer",
+  request: { ...inferDoc.request, params: z.object({ name: Name, version: Version }) },
+};
+
+const repoTags = ["model repository (v2)"];
+export const repositoryIndexRoute = createRoute({
+  method: "post", path: "/v2/repository/index", tags: repoTags, security, summary: "List models with their state (admin)",
+  responses: { 200: { description: "Every registered model", content: { "application/json": { schema: z.array(RepositoryEntry) } } }, ...protocolErrors(401, 403) },
+});
+export const repositoryLoadRoute = createRoute({
+  method: "post", path: "/v2/repository/models/{name}/load", tags: repoTags, security,
+  summary: "Load a model and answer when its job has finished (admin)",
+  description: "Runs through the same job queue as POST /api/v1/models/{id}/load: 200 when the job completed, 400 with the job's error otherwise.",
+  request: { params: z.object({ name: Name }) },
+  responses: { 200: { description: "Loaded", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(400, 401, 403, 404) },
+});
+export const repositoryUnloadRoute = createRoute({
+  method: "post", path: "/v2/repository/models/{name}/unload", tags: repoTags, security,
+  summary: "Unload a model and answer when its job has finished (admin)",
+  request: { params: z.object({ name: Name }) },
+  responses: { 200: { description: "Unloaded", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(400, 401, 403, 404) },
+});

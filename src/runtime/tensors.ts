@@ -1,0 +1,269 @@
+// Open Inference Protocol tensors <-> ONNX Runtime wire tensors. Everything a
+// client can get wrong is checked here, before anything reaches ONNX Runtime.
+import type { TensorInfo } from "../db/models.repo";
+import type { OrtType, WireTensor } from "./protocol";
+
+export const DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"] as const;
+export type Datatype = (typeof DATATYPES)[number];
+
+type NumericView =
+  | Uint8Array | Uint16Array | Uint32Array | BigUint64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Float32Array | Float64Array;
+
+interface TypeSpec {
+  ort: OrtType;
+  /** Bytes per element; 0 for BYTES. */
+  size: number;
+  View?: { new (n: number): NumericView; new (b: ArrayBuffer): NumericView };
+  /** Inclusive integer range, for range checks on JSON input. */
+  range?: [number, number];
+}
+
+const SPECS: Record<Datatype, TypeSpec> = {
+  BOOL: { ort: "bool", size: 1, View: Uint8Array },
+  UINT8: { ort: "uint8", size: 1, View: Uint8Array, range: [0, 255] },
+  UINT16: { ort: "uint16", size: 2, View: Uint16Array, range: [0, 65535] },
+  UINT32: { ort: "uint32", size: 4, View: Uint32Array, range: [0, 4294967295] },
+  UINT64: { ort: "uint64", size: 8, View: BigUint64Array, range: [0, Number.MAX_SAFE_INTEGER] },
+  INT8: { ort: "int8", size: 1, View: Int8Array, range: [-128, 127] },
+  INT16: { ort: "int16", size: 2, View: Int16Array, range: [-32768, 32767] },
+  INT32: { ort: "int32", size: 4, View: Int32Array, range: [-2147483648, 2147483647] },
+  INT64: { ort: "int64", size: 8, View: BigInt64Array, range: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER] },
+  FP16: { ort: "float16", size: 2, View: Uint16Array },
+  FP32: { ort: "float32", size: 4, View: Float32Array },
+  FP64: { ort: "float64", size: 8, View: Float64Array },
+  BYTES: { ort: "string", size: 0 },
+};
+
+const ORT_TO_DATATYPE = Object.fromEntries(Object.entries(SPECS).map(([dt, s]) => [s.ort, dt])) as Record<string, Datatype>;
+
+export function datatypeOf(ortType: string): Datatype | undefined {
+  return ORT_TO_DATATYPE[ortType];
+}
+
+/** A client mistake in a tensor: answered 400, never passed to ONNX Runtime. */
+export class TensorError extends Error {}
+
+// ---- FP16 --------------------------------------------------------------------
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+export function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** Round-to-nearest-even float32 -> float16 bits. */
+export function floatToHalf(v: number): number {
+  f32[0] = v;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && half & 1)) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
+  return sign | half;
+}
+
+// ---- shapes ------------------------------------------------------------------
+
+/** Element count of a shape, refusing overflow or anything above `max` before allocating. */
+export function elementCount(shape: number[], max: number): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isSafeInteger(d) || d < 0) throw new TensorError(`shape ${JSON.stringify(shape)} has an invalid dimension ${d}`);
+    n *= d;
+    if (n > max) throw new TensorError(`shape ${JSON.stringify(shape)} has more than the allowed ${max} elements`);
+  }
+  return n;
+}
+
+function checkShape(name: string, shape: number[], model: TensorInfo): void {
+  if (shape.length !== model.shape.length) {
+    throw new TensorError(`input ${name}: shape ${JSON.stringify(shape)} has rank ${shape.length}, the model expects rank ${model.shape.length} ${JSON.stringify(model.shape)}`);
+  }
+  model.shape.forEach((d, i) => {
+    if (d >= 0 && shape[i] !== d) {
+      throw new TensorError(`input ${name}: dimension ${i} is ${shape[i]}, the model expects ${d} ${JSON.stringify(model.shape)}`);
+    }
+  });
+}
+
+/** Flattens nested JSON arrays (row-major) without recursion. */
+function flatten(data: unknown[], expected: number, name: string): unknown[] {
+  if (!data.some(Array.isArray)) return data;
+  const out: unknown[] = [];
+  const stack: unknown[][] = [data];
+  const idx: number[] = [0];
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const i = idx[idx.length - 1]!;
+    if (i >= top.length) {
+      stack.pop();
+      idx.pop();
+      continue;
+    }
+    idx[idx.length - 1] = i + 1;
+    const v = top[i];
+    if (Array.isArray(v)) {
+      if (stack.length > 64) throw new TensorError(`input ${name}: data is nested too deeply`);
+      stack.push(v);
+      idx.push(0);
+    } else {
+      out.push(v);
+      if (out.length > expected) break;
+    }
+  }
+  return out;
+}
+
+function fromJsonValues(name: string, dt: Datatype, values: unknown[]): WireTensor["data"] {
+  const spec = SPECS[dt];
+  if (dt === "BYTES") {
+    return values.map((v) => {
+      if (typeof v !== "string") throw new TensorError(`input ${name}: BYTES data must be strings`);
+      return v;
+    });
+  }
+  const view = new spec.View!(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (dt === "BOOL") {
+      if (typeof v !== "boolean") throw new TensorError(`input ${name}: BOOL data must be true or false`);
+      view[i] = v ? 1 : 0;
+      continue;
+    }
+    if (typeof v !== "number" || !Number.isFinite(v)) throw new TensorError(`input ${name}: ${dt} data must be numbers`);
+    if (spec.range) {
+      if (!Number.isInteger(v) || v < spec.range[0] || v > spec.range[1]) {
+        throw new TensorError(`input ${name}: ${v} is not a valid ${dt}`);
+      }
+      view[i] = (view instanceof BigInt64Array || view instanceof BigUint64Array ? BigInt(v) : v) as never;
+    } else {
+      view[i] = (dt === "FP16" ? floatToHalf(v) : v) as never;
+    }
+  }
+  return view.buffer as ArrayBuffer;
+}
+
+/** Parses BYTES elements in the binary extension's layout: a uint32 LE length, then the bytes. */
+function bytesFromBinary(name: string, buf: Uint8Array, count: number): string[] {
+  const out: string[] = [];
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const dec = new TextDecoder();
+  let off = 0;
+  for (let i = 0; i < count; i++) {
+    if (off + 4 > buf.byteLength) throw new TensorError(`input ${name}: binary BYTES data ends early`);
+    const len = dv.getUint32(off, true);
+    off += 4;
+    if (off + len > buf.byteLength) throw new TensorError(`input ${name}: binary BYTES element overruns the data`);
+    out.push(dec.decode(buf.subarray(off, off + len)));
+    off += len;
+  }
+  if (off !== buf.byteLength) throw new TensorError(`input ${name}: binary BYTES data has trailing bytes`);
+  return out;
+}
+
+export interface RequestTensor {
+  name: string;
+  shape: number[];
+  datatype: string;
+  data?: unknown[];
+  /** Set by the binary extension: this input's raw bytes. */
+  binary?: Uint8Array;
+}
+
+/** Checks the request's inputs against the model and builds wire tensors. */
+export function decodeInputs(inputs: RequestTensor[], model: TensorInfo[], maxElements: number): WireTensor[] {
+  const byName = new Map(model.map((m) => [m.name, m]));
+  const seen = new Set<string>();
+  const out = inputs.map((t) => {
+    const m = byName.get(t.name);
+    if (!m) throw new TensorError(`unknown input ${t.name}; the model's inputs are ${[...byName.keys()].join(", ")}`);
+    if (seen.has(t.name)) throw new TensorError(`input ${t.name} is given twice`);
+    seen.add(t.name);
+    const expectedDt = datatypeOf(m.type);
+    if (!expectedDt) throw new TensorError(`input ${t.name} has type ${m.type}, which modeld cannot feed`);
+    if (t.datatype !== expectedDt) throw new TensorError(`input ${t.name}: datatype ${t.datatype} does not match the model's ${expectedDt}`);
+    checkShape(t.name, t.shape, m);
+    const count = elementCount(t.shape, maxElements);
+    const spec = SPECS[expectedDt];
+    let data: WireTensor["data"];
+    if (t.binary) {
+      if (expectedDt === "BYTES") data = bytesFromBinary(t.name, t.binary, count);
+      else {
+        if (t.binary.byteLength !== count * spec.size) {
+          throw new TensorError(`input ${t.name}: ${t.binary.byteLength} bytes of binary data, shape ${JSON.stringify(t.shape)} needs ${count * spec.size}`);
+        }
+        data = t.binary.slice().buffer as ArrayBuffer;
+      }
+    } else {
+      if (!Array.isArray(t.data)) throw new TensorError(`input ${t.name}: data is missing`);
+      const values = flatten(t.data, count, t.name);
+      if (values.length !== count) {
+        throw new TensorError(`input ${t.name}: shape ${JSON.stringify(t.shape)} needs ${count} elements, data has ${values.length > count ? "more" : values.length}`);
+      }
+      data = fromJsonValues(t.name, expectedDt, values);
+    }
+    return { name: t.name, type: spec.ort, dims: t.shape, data };
+  });
+  const missing = model.filter((m) => !seen.has(m.name)).map((m) => m.name);
+  if (missing.length) throw new TensorError(`missing input ${missing.join(", ")}`);
+  return out;
+}
+
+export interface ResponseTensor {
+  name: string;
+  datatype: Datatype;
+  shape: number[];
+  data?: (number | boolean | string)[];
+  parameters?: { binary_data_size: number };
+}
+
+/** JSON values of a wire tensor, row-major and flat. */
+export function toJsonData(t: WireTensor): (number | boolean | string)[] {
+  if (Array.isArray(t.data)) return t.data;
+  const dt = datatypeOf(t.type)!;
+  const view = new SPECS[dt].View!(t.data);
+  if (dt === "BOOL") return Array.from(view as Uint8Array, (v) => v !== 0);
+  if (dt === "FP16") return Array.from(view as Uint16Array, halfToFloat);
+  if (view instanceof BigInt64Array || view instanceof BigUint64Array) return Array.from(view, Number);
+  return Array.from(view as Float32Array);
+}
+
+/** Raw bytes of a wire tensor in the binary extension's layout. */
+export function toBinaryData(t: WireTensor): Uint8Array {
+  if (!Array.isArray(t.data)) return new Uint8Array(t.data);
+  const enc = new TextEncoder();
+  const parts = t.data.map((s) => enc.encode(s));
+  const out = new Uint8Array(parts.reduce((n, p) => n + 4 + p.byteLength, 0));
+  const dv = new DataView(out.buffer);
+  let off = 0;
+  for (const p of parts) {
+    dv.setUint32(off, p.byteLength, true);
+    out.set(p, off + 4);
+    off += 4 + p.byteLength;
+  }
+  return out;
+}
+
+export function protocolTensorInfo(t: TensorInfo): { name: string; datatype: string; shape: number[] } {
+  return { name: t.name, datatype: datatypeOf(t.type) ?? t.type.toUpperCase(), shape: t.shape };
+}

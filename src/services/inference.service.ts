@@ -1,0 +1,94 @@
+// One inference: validate against the model's metadata, run in the model's
+// worker, shape the protocol response.
+import type { Deps } from "../context";
+import { AppError } from "../errors";
+import { RuntimeError } from "../runtime/model-worker";
+import {
+  datatypeOf,
+  decodeInputs,
+  TensorError,
+  toBinaryData,
+  toJsonData,
+  type RequestTensor,
+  type ResponseTensor,
+} from "../runtime/tensors";
+
+export interface InferRequest {
+  id?: string;
+  parameters?: Record<string, unknown>;
+  inputs: RequestTensor[];
+  outputs?: { name: string; parameters?: Record<string, unknown> }[];
+}
+
+export interface InferResult {
+  json: { model_name: string; model_version: string; id?: string; outputs: ResponseTensor[] };
+  /** Raw output bytes, in output order, for outputs sent through the binary extension. */
+  binary: Uint8Array[];
+}
+
+export const MODEL_VERSION = "1";
+
+function runtimeToAppError(err: unknown, modelId: string): AppError {
+  if (err instanceof RuntimeError) {
+    switch (err.reason) {
+      case "NOT_READY":
+        return new AppError("MODEL_NOT_LOADED", `model ${modelId} is not loaded`);
+      case "QUEUE_FULL":
+        return new AppError("QUEUE_FULL", err.message, undefined, { "Retry-After": "1" });
+      case "UNLOADING":
+      case "TERMINATED":
+        return new AppError("MODEL_UNAVAILABLE", `model ${modelId} is unloading`, undefined, { "Retry-After": "1" });
+      case "RUN_FAILED":
+        return new AppError("INFERENCE_FAILED", err.message);
+    }
+  }
+  if (err instanceof AppError) return err;
+  throw err;
+}
+
+const wantsBinary = (p: Record<string, unknown> | undefined, key: string): boolean | undefined =>
+  p && typeof p[key] === "boolean" ? (p[key] as boolean) : undefined;
+
+export async function infer(modelId: string, req: InferRequest, d: Pick<Deps, "models" | "runtime" | "config">): Promise<InferResult> {
+  const model = d.models.get(modelId);
+  if (!model) throw new AppError("MODEL_NOT_FOUND", `no model ${modelId}`);
+  const worker = d.runtime.get(modelId);
+  if (!worker || worker.phase === "loading" || worker.phase === "starting" || !worker.info) {
+    throw new AppError("MODEL_NOT_LOADED", `model ${modelId} is not loaded`);
+  }
+  const { inputs: inputMeta, outputs: outputMeta } = worker.info;
+  let wire;
+  try {
+    wire = decodeInputs(req.inputs, inputMeta, d.config.runtime.maxTensorElements);
+  } catch (err) {
+    if (err instanceof TensorError) throw new AppError("INVALID_TENSOR", err.message);
+    throw err;
+  }
+  const requested = req.outputs?.map((o) => o.name);
+  const unknown = requested?.filter((n) => !outputMeta.some((o) => o.name === n));
+  if (unknown?.length) throw new AppError("INVALID_TENSOR", `unknown output ${unknown.join(", ")}; the model's outputs are ${outputMeta.map((o) => o.name).join(", ")}`);
+
+  let results;
+  try {
+    results = await d.runtime.run(modelId, wire, requested);
+  } catch (err) {
+    throw runtimeToAppError(err, modelId);
+  }
+
+  const allBinary = wantsBinary(req.parameters, "binary_data_output") ?? false;
+  const order = requested ?? outputMeta.map((o) => o.name);
+  const binary: Uint8Array[] = [];
+  const outputs = order.flatMap((name): ResponseTensor[] => {
+    const t = results.find((r) => r.name === name);
+    if (!t) return [];
+    const perOutput = wantsBinary(req.outputs?.find((o) => o.name === name)?.parameters, "binary_data");
+    const base = { name, datatype: datatypeOf(t.type)!, shape: t.dims };
+    if (perOutput ?? allBinary) {
+      const bytes = toBinaryData(t);
+      binary.push(bytes);
+      return [{ ...base, parameters: { binary_data_size: bytes.byteLength } }];
+    }
+    return [{ ...base, data: toJsonData(t) }];
+  });
+  return { json: { model_name: modelId, model_version: MODEL_VERSION, ...(req.id !== undefined ? { id: req.id } : {}), outputs }, binary };
+}

@@ -1,0 +1,301 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import type { Service } from "../../src/server";
+import { floatToHalf, halfToFloat } from "../../src/runtime/tensors";
+import { affineModel, identityModel, type ElemType } from "../fixtures/onnx-builder";
+import { bytesOf, rawRun } from "../fixtures/raw-ort";
+import { cleanup, client, startTestService, testEnv, token, writeModel, type Client, type TestEnv } from "../helpers";
+
+const VAD = join(import.meta.dir, "../../node_modules/@ricky0123/vad-web/dist/silero_vad_v5.onnx");
+
+let t: TestEnv;
+let svc: Service;
+let api: Client;
+let infer: string;
+
+const TYPES: [ElemType, string, unknown[]][] = [
+  ["float32", "FP32", [1.5, -2.25, 3e-8, 1e30, -0, 7]],
+  ["float64", "FP64", [Math.PI, -1e300, 5e-324, 0, 1, 2]],
+  ["int32", "INT32", [2147483647, -2147483648, 0, 1, -1, 42]],
+  ["int64", "INT64", [9007199254740991, -9007199254740991, 0, 1, -1, 42]],
+  ["uint8", "UINT8", [0, 255, 1, 2, 3, 128]],
+  ["bool", "BOOL", [true, false, true, true, false, false]],
+  ["float16", "FP16", [1, -2, 0.5, 65504, 0.0001, -0.333251953125]],
+  ["string", "BYTES", ["héllo", "", "wörld", "a b", "🙂", "x"]],
+];
+
+async function load(id: string) {
+  const { body } = await api.json("POST", `/api/v1/models/${id}/load?activate=false`);
+  const done = await api.waitJob(body.id);
+  if (done.state !== "completed") throw new Error(`load ${id}: ${JSON.stringify(done.error)}`);
+}
+
+beforeAll(async () => {
+  t = testEnv({ MODELD_MAX_TENSOR_ELEMENTS: "100000" });
+  for (const [type] of TYPES) writeModel(t.modelDir, `id-${type}.onnx`, identityModel(type));
+  writeModel(t.modelDir, "affine.onnx", affineModel());
+  writeModel(t.modelDir, "fixed.onnx", identityModel("float32", [2, 3]));
+  writeModel(t.modelDir, "vad.onnx", await Bun.file(VAD).bytes());
+  svc = await startTestService(t);
+  api = await client(svc);
+  infer = await token({ role: "infer" });
+  await Promise.all([...TYPES.map(([type]) => load(`id-${type}`)), load("affine"), load("fixed"), load("vad")]);
+});
+afterAll(async () => {
+  await svc.close();
+  cleanup(t);
+});
+
+const inferBody = (name: string, datatype: string, shape: number[], data: unknown[], extra: object = {}) => ({
+  inputs: [{ name, datatype, shape, data }],
+  ...extra,
+});
+
+describe("Open Inference Protocol metadata and health", () => {
+  test("server metadata, liveness and readiness", async () => {
+    expect((await api.json("GET", "/v2", { token: infer })).body).toEqual({
+      name: "modeld",
+      version: expect.any(String),
+      extensions: ["binary_tensor_data", "model_repository"],
+    });
+    expect((await api.json("GET", "/v2/health/live", { token: null })).body).toEqual({ live: true });
+    expect((await api.json("GET", "/v2/health/ready", { token: null })).body).toEqual({ ready: true });
+  });
+
+  test("model metadata uses protocol datatypes and -1 for dynamic dims", async () => {
+    const { status, body } = await api.json("GET", "/v2/models/vad", { token: infer });
+    expect(status).toBe(200);
+    expect(body).toEqual({
+      name: "vad",
+      versions: ["1"],
+      platform: "onnxruntime_onnx",
+      inputs: [
+        { name: "input", datatype: "FP32", shape: [-1, -1] },
+        { name: "state", datatype: "FP32", shape: [2, -1, 128] },
+        { name: "sr", datatype: "INT64", shape: [] },
+      ],
+      outputs: [
+        { name: "output", datatype: "FP32", shape: [-1, 1] },
+        { name: "stateN", datatype: "FP32", shape: [-1, -1, -1] },
+      ],
+    });
+    expect((await api.json("GET", "/v2/models/vad/versions/1", { token: infer })).body).toEqual(body);
+    expect((await api.json("GET", "/v2/models/vad/versions/7", { token: infer })).status).toBe(404);
+    const fp16 = (await api.json("GET", "/v2/models/id-float16", { token: infer })).body;
+    expect(fp16.inputs).toEqual([{ name: "in", datatype: "FP16", shape: [-1, 3] }]);
+    // The registry shows the same tensors.
+    const model = (await api.json("GET", "/api/v1/models/vad")).body;
+    expect(model.inputs.map((i: { name: string }) => i.name)).toEqual(["input", "state", "sr"]);
+  });
+
+  test("model readiness: 200 when loaded, 400 when not, 404 when unknown", async () => {
+    expect((await api.json("GET", "/v2/models/affine/ready", { token: infer })).body).toEqual({ name: "affine", ready: true });
+    expect((await api.json("GET", "/v2/models/affine/versions/1/ready", { token: infer })).status).toBe(200);
+    writeModel(t.modelDir, "cold.onnx", affineModel());
+    await api.json("POST", "/api/v1/models", { body: { id: "cold", path: "cold.onnx" } });
+    const cold = await api.json("GET", "/v2/models/cold/ready", { token: infer });
+    expect(cold.status).toBe(400);
+    expect(cold.body).toEqual({ error: expect.stringContaining("not ready") });
+    expect((await api.json("GET", "/v2/models/nope/ready", { token: infer })).status).toBe(404);
+  });
+});
+
+describe("inference matches raw onnxruntime-node", () => {
+  test.each(TYPES)("%s round-trips through JSON, values identical to raw", async (type, datatype, values) => {
+    const shape = [2, 3];
+    const { status, body } = await api.json("POST", `/v2/models/id-${type}/infer`, {
+      token: infer,
+      body: { id: "r1", inputs: [{ name: "in", datatype, shape, data: [values.slice(0, 3), values.slice(3)] }] },
+    });
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ model_name: `id-${type}`, model_version: "1", id: "r1" });
+    const out = body.outputs[0];
+    expect(out).toMatchObject({ name: "out", datatype, shape });
+    const raw = (await rawRun(join(t.modelDir, `id-${type}.onnx`), { in: rawFeed(type, values, shape) })).out!;
+    // Compared as JSON can carry them (JSON has no -0); the binary test compares bytes.
+    expect(out.data).toEqual(JSON.parse(JSON.stringify(jsonOf(type, raw.data as ArrayLike<unknown>))));
+  });
+
+  test.each(TYPES)("%s through the binary extension is byte-identical to raw", async (type, datatype, values) => {
+    const shape = [2, 3];
+    const feed = rawFeed(type, values, shape);
+    const inputBytes = type === "string" ? bytesElements(values as string[]) : new Uint8Array((feed.data as Uint8Array).buffer);
+    const res = await binaryInfer(`/v2/models/id-${type}/infer`, {
+      inputs: [{ name: "in", datatype, shape, parameters: { binary_data_size: inputBytes.byteLength } }],
+      parameters: { binary_data_output: true },
+    }, [inputBytes]);
+    expect(res.header.outputs[0]).toMatchObject({ name: "out", datatype, shape });
+    const raw = (await rawRun(join(t.modelDir, `id-${type}.onnx`), { in: feed })).out!;
+    const expected = type === "string" ? bytesElements(raw.data as string[]) : bytesOf(raw);
+    expect(res.header.outputs[0].parameters.binary_data_size).toBe(expected.byteLength);
+    expect(Buffer.from(res.binary).equals(Buffer.from(expected))).toBe(true);
+  });
+
+  test("the Silero VAD model (a real published model) gives exactly raw's outputs", async () => {
+    const input = Float32Array.from({ length: 512 }, (_, i) => Math.sin(i / 7) * 0.3);
+    const state = new Float32Array(2 * 128);
+    const body = {
+      inputs: [
+        { name: "input", datatype: "FP32", shape: [1, 512], data: Array.from(input) },
+        { name: "state", datatype: "FP32", shape: [2, 1, 128], data: Array.from(state) },
+        { name: "sr", datatype: "INT64", shape: [], data: [16000] },
+      ],
+      outputs: [{ name: "output" }, { name: "stateN", parameters: { binary_data: true } }],
+    };
+    const header = JSON.stringify(body);
+    const res = await api.call("POST", "/v2/models/vad/infer", { token: infer, body: header });
+    expect(res.status).toBe(200);
+    const hlen = Number(res.headers.get("inference-header-content-length"));
+    const buf = new Uint8Array(await res.arrayBuffer());
+    const json = JSON.parse(new TextDecoder().decode(buf.subarray(0, hlen)));
+    const raw = await rawRun(VAD, {
+      input: { type: "float32", data: input, dims: [1, 512] },
+      state: { type: "float32", data: state, dims: [2, 1, 128] },
+      sr: { type: "int64", data: BigInt64Array.from([16000n]), dims: [] },
+    });
+    expect(json.outputs[0]).toMatchObject({ name: "output", datatype: "FP32", shape: [1, 1] });
+    expect(json.outputs[0].data).toEqual(Array.from(raw.output!.data as Float32Array));
+    expect(json.outputs[1]).toMatchObject({ name: "stateN", shape: [2, 1, 128], parameters: { binary_data_size: 1024 } });
+    expect(Buffer.from(buf.subarray(hlen)).equals(Buffer.from(bytesOf(raw.stateN!)))).toBe(true);
+  });
+
+  test("dynamic batch: any batch size, flat or nested data", async () => {
+    for (const batch of [1, 5]) {
+      const flat = Array.from({ length: batch * 4 }, (_, i) => i);
+      const { body } = await api.json("POST", "/v2/models/affine/infer", { token: infer, body: inferBody("x", "FP32", [batch, 4], flat) });
+      expect(body.outputs[0]).toEqual({ name: "y", datatype: "FP32", shape: [batch, 4], data: flat.map((v) => v * 2 + 1) });
+    }
+  });
+
+  test("/api/v1 predict runs the active or a named model", async () => {
+    const named = await api.json("POST", "/api/v1/models/affine/predict", { token: infer, body: inferBody("x", "FP32", [1, 4], [1, 2, 3, 4]) });
+    expect(named.body.outputs[0].data).toEqual([3, 5, 7, 9]);
+    const none = await api.json("POST", "/api/v1/predict", { token: infer, body: inferBody("x", "FP32", [1, 4], [1, 2, 3, 4]) });
+    expect(none.status).toBe(409);
+    expect(none.body.error.code).toBe("NO_ACTIVE_MODEL");
+    await load("affine"); // activate=false above; make it active now
+    await api.waitJob((await api.json("POST", "/api/v1/models/affine/load")).body.id);
+    const active = await api.json("POST", "/api/v1/predict", { token: infer, body: inferBody("x", "FP32", [1, 4], [0, 0, 0, 0]) });
+    expect(active.body.outputs[0].data).toEqual([1, 1, 1, 1]);
+  });
+});
+
+describe("input validation before ONNX Runtime", () => {
+  const cases: [string, unknown, RegExp][] = [
+    ["unknown input", inferBody("nope", "FP32", [1, 4], [1, 2, 3, 4]), /unknown input nope/],
+    ["missing input", { inputs: [{ name: "input", datatype: "FP32", shape: [1, 512], data: new Array(512).fill(0) }] }, /missing input state, sr/],
+    ["wrong datatype", inferBody("x", "FP64", [1, 4], [1, 2, 3, 4]), /datatype FP64 does not match the model's FP32/],
+    ["unknown datatype", inferBody("x", "FP99", [1, 4], [1, 2, 3, 4]), /datatype/],
+    ["wrong rank", inferBody("x", "FP32", [4], [1, 2, 3, 4]), /rank 1/],
+    ["wrong fixed dim", inferBody("x", "FP32", [1, 3], [1, 2, 3]), /dimension 1 is 3, the model expects 4/],
+    ["too little data", inferBody("x", "FP32", [2, 4], [1, 2, 3, 4]), /needs 8 elements, data has 4/],
+    ["too much data", inferBody("x", "FP32", [1, 4], [1, 2, 3, 4, 5]), /needs 4 elements, data has more/],
+    ["strings for FP32", inferBody("x", "FP32", [1, 4], ["a", "b", "c", "d"]), /must be numbers/],
+    ["overflowing shape", inferBody("x", "FP32", [9007199254740991, 4], []), /more than the allowed/],
+    ["over the element limit", inferBody("x", "FP32", [50000, 4], []), /more than the allowed 100000 elements/],
+    ["negative dim", inferBody("x", "FP32", [-1, 4], []), /shape/],
+    ["no inputs", { inputs: [] }, /inputs/],
+    ["unknown output", { ...inferBody("x", "FP32", [1, 4], [1, 2, 3, 4]), outputs: [{ name: "zz" }] }, /unknown output zz/],
+  ];
+  test.each(cases)("%s: 400 with a clear message", async (_name, body, message) => {
+    const model = (body as { inputs: { name: string }[] }).inputs[0]?.name === "input" ? "vad" : "affine";
+    const { status, body: err } = await api.json("POST", `/v2/models/${model}/infer`, { token: infer, body });
+    expect(status).toBe(400);
+    expect(Object.keys(err)).toEqual(["error"]);
+    expect(err.error).toMatch(message);
+  });
+
+  test("integer range, BOOL values and malformed JSON", async () => {
+    const int8 = await api.json("POST", "/v2/models/id-uint8/infer", { token: infer, body: inferBody("in", "UINT8", [1, 3], [1, 256, 3]) });
+    expect(int8.status).toBe(400);
+    expect(int8.body.error).toContain("256 is not a valid UINT8");
+    const bool = await api.json("POST", "/v2/models/id-bool/infer", { token: infer, body: inferBody("in", "BOOL", [1, 3], [1, 0, 1]) });
+    expect(bool.body.error).toContain("true or false");
+    const bad = await api.json("POST", "/v2/models/affine/infer", { token: infer, body: "{oops" });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toEqual({ error: "request body is not valid JSON" });
+  });
+
+  test("binary extension: sizes that do not add up are 400", async () => {
+    const bytes = new Uint8Array(12);
+    const short = await binaryInfer("/v2/models/affine/infer", { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], parameters: { binary_data_size: 12 } }] }, [bytes], 400);
+    expect(short.error).toContain("needs 16");
+    const over = await binaryInfer("/v2/models/affine/infer", { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], parameters: { binary_data_size: 99 } }] }, [bytes], 400);
+    expect(over.error).toContain("does not fit");
+    const trailing = await binaryInfer("/v2/models/affine/infer", { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] }, [bytes], 400);
+    expect(trailing.error).toContain("belong to no input");
+  });
+
+  test("a model that is not loaded: 400 on /v2, 409 on /api/v1; unknown: 404", async () => {
+    const v2 = await api.json("POST", "/v2/models/cold/infer", { token: infer, body: inferBody("x", "FP32", [1, 4], [1, 2, 3, 4]) });
+    expect(v2.status).toBe(400);
+    expect(v2.body.error).toContain("not loaded");
+    const v1 = await api.json("POST", "/api/v1/models/cold/predict", { token: infer, body: inferBody("x", "FP32", [1, 4], [1, 2, 3, 4]) });
+    expect(v1.status).toBe(409);
+    expect(v1.body.error.code).toBe("MODEL_NOT_LOADED");
+    expect((await api.json("POST", "/v2/models/ghost/infer", { token: infer, body: inferBody("x", "FP32", [1, 4], [1]) })).status).toBe(404);
+  });
+});
+
+describe("inference auth", () => {
+  test("infer needs a token with infer or admin; other roles get 403", async () => {
+    const body = inferBody("x", "FP32", [1, 4], [1, 2, 3, 4]);
+    expect((await api.json("POST", "/v2/models/affine/infer", { token: null, body })).status).toBe(401);
+    expect((await api.json("POST", "/v2/models/affine/infer", { token: await token({ role: "viewer" }), body })).status).toBe(403);
+    expect((await api.json("POST", "/v2/models/affine/infer", { body })).status).toBe(200); // admin
+    expect((await api.json("GET", "/v2/models/affine", { token: null })).status).toBe(401);
+    // infer may not load or unload
+    expect((await api.json("POST", "/v2/repository/models/affine/unload", { token: infer })).status).toBe(403);
+  });
+});
+
+// ---- helpers ------------------------------------------------------------------
+
+function rawFeed(type: ElemType, values: unknown[], dims: number[]) {
+  switch (type) {
+    case "float32": return { type, data: Float32Array.from(values as number[]), dims };
+    case "float64": return { type, data: Float64Array.from(values as number[]), dims };
+    case "int32": return { type, data: Int32Array.from(values as number[]), dims };
+    case "int64": return { type, data: BigInt64Array.from((values as number[]).map(BigInt)), dims };
+    case "uint8": return { type, data: Uint8Array.from(values as number[]), dims };
+    case "bool": return { type, data: Uint8Array.from((values as boolean[]).map(Number)), dims };
+    case "float16": return { type, data: Uint16Array.from((values as number[]).map(floatToHalf)), dims };
+    case "string": return { type, data: values as string[], dims };
+    default: throw new Error(type);
+  }
+}
+
+function jsonOf(type: ElemType, data: ArrayLike<unknown>): unknown[] {
+  const arr = Array.from(data as ArrayLike<number>);
+  if (type === "bool") return arr.map((v) => v !== 0);
+  if (type === "float16") return arr.map(halfToFloat);
+  if (type === "int64") return arr.map(Number);
+  return arr;
+}
+
+function bytesElements(values: string[]): Uint8Array {
+  const parts = values.map((s) => new TextEncoder().encode(s));
+  const out = new Uint8Array(parts.reduce((n, p) => n + 4 + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    new DataView(out.buffer).setUint32(off, p.length, true);
+    out.set(p, off + 4);
+    off += 4 + p.length;
+  }
+  return out;
+}
+
+async function binaryInfer(path: string, header: object, parts: Uint8Array[], expectStatus = 200): Promise<any> {
+  const h = new TextEncoder().encode(JSON.stringify(header));
+  const body = Buffer.concat([h, ...parts]);
+  const res = await svc.app.request(path, {
+    method: "POST",
+    headers: { authorization: `Bearer ${infer}`, "content-type": "application/octet-stream", "inference-header-content-length": String(h.length) },
+    body,
+  });
+  expect(res.status).toBe(expectStatus);
+  if (expectStatus !== 200) return res.json();
+  const buf = new Uint8Array(await res.arrayBuffer());
+  const hlen = Number(res.headers.get("inference-header-content-length"));
+  return { header: JSON.parse(new TextDecoder().decode(buf.subarray(0, hlen))), binary: buf.subarray(hlen) };
+}
