@@ -1,5 +1,6 @@
-// The set of live model workers. At most one worker per model exists at any
-// time; the job loop is the only caller of load/unload.
+// The set of model workers. At most one serving worker per model; a worker
+// that was stopped stays counted until its thread has ended, and a new load
+// of the same model waits for it, so a model never holds two sessions.
 import { JobError } from "../jobs/states";
 import { ModelWorker, RuntimeError, type LoadedInfo } from "./model-worker";
 import type { LoadRequest, WireTensor } from "./protocol";
@@ -11,59 +12,81 @@ export interface RuntimeOptions {
 }
 
 export class ModelRuntime {
-  #workers = new Map<string, ModelWorker>();
+  #serving = new Map<string, ModelWorker>();
+  #threads = new Set<ModelWorker>();
 
   constructor(private readonly opts: RuntimeOptions) {}
 
   get(modelId: string): ModelWorker | undefined {
-    return this.#workers.get(modelId);
+    return this.#serving.get(modelId);
   }
 
-  /** Number of live workers; each holds at most one session. */
+  /** Models with a live worker (loading, serving or draining). */
   get size(): number {
-    return this.#workers.size;
+    return this.#serving.size;
+  }
+
+  /** Worker threads still alive, including stopped ones whose session is being released. */
+  get threads(): number {
+    return this.#threads.size;
+  }
+
+  threadsOf(modelId: string): number {
+    return [...this.#threads].filter((w) => w.modelId === modelId).length;
   }
 
   async load(modelId: string, req: LoadRequest, timeoutMs: number): Promise<LoadedInfo> {
-    if (this.#workers.has(modelId)) throw new Error(`model ${modelId} already has a worker`);
+    if (this.#serving.has(modelId)) throw new Error(`model ${modelId} already has a worker`);
+    const previous = [...this.#threads].filter((w) => w.modelId === modelId);
+    if (previous.length) {
+      const gone = Promise.all(previous.map((w) => w.exited()));
+      const timedOut = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), timeoutMs));
+      if ((await Promise.race([gone, timedOut])) === "timeout") {
+        throw new JobError("LOAD_TIMEOUT", `the previous worker of ${modelId} is still inside ONNX Runtime after ${timeoutMs} ms`);
+      }
+    }
     const worker = new ModelWorker(modelId, {
       maxQueue: this.opts.maxQueuePerModel,
-      onExit: (w, unexpected) => {
-        if (this.#workers.get(modelId) === w) this.#workers.delete(modelId);
-        if (unexpected) this.opts.onCrash(modelId);
+      onClosed: (w, crashed) => {
+        if (this.#serving.get(modelId) === w) this.#serving.delete(modelId);
+        if (crashed) this.opts.onCrash(modelId);
       },
+      onExited: (w) => this.#threads.delete(w),
     });
-    this.#workers.set(modelId, worker);
+    this.#serving.set(modelId, worker);
+    this.#threads.add(worker);
     return worker.load(req, timeoutMs);
   }
 
-  /** Graceful unless force; resolves once the worker is gone. */
+  /** Graceful unless force; "forced" answers pending requests with 503 at once. */
   async unload(modelId: string, opts: { force: boolean; timeoutMs: number }): Promise<"released" | "forced" | "absent"> {
-    const w = this.#workers.get(modelId);
+    const w = this.#serving.get(modelId);
     if (!w) return "absent";
     if (opts.force) {
-      this.terminate(modelId, new RuntimeError("UNLOADING", `model ${modelId} was force-unloaded`));
+      w.stop(new RuntimeError("UNLOADING", `model ${modelId} was force-unloaded`));
       return "forced";
     }
     return w.release(opts.timeoutMs);
   }
 
-  /** Ends a model's worker at once (force unload, cancelling a load). */
-  terminate(modelId: string, reason: Error = new JobError("CANCELLED", "cancelled")): boolean {
-    const w = this.#workers.get(modelId);
+  /** Stops a model's worker at once (force unload, cancelling a load). */
+  stop(modelId: string, reason: Error = new JobError("CANCELLED", "cancelled")): boolean {
+    const w = this.#serving.get(modelId);
     if (!w) return false;
-    w.terminate(reason);
+    w.stop(reason);
     return true;
   }
 
   run(modelId: string, inputs: WireTensor[], outputs?: string[]): Promise<WireTensor[]> {
-    const w = this.#workers.get(modelId);
+    const w = this.#serving.get(modelId);
     if (!w) return Promise.reject(new RuntimeError("NOT_READY", `model ${modelId} is not loaded`));
     return w.run(inputs, outputs);
   }
 
-  /** Releases every session gracefully within the bound, then terminates stragglers. */
+  /** Releases every session within the bound and waits for the threads to end. */
   async shutdown(timeoutMs: number): Promise<void> {
-    await Promise.all([...this.#workers.keys()].map((id) => this.unload(id, { force: false, timeoutMs })));
+    await Promise.all([...this.#serving.keys()].map((id) => this.unload(id, { force: false, timeoutMs })));
+    const remaining = [...this.#threads].map((w) => w.exited());
+    await Promise.race([Promise.all(remaining), new Promise((r) => setTimeout(r, timeoutMs))]);
   }
 }

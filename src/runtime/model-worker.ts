@@ -1,5 +1,11 @@
 // One loaded model: its Worker, its in-flight runs and its lifecycle. State and
 // lifecycle really live together here, hence a class.
+//
+// The thread is never terminate()d: that aborts the process when it lands
+// while ONNX Runtime is in native code (see session-worker.ts). "Force" and
+// timeouts therefore answer every caller at once and tell the worker to stop;
+// the thread releases its session and exits as soon as the native call it is
+// in returns.
 import type { TensorInfo } from "../db/models.repo";
 import { JobError } from "../jobs/states";
 import { transferList, type FromWorker, type LoadRequest, type ToWorker, type WireTensor } from "./protocol";
@@ -37,25 +43,34 @@ const workerUrl = import.meta.url.includes("$bunfs")
 
 export class ModelWorker {
   #worker: Worker;
+  #stop = new SharedArrayBuffer(4);
   #phase: WorkerPhase = "starting";
   #runs = new Map<number, Pending>();
   #nextRunId = 1;
   #onLoad?: { resolve: (i: LoadedInfo) => void; reject: (e: Error) => void };
-  #onReleased?: () => void;
   #idleWaiters: (() => void)[] = [];
-  #closed: Promise<void>;
-  #markClosed!: () => void;
+  #exited: Promise<void>;
+  #threadGone = false;
+  #exitRequested = false;
   info?: LoadedInfo;
 
   constructor(
     readonly modelId: string,
-    private readonly opts: { maxQueue: number; onExit: (w: ModelWorker, unexpected: boolean) => void },
+    private readonly opts: { maxQueue: number; onClosed: (w: ModelWorker, crashed: boolean) => void; onExited: (w: ModelWorker) => void },
   ) {
-    this.#closed = new Promise((r) => (this.#markClosed = r));
     this.#worker = new Worker(workerUrl);
     this.#worker.onmessage = (e: MessageEvent<FromWorker>) => this.#handle(e.data);
-    this.#worker.addEventListener("error", (e) => this.#die(new RuntimeError("TERMINATED", `worker crashed: ${(e as ErrorEvent).message}`)));
-    this.#worker.addEventListener("close", () => this.#die(new RuntimeError("TERMINATED", "worker exited")));
+    this.#worker.addEventListener("error", (e) =>
+      this.#close(new RuntimeError("TERMINATED", `worker crashed: ${(e as ErrorEvent).message}`), true),
+    );
+    this.#exited = new Promise((resolve) =>
+      this.#worker.addEventListener("close", () => {
+        this.#threadGone = true;
+        this.#close(new RuntimeError("TERMINATED", "worker exited"), !this.#exitRequested);
+        this.opts.onExited(this);
+        resolve();
+      }),
+    );
   }
 
   get phase(): WorkerPhase {
@@ -66,18 +81,24 @@ export class ModelWorker {
     return this.#runs.size;
   }
 
-  /** Resolves once the session exists; on timeout the worker is terminated and its memory freed. */
+  /** True until the thread has really ended (its session released). */
+  get alive(): boolean {
+    return !this.#threadGone;
+  }
+
+  /** Resolves once the session exists. On timeout the job is answered at once and the worker told to stop. */
   load(req: LoadRequest, timeoutMs: number): Promise<LoadedInfo> {
     this.#phase = "loading";
     return new Promise<LoadedInfo>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.terminate(new JobError("LOAD_TIMEOUT", `load did not finish within ${timeoutMs} ms`));
-      }, timeoutMs);
+      const timer = setTimeout(
+        () => this.stop(new JobError("LOAD_TIMEOUT", `load did not finish within ${timeoutMs} ms; its worker releases the memory as soon as ONNX Runtime returns`)),
+        timeoutMs,
+      );
       this.#onLoad = {
         resolve: (i) => (clearTimeout(timer), resolve(i)),
         reject: (e) => (clearTimeout(timer), reject(e)),
       };
-      this.#send({ type: "load", ...req });
+      this.#send({ type: "load", stop: this.#stop, ...req });
     });
   }
 
@@ -96,58 +117,62 @@ export class ModelWorker {
 
   /**
    * Stops taking requests, lets in-flight ones finish (up to timeoutMs), then
-   * releases the session. Returns "forced" if it had to terminate instead.
+   * has the worker release the session and exit. "forced" when the bound ran
+   * out and the remaining requests were failed instead.
    */
   async release(timeoutMs: number): Promise<"released" | "forced"> {
     if (this.#phase === "closed") return "forced";
     this.#phase = "draining";
     const deadline = Date.now() + timeoutMs;
     const timeout = () => new Promise<"timeout">((r) => setTimeout(() => r("timeout"), Math.max(0, deadline - Date.now())));
-    const closed = this.#closed.then(() => "closed" as const);
     if (this.#runs.size > 0) {
       const idle = new Promise<"idle">((r) => this.#idleWaiters.push(() => r("idle")));
-      if ((await Promise.race([idle, timeout(), closed])) !== "idle") return this.#forceAfter(timeoutMs);
+      if ((await Promise.race([idle, timeout()])) !== "idle") return this.#forceAfter(timeoutMs);
     }
-    const released = new Promise<"released">((r) => (this.#onReleased = () => r("released")));
-    this.#send({ type: "release" });
-    if ((await Promise.race([released, timeout(), closed])) !== "released") return this.#forceAfter(timeoutMs);
-    this.terminate(new RuntimeError("TERMINATED", `model ${this.modelId} was unloaded`));
+    // A force unload may have stopped the worker while we waited.
+    if ((this.#phase as WorkerPhase) === "closed") return "forced";
+    this.#send({ type: "exit" });
+    if ((await Promise.race([this.#exited.then(() => "exited" as const), timeout()])) !== "exited") return this.#forceAfter(timeoutMs);
     return "released";
   }
 
   #forceAfter(timeoutMs: number): "forced" {
-    this.terminate(new RuntimeError("TERMINATED", `model ${this.modelId} was force-unloaded after ${timeoutMs} ms`));
+    this.stop(new RuntimeError("UNLOADING", `model ${this.modelId} was force-unloaded after ${timeoutMs} ms`));
     return "forced";
   }
 
-  /** Ends the worker now: pending runs and a pending load fail with `reason`. */
-  terminate(reason: Error): void {
-    if (this.#phase === "closed") return;
-    this.#worker.terminate();
-    this.#die(reason, true);
+  /**
+   * Answers every pending caller with `reason` now and tells the worker to
+   * skip queued runs, release and exit. The thread ends once ONNX Runtime
+   * returns from the native call it may be in; `exited()` tells when.
+   */
+  stop(reason: Error): void {
+    Atomics.store(new Int32Array(this.#stop), 0, 1);
+    if (!this.#threadGone) this.#send({ type: "exit" });
+    this.#close(reason, false);
   }
 
-  /** Resolves when the worker is gone. */
-  closed(): Promise<void> {
-    return this.#closed;
+  /** Resolves when the thread has ended and its memory is back. */
+  exited(): Promise<void> {
+    return this.#exited;
   }
 
   #send(msg: ToWorker, transfer: ArrayBuffer[] = []): void {
+    if (msg.type === "exit") this.#exitRequested = true;
     this.#worker.postMessage(msg, transfer);
   }
 
   #handle(msg: FromWorker): void {
     switch (msg.type) {
       case "loaded":
+        if (this.#phase !== "loading") return; // stopped meanwhile; the worker is on its way out
         this.#phase = "ready";
         this.info = { inputs: msg.inputs, outputs: msg.outputs, providers: msg.providers };
         this.#onLoad?.resolve(this.info);
         this.#onLoad = undefined;
         break;
       case "load-error":
-        this.#onLoad?.reject(new JobError(msg.code, msg.message));
-        this.#onLoad = undefined;
-        this.terminate(new RuntimeError("TERMINATED", "load failed"));
+        this.stop(new JobError(msg.code, msg.message));
         break;
       case "result":
       case "run-error": {
@@ -158,13 +183,10 @@ export class ModelWorker {
         else p?.reject(new RuntimeError("RUN_FAILED", msg.message));
         break;
       }
-      case "released":
-        this.#onReleased?.();
-        break;
     }
   }
 
-  #die(reason: Error, expected = false): void {
+  #close(reason: Error, unexpected: boolean): void {
     if (this.#phase === "closed") return;
     const wasServing = this.#phase === "ready" || this.#phase === "draining";
     this.#phase = "closed";
@@ -172,7 +194,7 @@ export class ModelWorker {
     this.#onLoad = undefined;
     for (const p of this.#runs.values()) p.reject(reason);
     this.#runs.clear();
-    this.#markClosed();
-    this.opts.onExit(this, !expected && wasServing);
+    for (const w of this.#idleWaiters.splice(0)) w();
+    this.opts.onClosed(this, unexpected && wasServing);
   }
 }

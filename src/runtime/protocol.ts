@@ -22,16 +22,16 @@ export interface LoadRequest {
 }
 
 export type ToWorker =
-  | ({ type: "load" } & LoadRequest)
+  /** `stop` is a one-int SharedArrayBuffer: non-zero means "run nothing more, release and exit". */
+  | ({ type: "load"; stop: SharedArrayBuffer } & LoadRequest)
   | { type: "run"; id: number; inputs: WireTensor[]; outputs?: string[] }
-  | { type: "release" };
+  | { type: "exit" };
 
 export type FromWorker =
   | { type: "loaded"; inputs: TensorInfo[]; outputs: TensorInfo[]; providers: string[] }
   | { type: "load-error"; code: "LOAD_FAILED" | "CHECKSUM_MISMATCH" | "MODEL_FILE_MISSING"; message: string }
   | { type: "result"; id: number; outputs: WireTensor[] }
-  | { type: "run-error"; id: number; message: string }
-  | { type: "released" };
+  | { type: "run-error"; id: number; message: string };
 
 /** The buffers a message can hand over instead of copying. */
 export function transferList(tensors: WireTensor[]): ArrayBuffer[] {

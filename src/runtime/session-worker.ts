@@ -1,6 +1,12 @@
 // Runs inside a Worker: owns exactly one ONNX Runtime session. Session creation
 // and run() block their thread, which is why they live here and not on the
 // HTTP thread.
+//
+// This worker is never terminate()d from outside: terminating a thread while
+// onnxruntime-node is inside native code aborts the whole process (an uncaught
+// Napi::Error). It stops itself instead, on "exit", once no native call is
+// running: pending runs finish or are skipped, the session is released, and
+// the thread closes.
 import * as ort from "onnxruntime-node";
 import type { TensorInfo } from "../db/models.repo";
 import { keepFloat16AsUint16 } from "./ort-float16";
@@ -11,6 +17,10 @@ declare const self: Worker;
 keepFloat16AsUint16(ort);
 
 let session: ort.InferenceSession | undefined;
+let stop: Int32Array | undefined;
+let loading: Promise<void> | undefined;
+const running = new Set<Promise<void>>();
+const stopping = () => (stop ? Atomics.load(stop, 0) !== 0 : false);
 
 const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => self.postMessage(msg, transfer);
 
@@ -39,10 +49,9 @@ async function load(req: LoadRequest): Promise<void> {
       });
     }
   }
+  if (stopping()) return;
   try {
-    session = await ort.InferenceSession.create(req.path, {
-      executionProviders: req.executionProviders,
-    });
+    session = await ort.InferenceSession.create(req.path, { executionProviders: req.executionProviders });
   } catch (err) {
     return post({ type: "load-error", code: "LOAD_FAILED", message: (err as Error).message });
   }
@@ -69,13 +78,15 @@ function fromOrtTensor(name: string, t: ort.Tensor): WireTensor {
   const dims = [...t.dims];
   if (t.type === "string") return { name, type: "string", dims, data: t.data as string[] };
   const view = t.data as Uint8Array;
-  // Hand over the exact bytes; slice only when the view does not own its whole buffer.
+  // Hand over the exact bytes; copy only when the view does not own its whole buffer.
   const owns = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
   const data = owns ? (view.buffer as ArrayBuffer) : (view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer);
   return { name, type: t.type as WireTensor["type"], dims, data };
 }
 
 async function run(id: number, inputs: WireTensor[], outputs?: string[]): Promise<void> {
+  // The caller was already answered when stop was set; skip the work.
+  if (stopping()) return;
   if (!session) return post({ type: "run-error", id, message: "model is not loaded" });
   try {
     const feeds = Object.fromEntries(inputs.map((t) => [t.name, toOrtTensor(t)]));
@@ -87,15 +98,25 @@ async function run(id: number, inputs: WireTensor[], outputs?: string[]): Promis
   }
 }
 
+async function exit(): Promise<void> {
+  if (stop) Atomics.store(stop, 0, 1);
+  await loading;
+  await Promise.allSettled([...running]);
+  await session?.release();
+  session = undefined;
+  // Ends this worker thread only, not the process.
+  process.exit(0);
+}
+
 self.onmessage = (event: MessageEvent<ToWorker>) => {
   const msg = event.data;
-  if (msg.type === "load") void load(msg);
-  else if (msg.type === "run") void run(msg.id, msg.inputs, msg.outputs);
-  else if (msg.type === "release") {
-    void (async () => {
-      await session?.release();
-      session = undefined;
-      post({ type: "released" });
-    })();
+  if (msg.type === "load") {
+    stop = new Int32Array(msg.stop);
+    loading = load(msg);
+  } else if (msg.type === "run") {
+    const p = run(msg.id, msg.inputs, msg.outputs).finally(() => running.delete(p));
+    running.add(p);
+  } else if (msg.type === "exit") {
+    void exit();
   }
 };

@@ -2,6 +2,7 @@ import type { Deps } from "../context";
 import type { JobFilter } from "../db/jobs.repo";
 import { AppError } from "../errors";
 import { isFinished, type Job, type JobKind } from "../jobs/states";
+import { RuntimeError } from "../runtime/model-worker";
 
 type JobDeps = Pick<Deps, "db" | "jobs" | "models" | "runtime" | "notifier" | "config" | "wake">;
 
@@ -57,15 +58,15 @@ export function enqueueJob(input: EnqueueInput, d: JobDeps): { job: Job; created
     if (input.kind === "unload" && input.force && latest?.kind === "load" && latest.state === "running") {
       // Force unload does not wait for a load that may be stuck: end it now.
       d.jobs.cancel(latest.id, "running");
-      d.runtime.terminate(input.modelId);
+      d.runtime.stop(input.modelId);
       d.notifier.notify(latest.id);
       latest = undefined;
     }
     if (latest && latest.kind === input.kind) {
       if (input.kind === "unload" && input.force && !latest.force) {
         d.jobs.markForce(latest.id);
-        // The graceful unload may be waiting on stuck work: end the worker now.
-        if (latest.state === "running") d.runtime.terminate(input.modelId);
+        // The graceful unload may be waiting on stuck work: stop the worker now.
+        if (latest.state === "running") d.runtime.stop(input.modelId, new RuntimeError("UNLOADING", `model ${input.modelId} was force-unloaded`));
       }
       return { job: d.jobs.get(latest.id)!, created: false };
     }
@@ -102,7 +103,7 @@ export function cancelJob(id: string, d: JobDeps): Job {
   if (job.state === "pending") {
     if (!d.jobs.cancel(id, "pending")) return cancelJob(id, d); // claimed meanwhile: try as running
   } else if (job.kind === "load") {
-    if (d.jobs.cancel(id, "running")) d.runtime.terminate(job.modelId);
+    if (d.jobs.cancel(id, "running")) d.runtime.stop(job.modelId);
   } else {
     throw new AppError("JOB_FINISHED", `job ${id} is a running unload, which cannot be cancelled; it finishes within MODELD_UNLOAD_TIMEOUT_MS`);
   }

@@ -18,7 +18,7 @@ async function loadModel(id: string) {
 
 beforeAll(async () => {
   t = testEnv({ MODELD_MAX_QUEUE_PER_MODEL: "64" });
-  writeModel(t.modelDir, "slow.onnx", matmulChainModel(N, 40));
+  writeModel(t.modelDir, "slow.onnx", matmulChainModel(N, 150));
   writeModel(t.modelDir, "affine.onnx", affineModel());
   writeModel(t.modelDir, "broken.onnx", "garbage");
   svc = await startTestService(t);
@@ -64,7 +64,7 @@ describe("inference during unload", () => {
 
   test("a full per-model queue answers 503 with Retry-After", async () => {
     const t2 = testEnv({ MODELD_MAX_QUEUE_PER_MODEL: "2" });
-    writeModel(t2.modelDir, "slow.onnx", matmulChainModel(N, 40));
+    writeModel(t2.modelDir, "slow.onnx", matmulChainModel(N, 150));
     const svc2 = await startTestService(t2);
     try {
       const api2 = await client(svc2);

@@ -152,6 +152,7 @@ describe("load and unload jobs", () => {
     const done = await api.waitJob(u.body.id);
     expect(done).toMatchObject({ state: "completed", phase: "forced" });
     expect(svc.deps.runtime.size).toBe(0);
+    while (svc.deps.runtime.threads > 0) await Bun.sleep(5);
     expect((await api.json("GET", "/api/v1/models/other")).body.state).toBe("unloaded");
   });
 
@@ -194,6 +195,12 @@ describe("load timeout", () => {
       expect(done.state).toBe("failed");
       expect(done.error?.code).toBe("LOAD_TIMEOUT");
       expect(svc2.deps.runtime.size).toBe(0);
+      // ONNX Runtime cannot be interrupted; the thread releases and ends once it returns.
+      const deadline = Date.now() + 20_000;
+      while (svc2.deps.runtime.threads > 0 && Date.now() < deadline) await Bun.sleep(20);
+      expect(svc2.deps.runtime.threads).toBe(0);
+      // A new load of the same model is not blocked by the abandoned one.
+      expect((await api2.json("GET", "/health")).status).toBe(200);
       expect((await api2.json("GET", "/api/v1/models/big")).body.state).toBe("failed");
     } finally {
       await svc2.close();
