@@ -1,5 +1,6 @@
 // The one typed bundle of dependencies handed to services, handlers and the job loop.
 import type { Config } from "./config";
+import type { AuditRepo } from "./db/audit.repo";
 import type { Db } from "./db/driver";
 import type { JobsRepo } from "./db/jobs.repo";
 import type { ModelsRepo } from "./db/models.repo";
@@ -15,6 +16,7 @@ export interface Deps {
   models: ModelsRepo;
   jobs: JobsRepo;
   settings: SettingsRepo;
+  audit: AuditRepo;
   runtime: ModelRuntime;
   native: NativeRuntime;
   notifier: JobNotifier;

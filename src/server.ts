@@ -6,6 +6,7 @@ import { createTokenVerifier, resolveAuthSource, type TokenVerifier } from "./au
 import type { AuthSource, Config } from "./config";
 import type { Deps } from "./context";
 import { openDatabase, type Db } from "./db/driver";
+import { createAuditRepo } from "./db/audit.repo";
 import { createJobsRepo } from "./db/jobs.repo";
 import { migrate } from "./db/migrations";
 import { createModelsRepo } from "./db/models.repo";
@@ -55,7 +56,7 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
       settings.clearActiveModelIf(id);
     },
   });
-  const base = { config, db, models, jobs, settings, runtime, native, notifier: createJobNotifier(), log, availableProviders: providers };
+  const base = { config, db, models, jobs, settings, audit: createAuditRepo(db), runtime, native, notifier: createJobNotifier(), log, availableProviders: providers };
 
   if (config.demoModel && config.modelDirIsDefault) {
     if (await installDemoModel(config.modelDir, readFileSync(demoModel))) log.info("installed the demo model", { modelDir: config.modelDir });

@@ -4,6 +4,7 @@ import { requestId } from "hono/request-id";
 import type { TokenVerifier } from "../auth";
 import type { Deps } from "../context";
 import { AppError } from "../errors";
+import { auditAdminActions, mountAuditRoutes } from "./audit";
 import { authenticate } from "./auth";
 import { mountDocs } from "./docs";
 import type { AppEnv } from "./env";
@@ -63,11 +64,13 @@ export function createApp(d: Deps, verify: TokenVerifier, opts: { isDraining?: (
   app.use("/api/v1/*", (c, next) => (carriesTensors(c.req.path) ? tensorLimit(c, next) : adminLimit(c, next)));
   app.use("/v2/*", (c, next) => (carriesTensors(c.req.path) ? tensorLimit(c, next) : adminLimit(c, next)));
 
+  app.use(auditAdminActions(d.audit));
   // Predict routes authenticate themselves: MODELD_PUBLIC_INFERENCE may open them.
   const strict = authenticate(verify);
   app.use("/api/v1/*", (c, next) => (PREDICT_PATH.test(c.req.path) ? next() : strict(c, next)));
   mountModelRoutes(app, d);
   mountJobRoutes(app, d);
+  mountAuditRoutes(app, d);
   mountPredictRoutes(app, d, verify);
   mountV2Routes(app, d, verify, { version: VERSION, isDraining: opts.isDraining });
 

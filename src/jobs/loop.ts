@@ -5,6 +5,8 @@ import type { Deps } from "../context";
 import { setTimeout as sleep } from "node:timers/promises";
 import { executeJob } from "./execute";
 
+const PRUNE_EVERY_MS = 10 * 60_000;
+
 export interface JobLoop {
   wake(): void;
   /** Stops claiming; resolves when running jobs have ended or `timeoutMs` passed. */
@@ -48,7 +50,19 @@ export function startJobLoop(d: Omit<Deps, "wake">): JobLoop {
     queueMicrotask(tick);
   };
 
+  const prune = () => {
+    const cutoff = new Date(Date.now() - d.config.jobs.retentionHours * 3600_000).toISOString();
+    try {
+      const n = d.jobs.pruneFinishedBefore(cutoff);
+      if (n) d.log.info("pruned finished jobs", { count: n, olderThan: cutoff });
+    } catch (err) {
+      d.log.warn("pruning jobs failed", { error: String(err) });
+    }
+  };
+
   const timer = setInterval(wake, d.config.jobs.pollMs);
+  const pruneTimer = setInterval(prune, PRUNE_EVERY_MS);
+  prune();
   wake();
 
   return {
@@ -62,6 +76,7 @@ export function startJobLoop(d: Omit<Deps, "wake">): JobLoop {
     async stop(timeoutMs) {
       stopped = true;
       clearInterval(timer);
+      clearInterval(pruneTimer);
       await Promise.race([Promise.allSettled([...running]), sleep(timeoutMs)]);
     },
   };

@@ -29,7 +29,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: "loaded"; inputs: TensorInfo[]; outputs: TensorInfo[]; providers: string[] }
-  | { type: "load-error"; code: "LOAD_FAILED" | "CHECKSUM_MISMATCH" | "MODEL_FILE_MISSING"; message: string }
+  | { type: "load-error"; code: "LOAD_FAILED" | "CHECKSUM_MISMATCH" | "MODEL_FILE_MISSING" | "UNSAFE_EXTERNAL_DATA"; message: string }
   | { type: "result"; id: number; outputs: WireTensor[] }
   | { type: "run-error"; id: number; message: string };
 

@@ -9,6 +9,7 @@
 // the thread closes.
 import * as ort from "onnxruntime-node";
 import type { TensorInfo } from "../db/models.repo";
+import { externalDataLocations, unsafeLocation } from "./external-data";
 import { keepFloat16AsUint16 } from "./ort-float16";
 import { sha256File } from "./sha256";
 import { transferList, type FromWorker, type LoadRequest, type ToWorker, type WireTensor } from "./protocol";
@@ -50,6 +51,11 @@ async function load(req: LoadRequest): Promise<void> {
     }
   }
   if (stopping()) return;
+  try {
+    // Unparseable files go on to ONNX Runtime, whose message says what is wrong with them.
+    const unsafe = externalDataLocations(req.path).map((l) => unsafeLocation(req.path, l)).find((r) => r);
+    if (unsafe) return post({ type: "load-error", code: "UNSAFE_EXTERNAL_DATA", message: `refused external data: ${unsafe}` });
+  } catch {}
   try {
     session = await ort.InferenceSession.create(req.path, { executionProviders: req.executionProviders });
   } catch (err) {

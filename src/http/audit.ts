@@ -1,0 +1,92 @@
+// Records every admin action (any change under /api/v1 and the v2 model
+// repository), including refused attempts, with who, what, from where and the
+// outcome.
+import type { MiddlewareHandler } from "hono";
+import { getConnInfo } from "hono/bun";
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import type { Deps } from "../context";
+import type { AuditRepo } from "../db/audit.repo";
+import { requireRole } from "./auth";
+import type { AppEnv } from "./env";
+import { errorResponses } from "./schemas";
+import { PREDICT_PATH } from "./predict.handlers";
+
+const isAdminAction = (method: string, path: string) =>
+  (method !== "GET" && method !== "HEAD" && path.startsWith("/api/v1/") && !PREDICT_PATH.test(path)) ||
+  (method === "POST" && path.startsWith("/v2/repository/"));
+
+function sourceIp(c: Parameters<MiddlewareHandler<AppEnv>>[0]): string | null {
+  try {
+    return getConnInfo(c).remote.address ?? null;
+  } catch {
+    return null; // not served by Bun.serve (in-process requests)
+  }
+}
+
+export function auditAdminActions(audit: AuditRepo): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (!isAdminAction(c.req.method, c.req.path)) return next();
+    try {
+      await next();
+    } finally {
+      const status = c.res.status;
+      let outcome = "ok";
+      if (status >= 400) {
+        const body = (await c.res.clone().json().catch(() => null)) as { error?: { code?: string } | string } | null;
+        outcome = typeof body?.error === "object" ? (body.error.code ?? "error") : typeof body?.error === "string" ? body.error : "error";
+      }
+      // /api/v1/{models|jobs}/{id}/… and /v2/repository/models/{name}/…
+      const id = c.req.path.split("/")[4] ?? null;
+      audit.record({
+        actor: c.get("principal")?.sub ?? "unauthenticated",
+        // The route that would have handled it, even when auth refused the request earlier.
+        action: `${c.req.method} ${c.req.matchedRoutes.filter((r) => r.method !== "ALL").at(-1)?.path ?? c.req.path}`,
+        target: id === "unload" ? null : id,
+        sourceIp: sourceIp(c),
+        status,
+        outcome,
+        requestId: c.get("requestId") ?? null,
+      });
+    }
+  };
+}
+
+const AuditEntry = z
+  .object({
+    seq: z.number().int(),
+    at: z.string(),
+    actor: z.string().openapi({ description: "The token's `sub`, or `unauthenticated`." }),
+    action: z.string().openapi({ example: "POST /api/v1/models/:id/load" }),
+    target: z.string().nullable(),
+    sourceIp: z.string().nullable(),
+    status: z.number().int(),
+    outcome: z.string().openapi({ description: "`ok`, or the error code." }),
+    requestId: z.string().nullable(),
+  })
+  .openapi("AuditEntry");
+
+const listAuditRoute = createRoute({
+  method: "get",
+  path: "/api/v1/audit",
+  tags: ["audit"],
+  security: [{ bearerAuth: [] }],
+  summary: "The admin audit log, newest first (admin)",
+  request: {
+    query: z.object({
+      limit: z.coerce.number().int().min(1).max(500).default(100),
+      before: z.coerce.number().int().min(1).optional().openapi({ description: "Page cursor: `nextBefore` of the previous page." }),
+    }),
+  },
+  responses: {
+    200: { description: "A page of entries", content: { "application/json": { schema: z.object({ entries: z.array(AuditEntry), nextBefore: z.number().int().nullable() }) } } },
+    ...errorResponses(400, 401, 403),
+  },
+});
+
+export function mountAuditRoutes(app: OpenAPIHono<AppEnv>, d: Deps): void {
+  app.openapi({ ...listAuditRoute, middleware: [requireRole(d.config.auth, "admin")] }, (c) => {
+    const q = c.req.valid("query");
+    const entries = d.audit.list(q.limit, q.before);
+    return c.json({ entries, nextBefore: entries.length === q.limit ? entries[entries.length - 1]!.seq : null }, 200);
+  });
+}
