@@ -76,8 +76,11 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
     auth,
     verify,
     async close() {
-      // Queued jobs stay pending for the next start; running ones get the shutdown bound.
+      // Queued jobs stay pending for the next start; running ones get the shutdown bound,
+      // and any still running after it are recorded as interrupted now rather than at the next start.
       await loop.stop(config.shutdownTimeoutMs);
+      const interrupted = jobs.failInterrupted();
+      if (interrupted.length) log.warn("jobs interrupted by shutdown", { jobs: interrupted.map((j) => j.id) });
       await runtime.shutdown(Math.min(config.jobs.unloadTimeoutMs, config.shutdownTimeoutMs));
       db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
       db.close();
