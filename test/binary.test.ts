@@ -6,6 +6,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync } from "nod
 import { join } from "node:path";
 import { cleanup, tempDir } from "./helpers";
 import { startBinary, type RunningBinary } from "./fixtures/binary";
+import { buildBinary } from "./fixtures/build";
 
 const root = tempDir("modeld-bin-");
 const binDir = join(root, "bin");
@@ -13,8 +14,7 @@ const binary = join(binDir, "modeld");
 
 beforeAll(() => {
   const built = join(root, "build", "modeld");
-  const b = Bun.spawnSync([process.execPath, "scripts/build.ts", built], { cwd: join(import.meta.dir, "..") });
-  if (b.exitCode !== 0) throw new Error(`build failed: ${b.stderr}`);
+  buildBinary(built);
   mkdirSync(binDir);
   copyFileSync(built, binary);
   chmodSync(binary, 0o555);

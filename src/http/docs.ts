@@ -17,6 +17,15 @@ export function mountDocs(app: OpenAPIHono<AppEnv>, info: { title: string; versi
   });
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
+    tags: [
+      { name: "models", description: "The registry, and load/unload as jobs (202 Accepted)." },
+      { name: "jobs", description: "Poll, list and cancel load and unload jobs." },
+      { name: "inference", description: "Single-model convenience routes with /api/v1's error shape." },
+      { name: "inference (v2)", description: "The Open Inference Protocol (KServe v2), JSON and binary tensors." },
+      { name: "model repository (v2)", description: "Triton's repository extension, on the same job queue." },
+      { name: "audit", description: "Who did what to which model, and how it ended." },
+      { name: "health", description: "Open liveness; readiness is /v2/health/ready." },
+    ],
     info: {
       title: info.title,
       version: info.version,
@@ -32,5 +41,7 @@ export function mountDocs(app: OpenAPIHono<AppEnv>, info: { title: string; versi
       "Cache-Control": "public, max-age=86400",
     });
   });
-  app.get("/docs", Scalar({ url: "/openapi.json", cdn: SCALAR_SCRIPT_PATH, pageTitle: `${info.title} API` }));
+  // No web fonts and no AI agent: both would call Scalar's servers, which an offline host cannot reach.
+  const config = { url: "/openapi.json", cdn: SCALAR_SCRIPT_PATH, pageTitle: `${info.title} API`, withDefaultFonts: false, agent: { disabled: true } };
+  app.get("/docs", Scalar(config as Parameters<typeof Scalar>[0]));
 }

@@ -17,6 +17,8 @@ async function locateFile(modelDir: string, path: string): Promise<string> {
   }
 }
 
+const stillRunning = (job: Job, d: ExecDeps) => d.jobs.get(job.id)?.state === "running";
+
 async function runLoad(job: Job, d: ExecDeps): Promise<string> {
   const model = d.models.get(job.modelId);
   if (!model) throw new JobError("MODEL_NOT_FOUND", `model ${job.modelId} was deleted`);
@@ -31,11 +33,17 @@ async function runLoad(job: Job, d: ExecDeps): Promise<string> {
     const path = await locateFile(d.config.modelDir, model.path);
     const providers = chooseProviders(model.providers ?? d.config.runtime.executionProviders, d.availableProviders, d.config.runtime.allowCpuFallback);
     for (const w of providers.warnings) d.log.warn(w, { jobId: job.id, modelId: model.id });
+    // A cancel (or force unload) that arrived before the worker existed had nothing to stop.
+    if (!stillRunning(job, d)) throw new JobError("CANCELLED", "cancelled before the session was created");
     const info = await d.runtime.load(
       model.id,
       { path, executionProviders: providers.chosen, sha256: d.config.runtime.verifyChecksum ? model.sha256 : undefined },
       d.config.jobs.loadTimeoutMs,
     );
+    if (!stillRunning(job, d)) {
+      d.runtime.stop(model.id);
+      throw new JobError("CANCELLED", "cancelled while the session was being created");
+    }
     d.db.tx(() => {
       d.models.setMetadata(model.id, info.inputs, info.outputs);
       d.models.setState(model.id, "loaded");

@@ -31,6 +31,11 @@ export class ModelRuntime {
     return this.#threads.size;
   }
 
+  /** What each live thread is doing, for diagnostics. */
+  describe(): { modelId: string; phase: string; serving: boolean; inflight: number }[] {
+    return [...this.#threads].map((w) => ({ modelId: w.modelId, phase: w.phase, serving: this.#serving.get(w.modelId) === w, inflight: w.inflight }));
+  }
+
   threadsOf(modelId: string): number {
     return [...this.#threads].filter((w) => w.modelId === modelId).length;
   }

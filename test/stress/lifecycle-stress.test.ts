@@ -78,8 +78,12 @@ test(`${CLIENTS} clients × ${OPS} random lifecycle operations on ${MODELS.lengt
   const started = performance.now();
   await Promise.all(Array.from({ length: CLIENTS }, (_, c) => runClient(c)));
   // Let the queue drain.
-  const deadline = Date.now() + 120_000;
+  const deadline = Date.now() + 60_000;
   while (svc.deps.jobs.countUnfinished() > 0 && Date.now() < deadline) await Bun.sleep(50);
+  if (svc.deps.jobs.countUnfinished() > 0) {
+    const stuck = svc.deps.jobs.list({ state: "running", limit: 10 });
+    throw new Error(`queue did not drain: running ${JSON.stringify(stuck)}; threads ${JSON.stringify(svc.deps.runtime.describe())}`);
+  }
   await svc.loop.idle();
   console.log(`stress: ${CLIENTS * OPS} ops in ${((performance.now() - started) / 1000).toFixed(1)} s; statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
 
