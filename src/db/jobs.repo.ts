@@ -118,21 +118,24 @@ export function createJobsRepo(db: Db) {
     },
     /**
      * Atomically takes the oldest pending job whose model has no running job,
-     * so jobs of one model run one at a time and in order.
+     * so jobs of one model run one at a time and in order. `busyModels` are
+     * models this process is still working on even though their job row says
+     * otherwise (a job cancelled while it executes).
      */
-    claimNext(): Job | undefined {
+    claimNext(busyModels: string[] = []): Job | undefined {
       const r = db
         .prepare<Row>(
           `UPDATE jobs SET state = 'running', started_at = @at, phase = 'started'
            WHERE seq = (
              SELECT p.seq FROM jobs p
              WHERE p.state = 'pending'
+               AND p.model_id NOT IN (SELECT value FROM json_each(@busy))
                AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.model_id = p.model_id AND r.state = 'running')
                AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.model_id = p.model_id AND e.state = 'pending' AND e.seq < p.seq)
              ORDER BY p.seq LIMIT 1)
            RETURNING *`,
         )
-        .get({ at: now() });
+        .get({ at: now(), busy: JSON.stringify(busyModels) });
       return r && toJob(r);
     },
     setPhase(id: string, phase: string): void {

@@ -18,6 +18,9 @@ export interface JobLoop {
 
 export function startJobLoop(d: Omit<Deps, "wake">): JobLoop {
   const running = new Set<Promise<void>>();
+  // Models with a job executing here, whatever its row says: a cancelled job
+  // may still be unwinding, and the next job of its model must wait for it.
+  const busy = new Map<string, number>();
   let stopped = false;
   let scheduled = false;
 
@@ -26,17 +29,22 @@ export function startJobLoop(d: Omit<Deps, "wake">): JobLoop {
     while (!stopped && running.size < d.config.jobs.concurrency) {
       let job;
       try {
-        job = d.jobs.claimNext();
+        job = d.jobs.claimNext([...busy.keys()]);
       } catch (err) {
         // A busy database must not kill the loop; the next poll retries.
         d.log.error("claiming a job failed", { error: String(err) });
         return;
       }
       if (!job) return;
+      const model = job.modelId;
+      busy.set(model, (busy.get(model) ?? 0) + 1);
       const p: Promise<void> = executeJob(job, d)
         .catch((err) => d.log.error("job crashed", { jobId: job.id, error: String(err) }))
         .finally(() => {
           running.delete(p);
+          const left = (busy.get(model) ?? 1) - 1;
+          if (left) busy.set(model, left);
+          else busy.delete(model);
           d.notifier.notify(job.id);
           wake();
         });

@@ -1,0 +1,98 @@
+// Issue 3: inference latency and throughput against raw onnxruntime-node in
+// this process, a compute-bound model, binary vs JSON for a 4 MB tensor, and
+// tiny-model throughput against a bare Hono GET.
+import * as ort from "onnxruntime-node";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { startBinary } from "../test/fixtures/binary";
+import { affineModel, identityModel, matmulChainModel } from "../test/fixtures/onnx-builder";
+import { adminToken, fmtStats, hammer, header, loadAndWait, removeDir, repo, startModeld, stats, tempDir } from "./lib";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+
+async function rawLoop(path: string, feeds: () => Record<string, ort.Tensor>, seconds: number) {
+  const s = await ort.InferenceSession.create(path);
+  const lat: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  const started = performance.now();
+  while (performance.now() < end) {
+    const t = performance.now();
+    await s.run(feeds());
+    lat.push(performance.now() - t);
+  }
+  const rps = lat.length / ((performance.now() - started) / 1000);
+  await s.release();
+  return { latencies: lat, rps };
+}
+
+export async function benchInference(): Promise<void> {
+  const dir = tempDir();
+  const models = join(dir, "models");
+  mkdirSync(models, { recursive: true });
+  writeFileSync(join(models, "tiny.onnx"), affineModel());
+  writeFileSync(join(models, "compute.onnx"), matmulChainModel(1024, 16));
+  writeFileSync(join(models, "wide.onnx"), identityModel("float32", [1, "n"]));
+  const server = await startModeld(dir, { MODELD_MAX_BODY_BYTES: String(64 * 1024 * 1024) });
+  const bare = await startBinary([process.execPath, join(repo, "bench/bare-hono.ts")], {}, repo);
+  const token = await adminToken("infer");
+  const admin = await adminToken();
+  try {
+    for (const id of ["tiny", "compute", "wide"]) await loadAndWait(server.url, admin, id);
+    const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+
+    header("Tiny model (y = 2x + 1, [1,4] float32): latency at concurrency 1");
+    const tinyBody = JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] });
+    const infer = (id: string, body: string | Uint8Array, headers: Record<string, string> = auth) => () =>
+      fetch(`${server.url}/v2/models/${id}/infer`, { method: "POST", headers, body });
+    await hammer(1, 1, infer("tiny", tinyBody)); // warm-up
+    const m1 = await hammer(1, SECONDS, infer("tiny", tinyBody));
+    const raw1 = await rawLoop(join(models, "tiny.onnx"), () => ({ x: new ort.Tensor("float32", new Float32Array([1, 2, 3, 4]), [1, 4]) }), SECONDS);
+    const ms = stats(m1.latencies);
+    const rs = stats(raw1.latencies);
+    console.log(`raw run:        ${fmtStats(rs, "ms", 3)}; p99 ${rs.p99.toFixed(3)} ms`);
+    console.log(`modeld HTTP:    ${fmtStats(ms, "ms", 3)}; p99 ${ms.p99.toFixed(3)} ms`);
+    console.log(`p50 overhead: ${((ms.median - rs.median) * 1000).toFixed(0)} µs (target ≤ 100 µs); p50 ratio ${(ms.median / rs.median).toFixed(1)}x; p99 ratio ${(ms.p99 / rs.p99).toFixed(1)}x`);
+
+    header("Tiny model throughput at concurrency 64 vs a bare Hono GET");
+    const bareRun = await hammer(64, SECONDS, () => fetch(`${bare.url}/`));
+    const m64 = await hammer(64, SECONDS, infer("tiny", tinyBody));
+    console.log(`bare Hono GET:  ${bareRun.rps.toFixed(0)} req/s (p99 ${stats(bareRun.latencies).p99.toFixed(2)} ms)`);
+    console.log(`modeld infer:   ${m64.rps.toFixed(0)} req/s (p99 ${stats(m64.latencies).p99.toFixed(2)} ms, errors ${m64.errors})`);
+    console.log(`raw run (one session, sequential): ${raw1.rps.toFixed(0)} runs/s`);
+    console.log(`ratio modeld / bare Hono: ${((m64.rps / bareRun.rps) * 100).toFixed(0)}% (target ≥ 35%)`);
+
+    header("Compute-bound model (16 × MatMul 1024², a few ms per run): throughput");
+    const x = new Array(1024).fill(0.5);
+    const computeBody = JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 1024], data: x }] });
+    const rawC = await rawLoop(join(models, "compute.onnx"), () => ({ x: new ort.Tensor("float32", new Float32Array(1024).fill(0.5), [1, 1024]) }), SECONDS);
+    const mC = await hammer(4, SECONDS, infer("compute", computeBody));
+    console.log(`raw run:        ${rawC.rps.toFixed(1)} runs/s, ${fmtStats(stats(rawC.latencies))}`);
+    console.log(`modeld (c=4):   ${mC.rps.toFixed(1)} req/s, ${fmtStats(stats(mC.latencies))}`);
+    console.log(`ratio modeld / raw: ${((mC.rps / rawC.rps) * 100).toFixed(0)}% (target ≥ 95%)`);
+
+    header("A 4 MB tensor ([1, 1048576] float32 identity): binary vs JSON, concurrency 1");
+    const n = 1024 * 1024;
+    const values = Float32Array.from({ length: n }, (_, i) => (i % 1000) / 7);
+    const jsonBody = JSON.stringify({ inputs: [{ name: "in", datatype: "FP32", shape: [1, n], data: Array.from(values) }] });
+    const head = new TextEncoder().encode(
+      JSON.stringify({ inputs: [{ name: "in", datatype: "FP32", shape: [1, n], parameters: { binary_data_size: n * 4 } }], parameters: { binary_data_output: true } }),
+    );
+    const binBody = new Uint8Array(head.length + n * 4);
+    binBody.set(head, 0);
+    binBody.set(new Uint8Array(values.buffer), head.length);
+    const binHeaders = { authorization: `Bearer ${token}`, "content-type": "application/octet-stream", "inference-header-content-length": String(head.length) };
+    const j = await hammer(1, SECONDS, infer("wide", jsonBody));
+    const b = await hammer(1, SECONDS, infer("wide", binBody, binHeaders));
+    const js = stats(j.latencies);
+    const bs = stats(b.latencies);
+    console.log(`JSON:    ${fmtStats(js)} (request ${(jsonBody.length / 1e6).toFixed(1)} MB)`);
+    console.log(`binary:  ${fmtStats(bs)} (request ${(binBody.length / 1e6).toFixed(1)} MB)`);
+    console.log(`ratio JSON / binary (median): ${(js.median / bs.median).toFixed(1)}x`);
+  } finally {
+    await server.stop();
+    await bare.stop();
+    removeDir(dir);
+  }
+}
+
+if (import.meta.main) await benchInference();

@@ -1,0 +1,98 @@
+// Shared benchmark helpers: stats, a modeld child process, an HTTP load loop.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SignJWT } from "jose";
+import { startBinary, type RunningBinary } from "../test/fixtures/binary";
+
+export const repo = join(import.meta.dir, "..");
+export const SECRET = "bench-secret-that-is-at-least-32-bytes!!";
+
+export interface Stats {
+  median: number;
+  p99: number;
+  min: number;
+  max: number;
+  /** Interquartile range: the spread of the middle half. */
+  iqr: number;
+  n: number;
+}
+
+export function stats(xs: number[]): Stats {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * (s.length - 1)))]!;
+  return { median: q(0.5), p99: q(0.99), min: s[0]!, max: s[s.length - 1]!, iqr: q(0.75) - q(0.25), n: s.length };
+}
+
+export const fmt = (v: number, unit = "ms", digits = 2) => `${v.toFixed(digits)} ${unit}`;
+export const fmtStats = (s: Stats, unit = "ms", digits = 2) =>
+  `median ${fmt(s.median, unit, digits)} (IQR ${fmt(s.iqr, unit, digits)}, min ${fmt(s.min, unit, digits)}, max ${fmt(s.max, unit, digits)}, n=${s.n})`;
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), "modeld-bench-"));
+}
+export const removeDir = (d: string) => rmSync(d, { recursive: true, force: true });
+
+export async function adminToken(role = "admin"): Promise<string> {
+  return new SignJWT({ role }).setProtectedHeader({ alg: "HS256" }).setSubject("bench").setExpirationTime("2h").sign(new TextEncoder().encode(SECRET));
+}
+
+/** modeld from source in its own process, as `npm start` runs it. */
+export function startModeld(dir: string, env: Record<string, string> = {}): Promise<RunningBinary> {
+  return startBinary(
+    [process.execPath, join(repo, "src/main.ts"), "serve"],
+    {
+      MODELD_DATA_DIR: join(dir, "data"),
+      MODELD_MODEL_DIR: join(dir, "models"),
+      MODELD_JWT_SECRET: SECRET,
+      MODELD_LOG_LEVEL: "warn",
+      MODELD_RESTORE: "false",
+      ...env,
+    },
+    repo,
+  );
+}
+
+export async function api(url: string, token: string, method: string, path: string, body?: unknown): Promise<any> {
+  const res = await fetch(url + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return res.json();
+}
+
+export async function loadAndWait(url: string, token: string, id: string): Promise<any> {
+  const job = await api(url, token, "POST", `/api/v1/models/${id}/load`);
+  return api(url, token, "GET", `/api/v1/jobs/${job.id}?wait=60`);
+}
+
+/**
+ * `concurrency` loops send `make()` requests for `seconds`; returns per-request
+ * latencies (ms) and the request rate. Every non-2xx response counts as an error.
+ */
+export async function hammer(
+  concurrency: number,
+  seconds: number,
+  make: () => Promise<Response>,
+): Promise<{ latencies: number[]; rps: number; errors: number }> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const end = performance.now() + seconds * 1000;
+  const loop = async () => {
+    while (performance.now() < end) {
+      const t = performance.now();
+      const res = await make();
+      await res.arrayBuffer();
+      latencies.push(performance.now() - t);
+      if (!res.ok) errors++;
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, loop));
+  return { latencies, rps: latencies.length / ((performance.now() - started) / 1000), errors };
+}
+
+export function header(title: string): void {
+  console.log(`\n## ${title}\n`);
+}

@@ -1,0 +1,11 @@
+// npm run bench: every benchmark, printed as markdown. Not a CI gate: targets
+// are printed next to the figures, never asserted.
+import { benchInference } from "./inference.bench";
+import { benchLoad } from "./load.bench";
+import { benchStartup } from "./startup.bench";
+
+console.log(`# modeld benchmarks\n\n${new Date().toISOString()}, Bun ${Bun.version}, ${navigator.hardwareConcurrency} cores`);
+const only = process.argv[2];
+if (!only || only === "load") await benchLoad();
+if (!only || only === "inference") await benchInference();
+if (!only || only === "startup") await benchStartup();
