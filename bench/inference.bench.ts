@@ -30,7 +30,7 @@ export async function benchInference(): Promise<void> {
   const models = join(dir, "models");
   mkdirSync(models, { recursive: true });
   writeFileSync(join(models, "tiny.onnx"), affineModel());
-  writeFileSync(join(models, "compute.onnx"), matmulChainModel(1024, 16));
+  writeFileSync(join(models, "compute.onnx"), matmulChainModel(1024, 160));
   writeFileSync(join(models, "wide.onnx"), identityModel("float32", [1, "n"]));
   const server = await startModeld(dir, { MODELD_MAX_BODY_BYTES: String(64 * 1024 * 1024) });
   const bare = await startBinary([process.execPath, join(repo, "bench/bare-hono.ts")], {}, repo);
@@ -61,7 +61,7 @@ export async function benchInference(): Promise<void> {
     console.log(`raw run (one session, sequential): ${raw1.rps.toFixed(0)} runs/s`);
     console.log(`ratio modeld / bare Hono: ${((m64.rps / bareRun.rps) * 100).toFixed(0)}% (target ≥ 35%)`);
 
-    header("Compute-bound model (16 × MatMul 1024², a few ms per run): throughput");
+    header("Compute-bound model (160 × MatMul 1024², a few ms per run): throughput");
     const x = new Array(1024).fill(0.5);
     const computeBody = JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 1024], data: x }] });
     const rawC = await rawLoop(join(models, "compute.onnx"), () => ({ x: new ort.Tensor("float32", new Float32Array(1024).fill(0.5), [1, 1024]) }), SECONDS);

@@ -45,7 +45,6 @@ export function startModeld(dir: string, env: Record<string, string> = {}): Prom
       MODELD_DATA_DIR: join(dir, "data"),
       MODELD_MODEL_DIR: join(dir, "models"),
       MODELD_JWT_SECRET: SECRET,
-      MODELD_LOG_LEVEL: "warn",
       MODELD_RESTORE: "false",
       ...env,
     },
