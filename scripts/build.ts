@@ -3,8 +3,10 @@
 // migrations, the Scalar script, the demo model and libonnxruntime.so.1 are
 // embedded through their `with { type: ... }` imports.
 import { statSync } from "node:fs";
+import { join, resolve } from "node:path";
 
-const outfile = process.argv[2] ?? "dist/modeld";
+const outfile = resolve(process.argv[2] ?? "dist/modeld");
+process.chdir(join(import.meta.dir, "..")); // entry paths are relative to the repo
 const result = await Bun.build({
   entrypoints: ["src/main.ts", "src/runtime/session-worker.ts"],
   compile: { outfile },

@@ -72,10 +72,17 @@ export function rolesOf(payload: JWTPayload, roleClaim: string): string[] {
 
 export type TokenVerifier = (token: string) => Promise<Principal>;
 
+/** Verified tokens are remembered until they expire: a signature check costs more than the rest of a small inference. */
+const VERIFIED_CACHE_SIZE = 10_000;
+
 export async function createTokenVerifier(source: AuthSource, auth: Config["auth"]): Promise<TokenVerifier> {
   const { key, algorithms } = await keyFor(source);
+  const verified = new Map<string, { principal: Principal; expiresAtMs: number }>();
   return async (token) => {
     if (token.length > MAX_TOKEN_BYTES) throw new AppError("UNAUTHORIZED", "token is too large");
+    const hit = verified.get(token);
+    if (hit && hit.expiresAtMs > Date.now()) return hit.principal;
+    if (hit) verified.delete(token);
     try {
       const { payload } = await jwtVerify(token, key as Uint8Array, {
         algorithms,
@@ -84,7 +91,12 @@ export async function createTokenVerifier(source: AuthSource, auth: Config["auth
         requiredClaims: ["exp"],
         clockTolerance: CLOCK_TOLERANCE_S,
       });
-      return { sub: typeof payload.sub === "string" ? payload.sub : "unknown", roles: rolesOf(payload, auth.roleClaim) };
+      const principal = { sub: typeof payload.sub === "string" ? payload.sub : "unknown", roles: rolesOf(payload, auth.roleClaim) };
+      // Remote JWKS keys can rotate; keep those entries for a minute at most.
+      const ttlCapMs = source.kind === "jwks-url" ? 60_000 : Infinity;
+      if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+      verified.set(token, { principal, expiresAtMs: Math.min(payload.exp! * 1000, Date.now() + ttlCapMs) });
+      return principal;
     } catch (err) {
       const code = (err as { code?: string }).code;
       const why =

@@ -3,10 +3,9 @@
 // links against is not (DEVELOPERS.md, fact 3): we embed it as a file asset,
 // extract it once to the cache dir and dlopen it, so the addon's dependency on
 // the soname resolves to the already-loaded copy.
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import embeddedLib from "../../node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1" with { type: "file" };
 
 export const ORT_LIB = "libonnxruntime.so.1";
@@ -20,12 +19,12 @@ export interface NativeRuntime {
 const isEmbedded = (p: string) => p.startsWith("/$bunfs/") || p.includes("$bunfs");
 
 /** Writes bytes to `dir/name` unless present; write-then-rename so a concurrent reader never sees half a file. */
-export function extractOnce(dir: string, name: string, bytes: Uint8Array): string {
+export function extractOnce(dir: string, name: string, bytes: () => Uint8Array): string {
   const target = join(dir, name);
   if (existsSync(target)) return target;
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const tmp = `${target}.${process.pid}.${Date.now()}.tmp`;
-  writeFileSync(tmp, bytes, { mode: 0o755 });
+  writeFileSync(tmp, bytes(), { mode: 0o755 });
   renameSync(tmp, target);
   return target;
 }
@@ -65,10 +64,12 @@ export function prepareNativeRuntime(opts: { ortDir?: string; cacheDir: string }
   }
   if (!isEmbedded(embeddedLib)) return { libDir: dirname(embeddedLib), source: "package" };
   removeStaleOrtLogs(tmpdir());
-  const bytes = readFileSync(embeddedLib);
-  const hash = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
-  const dir = join(opts.cacheDir, `onnxruntime-${hash}`);
-  const lib = extractOnce(dir, ORT_LIB, bytes);
+  // Bun names embedded assets by their content hash, so the name is a version key and
+  // a warm start neither reads nor hashes 45 MB. The size check catches a torn file.
+  const dir = join(opts.cacheDir, `onnxruntime-${basename(embeddedLib).replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+  const target = join(dir, ORT_LIB);
+  if (existsSync(target) && statSync(target).size !== statSync(embeddedLib).size) rmSync(target, { force: true });
+  const lib = extractOnce(dir, ORT_LIB, () => readFileSync(embeddedLib));
   dlopenOrt(lib);
   return { libDir: dir, source: "embedded" };
 }
