@@ -100,6 +100,8 @@ describe("cancellation", () => {
     const cancelled = await api.json("POST", `/api/v1/jobs/${job.id}/cancel`);
     expect(cancelled.body.state).toBe("cancelled");
     expect((await api.waitJob(job.id)).state).toBe("cancelled");
+    // The executor unwinds after the cancel is answered; then the model settles.
+    await svc.loop.idle();
     const deadline = Date.now() + 20_000;
     while (svc.deps.runtime.threadsOf("big") > 0 && Date.now() < deadline) await Bun.sleep(10);
     expect(svc.deps.runtime.threadsOf("big")).toBe(0);
