@@ -1,5 +1,6 @@
 // Shared test wiring: a real service on temp dirs (real SQLite file, real ONNX
 // sessions in workers) and real JWTs signed with jose.
+import { afterAll, beforeAll } from "bun:test";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -105,4 +106,43 @@ export async function client(service: Service, defaultToken?: string): Promise<C
 
 export function cleanup(t: TestEnv): void {
   rmSync(t.root, { recursive: true, force: true });
+}
+
+export interface ServiceFixture {
+  readonly t: TestEnv;
+  readonly svc: Service;
+  readonly api: Client;
+}
+
+/**
+ * Starts one service for the enclosing file or describe block (beforeAll) and
+ * stops it afterwards (afterAll). `prepare` writes models before the start.
+ */
+export function useService(env: Record<string, string> = {}, prepare: (t: TestEnv) => void | Promise<void> = () => {}): ServiceFixture {
+  let state: { t: TestEnv; svc: Service; api: Client } | undefined;
+  beforeAll(async () => {
+    const t = testEnv(env);
+    await prepare(t);
+    const svc = await startTestService(t);
+    state = { t, svc, api: await client(svc) };
+  });
+  afterAll(async () => {
+    await state?.svc.close();
+    if (state) cleanup(state.t);
+  });
+  const get = () => {
+    if (!state) throw new Error("the service starts in beforeAll");
+    return state;
+  };
+  return {
+    get t() {
+      return get().t;
+    },
+    get svc() {
+      return get().svc;
+    },
+    get api() {
+      return get().api;
+    },
+  };
 }

@@ -42,8 +42,8 @@ export function mountV2Routes(app: OpenAPIHono<AppEnv>, d: Deps, verify: TokenVe
       200,
     );
   };
-  app.openapi({ ...r.modelMetadataRoute, middleware: inference }, (c) => metadata(c, c.req.valid("param").name));
-  app.openapi({ ...r.modelVersionMetadataRoute, middleware: inference }, (c) => metadata(c, c.req.valid("param").name, c.req.valid("param").version));
+  app.openapi({ ...r.metadataRoutes.plain, middleware: inference }, (c) => metadata(c, c.req.valid("param").name));
+  app.openapi({ ...r.metadataRoutes.versioned, middleware: inference }, (c) => metadata(c, c.req.valid("param").name, c.req.valid("param").version));
 
   const ready = (c: Context<AppEnv>, name: string, version?: string) => {
     checkVersion(version);
@@ -51,8 +51,8 @@ export function mountV2Routes(app: OpenAPIHono<AppEnv>, d: Deps, verify: TokenVe
     if (d.runtime.get(name)?.phase !== "ready") throw new AppError("MODEL_NOT_LOADED", `model ${name} is not ready`);
     return c.json({ name, ready: true }, 200);
   };
-  app.openapi({ ...r.modelReadyRoute, middleware: inference }, (c) => ready(c, c.req.valid("param").name));
-  app.openapi({ ...r.modelVersionReadyRoute, middleware: inference }, (c) => ready(c, c.req.valid("param").name, c.req.valid("param").version));
+  app.openapi({ ...r.readyRoutes.plain, middleware: inference }, (c) => ready(c, c.req.valid("param").name));
+  app.openapi({ ...r.readyRoutes.versioned, middleware: inference }, (c) => ready(c, c.req.valid("param").name, c.req.valid("param").version));
 
   const runInfer = async (c: Context<AppEnv>) => {
     checkVersion(c.req.param("version"));

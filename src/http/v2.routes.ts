@@ -37,31 +37,30 @@ export const readyRoute = createRoute({
   },
 });
 
-const metadataResponses = {
-  200: { description: "Model metadata with protocol datatypes; -1 marks a dynamic dimension", content: { "application/json": { schema: ModelMetadata } } },
-  ...protocolErrors(400, 401, 403, 404),
-};
-export const modelMetadataRoute = createRoute({
-  method: "get", path: "/v2/models/{name}", tags, security, summary: "Model metadata",
-  request: { params: z.object({ name: Name }) }, responses: metadataResponses,
-});
-export const modelVersionMetadataRoute = createRoute({
-  method: "get", path: "/v2/models/{name}/versions/{version}", tags, security, summary: "Model metadata (version 1 is the only version)",
-  request: { params: z.object({ name: Name, version: Version }) }, responses: metadataResponses,
-});
+/** The protocol serves each model route with and without `/versions/{version}`. */
+function withVersions<S extends string>(suffix: S, summary: string, responses: ReturnType<typeof modelResponses>) {
+  return {
+    plain: createRoute({
+      method: "get", path: `/v2/models/{name}${suffix}`, tags, security, summary,
+      request: { params: z.object({ name: Name }) }, responses,
+    }),
+    versioned: createRoute({
+      method: "get", path: `/v2/models/{name}/versions/{version}${suffix}`, tags, security, summary: `${summary} (version 1 is the only version)`,
+      request: { params: z.object({ name: Name, version: Version }) }, responses,
+    }),
+  };
+}
 
-const readyResponses = {
-  200: { description: "Loaded and serving", content: { "application/json": { schema: z.object({ name: z.string(), ready: z.boolean() }) } } },
-  ...protocolErrors(400, 401, 403, 404),
-};
-export const modelReadyRoute = createRoute({
-  method: "get", path: "/v2/models/{name}/ready", tags, security, summary: "Model readiness: 200 when loaded, 400 otherwise",
-  request: { params: z.object({ name: Name }) }, responses: readyResponses,
-});
-export const modelVersionReadyRoute = createRoute({
-  method: "get", path: "/v2/models/{name}/versions/{version}/ready", tags, security, summary: "Model readiness",
-  request: { params: z.object({ name: Name, version: Version }) }, responses: readyResponses,
-});
+function modelResponses<T extends z.ZodType>(description: string, schema: T) {
+  return { 200: { description, content: { "application/json": { schema } } }, ...protocolErrors(400, 401, 403, 404) };
+}
+
+export const metadataRoutes = withVersions("", "Model metadata", modelResponses("Model metadata with protocol datatypes; -1 marks a dynamic dimension", ModelMetadata));
+export const readyRoutes = withVersions(
+  "/ready",
+  "Model readiness: 200 when loaded, 400 otherwise",
+  modelResponses("Loaded and serving", z.object({ name: z.string(), ready: z.boolean() })),
+);
 
 const inferDoc = {
   tags,

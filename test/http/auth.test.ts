@@ -1,26 +1,12 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Service } from "../../src/server";
+import { describe, expect, test } from "bun:test";
 import { affineModel } from "../fixtures/onnx-builder";
-import { cleanup, client, startTestService, testEnv, token, writeModel, type Client, type TestEnv } from "../helpers";
+import { token, useService, writeModel } from "../helpers";
 
-let t: TestEnv;
-let svc: Service;
-let api: Client;
-
-beforeAll(async () => {
-  t = testEnv();
-  writeModel(t.modelDir, "m.onnx", affineModel());
-  svc = await startTestService(t);
-  api = await client(svc);
-});
-afterAll(async () => {
-  await svc.close();
-  cleanup(t);
-});
+const f = useService({}, (t) => void writeModel(t.modelDir, "m.onnx", affineModel()));
 
 describe("admin auth", () => {
   test("no token: 401 with WWW-Authenticate: Bearer", async () => {
-    const { status, body, res } = await api.json("POST", "/api/v1/models/m/load", { token: null });
+    const { status, body, res } = await f.api.json("POST", "/api/v1/models/m/load", { token: null });
     expect(status).toBe(401);
     expect(res.headers.get("www-authenticate")).toStartWith("Bearer");
     expect(body.error).toMatchObject({ code: "UNAUTHORIZED" });
@@ -28,8 +14,8 @@ describe("admin auth", () => {
   });
 
   test("reads need a token too", async () => {
-    expect((await api.json("GET", "/api/v1/models", { token: null })).status).toBe(401);
-    expect((await api.json("GET", "/api/v1/jobs", { token: null })).status).toBe(401);
+    expect((await f.api.json("GET", "/api/v1/models", { token: null })).status).toBe(401);
+    expect((await f.api.json("GET", "/api/v1/jobs", { token: null })).status).toBe(401);
   });
 
   test("garbage, wrong-key, expired and exp-less tokens: 401", async () => {
@@ -40,33 +26,33 @@ describe("admin auth", () => {
       noExp: await token({ role: "admin" }, { exp: null }),
     };
     for (const [name, tok] of Object.entries(cases)) {
-      const { status, body } = await api.json("POST", "/api/v1/models/m/load", { token: tok });
+      const { status, body } = await f.api.json("POST", "/api/v1/models/m/load", { token: tok });
       expect({ name, status, code: body.error.code }).toEqual({ name, status: 401, code: "UNAUTHORIZED" });
     }
-    const expired = await api.json("GET", "/api/v1/models", { token: cases.expired });
+    const expired = await f.api.json("GET", "/api/v1/models", { token: cases.expired });
     expect(expired.body.error.message).toContain("expired");
   });
 
   test("a valid token without the admin role: 403 on changes, 200 on reads", async () => {
     const infer = await token({ role: "infer" });
-    const { status, body } = await api.json("POST", "/api/v1/models/m/load", { token: infer });
+    const { status, body } = await f.api.json("POST", "/api/v1/models/m/load", { token: infer });
     expect(status).toBe(403);
     expect(body.error.code).toBe("FORBIDDEN");
-    expect((await api.json("POST", "/api/v1/models/unload", { token: infer })).status).toBe(403);
-    expect((await api.json("DELETE", "/api/v1/models/m", { token: infer })).status).toBe(403);
-    expect((await api.json("GET", "/api/v1/models", { token: infer })).status).toBe(200);
+    expect((await f.api.json("POST", "/api/v1/models/unload", { token: infer })).status).toBe(403);
+    expect((await f.api.json("DELETE", "/api/v1/models/m", { token: infer })).status).toBe(403);
+    expect((await f.api.json("GET", "/api/v1/models", { token: infer })).status).toBe(200);
   });
 
   test("admin may come from role, roles or scope", async () => {
     for (const claims of [{ role: "admin" }, { roles: ["reader", "admin"] }, { scope: "openid admin" }]) {
-      const { status } = await api.json("POST", "/api/v1/models", { token: await token(claims), body: { id: "x", path: "nope.onnx" } });
+      const { status } = await f.api.json("POST", "/api/v1/models", { token: await token(claims), body: { id: "x", path: "nope.onnx" } });
       expect({ claims, status }).toEqual({ claims, status: 400 }); // got past auth to validation
     }
   });
 
   test("health, openapi and docs are open", async () => {
     for (const path of ["/health", "/openapi.json", "/docs", "/docs/scalar.js"]) {
-      expect({ path, status: (await api.call("GET", path, { token: null })).status }).toEqual({ path, status: 200 });
+      expect({ path, status: (await f.api.call("GET", path, { token: null })).status }).toEqual({ path, status: 200 });
     }
   });
 });

@@ -1,10 +1,9 @@
 // Hostile tokens, each answered 401 (never 500), against the three key sources.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from "jose";
-import type { Service } from "../../src/server";
-import { cleanup, client, SECRET, startTestService, testEnv, token, type Client, type TestEnv } from "../helpers";
+import { SECRET, token, useService, type Client } from "../helpers";
 
 const b64 = (o: object | string) => Buffer.from(typeof o === "string" ? o : JSON.stringify(o)).toString("base64url");
 const now = () => Math.floor(Date.now() / 1000);
@@ -16,18 +15,7 @@ async function expect401(api: Client, tok: string, label: string) {
 }
 
 describe("HS256 secret", () => {
-  let t: TestEnv;
-  let svc: Service;
-  let api: Client;
-  beforeAll(async () => {
-    t = testEnv({ MODELD_JWT_ISSUER: "https://issuer.test", MODELD_JWT_AUDIENCE: "modeld" });
-    svc = await startTestService(t);
-    api = await client(svc);
-  });
-  afterAll(async () => {
-    await svc.close();
-    cleanup(t);
-  });
+  const f = useService({ MODELD_JWT_ISSUER: "https://issuer.test", MODELD_JWT_AUDIENCE: "modeld" });
 
   const sign = (claims: Record<string, unknown>, opts: { exp?: number | null; nbf?: number } = {}) => {
     let j = new SignJWT({ role: "admin", ...claims }).setProtectedHeader({ alg: "HS256" }).setSubject("attacker").setIssuedAt();
@@ -38,94 +26,74 @@ describe("HS256 secret", () => {
   const good = () => sign({ iss: "https://issuer.test", aud: "modeld" });
 
   test("a well-formed token passes (the control)", async () => {
-    expect((await api.json("GET", "/api/v1/models", { token: await good() })).status).toBe(200);
+    expect((await f.api.json("GET", "/api/v1/models", { token: await good() })).status).toBe(200);
   });
 
   test("alg none", async () => {
-    await expect401(api, `${b64({ alg: "none", typ: "JWT" })}.${b64({ sub: "x", role: "admin", exp: now() + 600, iss: "https://issuer.test", aud: "modeld" })}.`, "none");
+    await expect401(f.api, `${b64({ alg: "none", typ: "JWT" })}.${b64({ sub: "x", role: "admin", exp: now() + 600, iss: "https://issuer.test", aud: "modeld" })}.`, "none");
   });
   test("expired, and nbf in the future", async () => {
-    await expect401(api, await sign({ iss: "https://issuer.test", aud: "modeld" }, { exp: now() - 60 }), "expired");
-    await expect401(api, await sign({ iss: "https://issuer.test", aud: "modeld" }, { nbf: now() + 3600 }), "nbf");
+    await expect401(f.api, await sign({ iss: "https://issuer.test", aud: "modeld" }, { exp: now() - 60 }), "expired");
+    await expect401(f.api, await sign({ iss: "https://issuer.test", aud: "modeld" }, { nbf: now() + 3600 }), "nbf");
   });
   test("wrong issuer or audience", async () => {
-    await expect401(api, await sign({ iss: "https://evil.test", aud: "modeld" }), "iss");
-    await expect401(api, await sign({ iss: "https://issuer.test", aud: "other" }), "aud");
+    await expect401(f.api, await sign({ iss: "https://evil.test", aud: "modeld" }), "iss");
+    await expect401(f.api, await sign({ iss: "https://issuer.test", aud: "other" }), "aud");
   });
   test("missing exp", async () => {
-    await expect401(api, await sign({ iss: "https://issuer.test", aud: "modeld" }, { exp: null }), "no exp");
+    await expect401(f.api, await sign({ iss: "https://issuer.test", aud: "modeld" }, { exp: null }), "no exp");
   });
   test("tampered payload and truncated signature", async () => {
     const [h, p, s] = (await good()).split(".");
     const payload = JSON.parse(Buffer.from(p!, "base64url").toString());
-    await expect401(api, `${h}.${b64({ ...payload, sub: "root" })}.${s}`, "tampered");
-    await expect401(api, `${h}.${p}.${s!.slice(0, 10)}`, "truncated");
+    await expect401(f.api, `${h}.${b64({ ...payload, sub: "root" })}.${s}`, "tampered");
+    await expect401(f.api, `${h}.${p}.${s!.slice(0, 10)}`, "truncated");
   });
   test("a 100 KB token", async () => {
-    await expect401(api, await sign({ iss: "https://issuer.test", aud: "modeld", pad: "x".repeat(100 * 1024) }), "huge");
+    await expect401(f.api, await sign({ iss: "https://issuer.test", aud: "modeld", pad: "x".repeat(100 * 1024) }), "huge");
   });
   test("garbage of every shape", async () => {
-    for (const g of ["", ".", "..", "a.b.c", "ä.ö.ü", "eyJ.eyJ.sig", "Bearer", "x".repeat(5000)]) await expect401(api, g, `garbage ${g.slice(0, 12)}`);
-    const res = await api.json("GET", "/api/v1/models", { headers: { authorization: "Basic dXNlcjpwYXNz" }, token: null });
+    for (const g of ["", ".", "..", "a.b.c", "ä.ö.ü", "eyJ.eyJ.sig", "Bearer", "x".repeat(5000)]) await expect401(f.api, g, `garbage ${g.slice(0, 12)}`);
+    const res = await f.api.json("GET", "/api/v1/models", { headers: { authorization: "Basic dXNlcjpwYXNz" }, token: null });
     expect(res.status).toBe(401);
   });
 });
 
 describe("RS256 public key", () => {
-  let t: TestEnv;
-  let svc: Service;
-  let api: Client;
   let privateKey: CryptoKey;
   let pem: string;
-  beforeAll(async () => {
+  const f = useService({}, async (t) => {
     const pair = await generateKeyPair("RS256", { extractable: true });
     privateKey = pair.privateKey;
     pem = await exportSPKI(pair.publicKey);
-    t = testEnv({ MODELD_JWT_SECRET: "", MODELD_JWT_PUBLIC_KEY: pem, MODELD_JWT_ALG: "RS256" });
-    svc = await startTestService(t);
-    api = await client(svc);
-  });
-  afterAll(async () => {
-    await svc.close();
-    cleanup(t);
+    Object.assign(t.env, { MODELD_JWT_SECRET: "", MODELD_JWT_PUBLIC_KEY: pem, MODELD_JWT_ALG: "RS256" });
   });
 
   test("an RS256 token passes (the control)", async () => {
     const tok = await new SignJWT({ role: "admin" }).setProtectedHeader({ alg: "RS256" }).setExpirationTime("5m").setSubject("ops").sign(privateKey);
-    expect((await api.json("GET", "/api/v1/models", { token: tok })).status).toBe(200);
+    expect((await f.api.json("GET", "/api/v1/models", { token: tok })).status).toBe(200);
   });
 
   test("HS256 signed with the public key (algorithm confusion)", async () => {
     const tok = await new SignJWT({ role: "admin" }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("5m").sign(new TextEncoder().encode(pem));
-    await expect401(api, tok, "confusion");
+    await expect401(f.api, tok, "confusion");
   });
 });
 
 describe("JWKS file", () => {
-  let t: TestEnv;
-  let svc: Service;
-  let api: Client;
   let privateKey: CryptoKey;
-  beforeAll(async () => {
+  const f = useService({}, async (t) => {
     const pair = await generateKeyPair("ES256", { extractable: true });
     privateKey = pair.privateKey;
-    t = testEnv();
     const jwks = join(t.root, "jwks.json");
     writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: "k1", alg: "ES256", use: "sig" }] }));
-    t.env.MODELD_JWT_SECRET = "";
-    t.env.MODELD_JWKS_FILE = jwks;
-    svc = await startTestService(t);
-    api = await client(svc);
-  });
-  afterAll(async () => {
-    await svc.close();
-    cleanup(t);
+    Object.assign(t.env, { MODELD_JWT_SECRET: "", MODELD_JWKS_FILE: jwks });
   });
 
   test("a token with a known kid passes; an unknown kid is 401", async () => {
     const signWith = (kid: string) => new SignJWT({ role: "admin" }).setProtectedHeader({ alg: "ES256", kid }).setExpirationTime("5m").sign(privateKey);
-    expect((await api.json("GET", "/api/v1/models", { token: await signWith("k1") })).status).toBe(200);
-    await expect401(api, await signWith("k-unknown"), "unknown kid");
-    await expect401(api, await token(), "HS256 against a JWKS");
+    expect((await f.api.json("GET", "/api/v1/models", { token: await signWith("k1") })).status).toBe(200);
+    await expect401(f.api, await signWith("k-unknown"), "unknown kid");
+    await expect401(f.api, await token(), "HS256 against a JWKS");
   });
 });

@@ -1,23 +1,11 @@
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
-import type { Service } from "../../src/server";
-import { cleanup, client, startTestService, testEnv, type Client, type TestEnv } from "../helpers";
+import { useService } from "../helpers";
 
-let t: TestEnv;
-let svc: Service;
-let api: Client;
-beforeAll(async () => {
-  t = testEnv();
-  svc = await startTestService(t);
-  api = await client(svc);
-});
-afterAll(async () => {
-  await svc.close();
-  cleanup(t);
-});
+const f = useService();
 
 test("the OpenAPI 3.1 document validates", async () => {
-  const doc = (await api.json("GET", "/openapi.json", { token: null })).body;
+  const doc = (await f.api.json("GET", "/openapi.json", { token: null })).body;
   expect(doc.openapi).toBe("3.1.0");
   const result = await new Validator().validate(doc);
   expect(result.errors ?? []).toEqual([]);
@@ -26,7 +14,7 @@ test("the OpenAPI 3.1 document validates", async () => {
 });
 
 test("every route is documented, with its error shape on every error response", async () => {
-  const doc = (await api.json("GET", "/openapi.json", { token: null })).body;
+  const doc = (await f.api.json("GET", "/openapi.json", { token: null })).body;
   const documented = new Set<string>();
   for (const [path, ops] of Object.entries<Record<string, any>>(doc.paths)) {
     for (const [method, op] of Object.entries(ops)) {
@@ -42,7 +30,7 @@ test("every route is documented, with its error shape on every error response", 
     }
   }
   const undocumented = new Set(["GET /openapi.json", "GET /docs", "GET /docs/scalar.js"]);
-  const registered = [...new Set(svc.app.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path}`))].filter(
+  const registered = [...new Set(f.svc.app.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path}`))].filter(
     (r) => !undocumented.has(r),
   );
   expect(registered.length).toBeGreaterThan(20);
@@ -50,10 +38,10 @@ test("every route is documented, with its error shape on every error response", 
 });
 
 test("the Scalar page loads its script from modeld, not a CDN", async () => {
-  const html = await (await api.call("GET", "/docs", { token: null })).text();
+  const html = await (await f.api.call("GET", "/docs", { token: null })).text();
   expect(html).toContain('src="/docs/scalar.js"');
   expect(html).not.toContain("cdn.jsdelivr.net");
-  const js = await api.call("GET", "/docs/scalar.js", { token: null });
+  const js = await f.api.call("GET", "/docs/scalar.js", { token: null });
   expect(js.headers.get("content-type")).toContain("javascript");
   expect((await js.arrayBuffer()).byteLength).toBeGreaterThan(1_000_000);
 });
