@@ -5,6 +5,7 @@ import { AppError } from "../errors";
 import { RuntimeError } from "../runtime/model-worker";
 import { resolveModelPath } from "../services/model-files";
 import { chooseProviders } from "../runtime/providers";
+import { sha256File } from "../runtime/sha256";
 import { JobError, type Job } from "./states";
 
 type ExecDeps = Pick<Deps, "config" | "db" | "models" | "jobs" | "settings" | "runtime" | "availableProviders" | "log">;
@@ -14,6 +15,18 @@ async function locateFile(modelDir: string, path: string): Promise<string> {
     return (await resolveModelPath(modelDir, path)).abs;
   } catch (err) {
     throw new JobError("MODEL_FILE_MISSING", err instanceof AppError ? err.message : String(err));
+  }
+}
+
+async function verifyChecksum(path: string, expected: string): Promise<void> {
+  let actual: string;
+  try {
+    actual = await sha256File(path);
+  } catch (err) {
+    throw new JobError("MODEL_FILE_MISSING", (err as Error).message);
+  }
+  if (actual !== expected) {
+    throw new JobError("CHECKSUM_MISMATCH", `file sha256 is ${actual}, registered as ${expected}; re-register the model if the change is intended`);
   }
 }
 
@@ -35,11 +48,14 @@ async function runLoad(job: Job, d: ExecDeps): Promise<string> {
     for (const w of providers.warnings) d.log.warn(w, { jobId: job.id, modelId: model.id });
     // A cancel (or force unload) that arrived before the worker existed had nothing to stop.
     if (!stillRunning(job, d)) throw new JobError("CANCELLED", "cancelled before the session was created");
-    const info = await d.runtime.load(
-      model.id,
-      { path, executionProviders: providers.chosen, sha256: d.config.runtime.verifyChecksum ? model.sha256 : undefined },
-      d.config.jobs.loadTimeoutMs,
-    );
+    // The checksum is computed while ONNX Runtime creates the session, on another
+    // core; the session serves nothing until both have finished.
+    const checksum = d.config.runtime.verifyChecksum ? verifyChecksum(path, model.sha256) : Promise.resolve();
+    checksum.catch(() => d.runtime.stop(model.id, new JobError("CHECKSUM_MISMATCH", "checksum check failed")));
+    const [info] = await Promise.all([
+      d.runtime.load(model.id, { path, executionProviders: providers.chosen }, d.config.jobs.loadTimeoutMs),
+      checksum,
+    ]);
     if (!stillRunning(job, d)) {
       d.runtime.stop(model.id);
       throw new JobError("CANCELLED", "cancelled while the session was being created");

@@ -17,8 +17,6 @@ export interface WireTensor {
 export interface LoadRequest {
   path: string;
   executionProviders: string[];
-  /** Hex sha256 the file must still have; omitted to skip the check. */
-  sha256?: string;
 }
 
 export type ToWorker =
@@ -29,7 +27,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: "loaded"; inputs: TensorInfo[]; outputs: TensorInfo[]; providers: string[] }
-  | { type: "load-error"; code: "LOAD_FAILED" | "CHECKSUM_MISMATCH" | "MODEL_FILE_MISSING" | "UNSAFE_EXTERNAL_DATA"; message: string }
+  | { type: "load-error"; code: "LOAD_FAILED" | "UNSAFE_EXTERNAL_DATA"; message: string }
   | { type: "result"; id: number; outputs: WireTensor[] }
   | { type: "run-error"; id: number; message: string };
 

@@ -11,7 +11,6 @@ import * as ort from "onnxruntime-node";
 import type { TensorInfo } from "../db/models.repo";
 import { externalDataLocations, unsafeLocation } from "./external-data";
 import { keepFloat16AsUint16 } from "./ort-float16";
-import { sha256File } from "./sha256";
 import { transferList, type FromWorker, type LoadRequest, type ToWorker, type WireTensor } from "./protocol";
 
 declare const self: Worker;
@@ -35,21 +34,6 @@ function describe(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorIn
 }
 
 async function load(req: LoadRequest): Promise<void> {
-  if (req.sha256) {
-    let actual: string;
-    try {
-      actual = await sha256File(req.path);
-    } catch (err) {
-      return post({ type: "load-error", code: "MODEL_FILE_MISSING", message: (err as Error).message });
-    }
-    if (actual !== req.sha256) {
-      return post({
-        type: "load-error",
-        code: "CHECKSUM_MISMATCH",
-        message: `file sha256 is ${actual}, registered as ${req.sha256}; re-register the model if the change is intended`,
-      });
-    }
-  }
   if (stopping()) return;
   try {
     // Unparseable files go on to ONNX Runtime, whose message says what is wrong with them.
