@@ -5,6 +5,8 @@ import { ConfigError, envNameToFlag, envSchema, flagToEnvName, loadConfig, type 
 import { createModelsRepo } from "./db/models.repo";
 import { VERSION } from "./http/app";
 import { createLogger } from "./log";
+import { isCompiledBinary } from "./runtime/native";
+import { escapeNoexecTmp } from "./runtime/noexec-tmp";
 import { openStore, startService } from "./server";
 
 const USAGE = `modeld ${VERSION}: an ONNX model server
@@ -57,6 +59,7 @@ export function parseArgs(argv: string[]): Cli {
 
 async function serve(config: Config): Promise<void> {
   const log = createLogger(config.logLevel, { service: "modeld" });
+  if (isCompiledBinary()) escapeNoexecTmp(config.cacheDir, (msg) => log.warn(msg));
   let draining = false;
   const service = await startService(config, log, { isDraining: () => draining });
   const server = Bun.serve({ hostname: config.host, port: config.port, fetch: service.app.fetch, idleTimeout: 120 });

@@ -2,7 +2,7 @@
 // an empty read-only directory, start it with no node_modules in reach, load a
 // model, stop it with SIGTERM.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { cleanup, tempDir } from "./helpers";
 import { startBinary, type RunningBinary } from "./fixtures/binary";
@@ -43,6 +43,14 @@ describe("the compiled binary", () => {
     const done = (await (await fetch(`${server.url}/api/v1/jobs/${job.id}?wait=20`, { headers: auth })).json()) as { state: string };
     expect(done.state).toBe("completed");
 
+    const infer = await fetch(`${server.url}/v2/models/demo/infer`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [2, 4], data: [[1, 2, 3, 4], [0, -1, 0.5, 10]] }] }),
+    });
+    expect(infer.status).toBe(200);
+    expect(((await infer.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([3, 5, 7, 9, 1, -1, 2, 21]);
+
     const docs = await fetch(`${server.url}/docs/scalar.js`);
     expect(docs.status).toBe(200);
     expect((await docs.arrayBuffer()).byteLength).toBeGreaterThan(1_000_000);
@@ -70,3 +78,30 @@ describe("the compiled binary", () => {
 function tokenFor(bin: string, data: string, home: string): string {
   return Bun.spawnSync([bin, "token", "--sub", "ops", "--role", "admin"], { env: { MODELD_DATA_DIR: data, HOME: home } }).stdout.toString().trim();
 }
+
+// A hardened host mounts /tmp noexec; Bun extracts the addon there. Simulated
+// with a private mount namespace, where /tmp is a fresh noexec tmpfs.
+const canUnshare = Bun.spawnSync(["unshare", "-m", "--propagation", "private", "sh", "-c", "mount -t tmpfs -o noexec tmpfs /tmp"]).exitCode === 0;
+if (!canUnshare) console.warn("skipping the noexec /tmp test: unshare -m with mount is not permitted here");
+
+test.skipIf(!canUnshare)("with /tmp mounted noexec, the binary moves its TMPDIR into the cache dir and loads", async () => {
+  const outside = mkdtempSync("/var/tmp/modeld-noexec-");
+  try {
+    copyFileSync(binary, join(outside, "modeld"));
+    chmodSync(join(outside, "modeld"), 0o755);
+    const env = { MODELD_DATA_DIR: join(outside, "data"), XDG_CACHE_HOME: join(outside, "cache") };
+    const script = `mount -t tmpfs -o noexec tmpfs /tmp && exec ${join(outside, "modeld")} serve`;
+    const server = await startBinary(["unshare", "-m", "--propagation", "private", "sh", "-c", script], env, outside);
+    try {
+      expect(server.logs()).toContain("is mounted noexec; restarting with TMPDIR=");
+      const auth = { authorization: `Bearer ${tokenFor(join(outside, "modeld"), env.MODELD_DATA_DIR, outside)}` };
+      const job = (await (await fetch(`${server.url}/api/v1/models/demo/load`, { method: "POST", headers: auth })).json()) as { id: string };
+      const done = (await (await fetch(`${server.url}/api/v1/jobs/${job.id}?wait=20`, { headers: auth })).json()) as { state: string };
+      expect(done.state).toBe("completed");
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  } finally {
+    rmSync(outside, { recursive: true, force: true });
+  }
+}, 60_000);

@@ -41,6 +41,12 @@ const workerUrl = import.meta.url.includes("$bunfs")
   ? "./runtime/session-worker.ts"
   : new URL("./session-worker.ts", import.meta.url).href;
 
+/** A crash message can quote a whole minified bundle; keep the error line. */
+function crashSummary(message: string): string {
+  const line = message.split("\n").find((l) => /^\s*(error|\w*Error)\b/.test(l))?.trim();
+  return (line ?? message).slice(0, 500);
+}
+
 export class ModelWorker {
   #worker: Worker;
   #stop = new SharedArrayBuffer(4);
@@ -61,7 +67,7 @@ export class ModelWorker {
     this.#worker = new Worker(workerUrl);
     this.#worker.onmessage = (e: MessageEvent<FromWorker>) => this.#handle(e.data);
     this.#worker.addEventListener("error", (e) =>
-      this.#close(new RuntimeError("TERMINATED", `worker crashed: ${(e as ErrorEvent).message}`), true),
+      this.#close(new RuntimeError("TERMINATED", `worker crashed: ${crashSummary((e as ErrorEvent).message)}`), true),
     );
     this.#exited = new Promise((resolve) =>
       this.#worker.addEventListener("close", () => {

@@ -18,6 +18,9 @@ export interface NativeRuntime {
 
 const isEmbedded = (p: string) => p.startsWith("/$bunfs/") || p.includes("$bunfs");
 
+/** True inside the `bun build --compile` binary. */
+export const isCompiledBinary = (): boolean => isEmbedded(embeddedLib);
+
 /** Writes bytes to `dir/name` unless present; write-then-rename so a concurrent reader never sees half a file. */
 export function extractOnce(dir: string, name: string, bytes: () => Uint8Array): string {
   const target = join(dir, name);
