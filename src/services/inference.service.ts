@@ -50,10 +50,10 @@ const wantsBinary = (p: Record<string, unknown> | undefined, key: string): boole
   p && typeof p[key] === "boolean" ? (p[key] as boolean) : undefined;
 
 export async function infer(modelId: string, req: InferRequest, d: Pick<Deps, "models" | "runtime" | "config">): Promise<InferResult> {
-  const model = d.models.get(modelId);
-  if (!model) throw new AppError("MODEL_NOT_FOUND", `no model ${modelId}`);
+  // The hot path asks only the runtime; the registry is read just to tell 404 from "not loaded".
   const worker = d.runtime.get(modelId);
   if (!worker || worker.phase === "loading" || worker.phase === "starting" || !worker.info) {
+    if (!d.models.get(modelId)) throw new AppError("MODEL_NOT_FOUND", `no model ${modelId}`);
     throw new AppError("MODEL_NOT_LOADED", `model ${modelId} is not loaded`);
   }
   const { inputs: inputMeta, outputs: outputMeta } = worker.info;
