@@ -1,8 +1,11 @@
 // The set of model workers. At most one serving worker per model; a worker
 // that was stopped stays counted until its thread has ended, and a new load
 // of the same model waits for it, so a model never holds two sessions.
+//
+// After the first load one spare thread is kept started: starting a worker
+// and importing onnxruntime-node is most of a small model's load time.
 import { JobError } from "../jobs/states";
-import { ModelWorker, RuntimeError, type LoadedInfo } from "./model-worker";
+import { ModelWorker, RuntimeError, spawnSessionWorker, type LoadedInfo } from "./model-worker";
 import type { LoadRequest, WireTensor } from "./protocol";
 
 export interface RuntimeOptions {
@@ -14,6 +17,8 @@ export interface RuntimeOptions {
 export class ModelRuntime {
   #serving = new Map<string, ModelWorker>();
   #threads = new Set<ModelWorker>();
+  #spare?: Worker;
+  #closing = false;
 
   constructor(private readonly opts: RuntimeOptions) {}
 
@@ -57,10 +62,30 @@ export class ModelRuntime {
         if (crashed) this.opts.onCrash(modelId);
       },
       onExited: (w) => this.#threads.delete(w),
+      thread: this.#takeSpare(),
     });
     this.#serving.set(modelId, worker);
     this.#threads.add(worker);
     return worker.load(req, timeoutMs);
+  }
+
+  #takeSpare(): Worker | undefined {
+    const spare = this.#spare;
+    this.#spare = undefined;
+    setTimeout(() => this.#startSpare(), 0);
+    return spare;
+  }
+
+  #startSpare(): void {
+    if (this.#closing || this.#spare) return;
+    const w = spawnSessionWorker();
+    // A spare that fails to start (or exits) before it is used is simply dropped.
+    const drop = () => {
+      if (this.#spare === w) this.#spare = undefined;
+    };
+    w.addEventListener("error", drop);
+    w.addEventListener("close", drop);
+    this.#spare = w;
   }
 
   /** Graceful unless force; "forced" answers pending requests with 503 at once. */
@@ -90,8 +115,14 @@ export class ModelRuntime {
 
   /** Releases every session within the bound and waits for the threads to end. */
   async shutdown(timeoutMs: number): Promise<void> {
+    this.#closing = true;
+    const spare = this.#spare;
+    this.#spare = undefined;
+    // Asked, not terminated: it may still be importing the native addon.
+    const spareGone = spare ? new Promise((r) => (spare.addEventListener("close", r), spare.postMessage({ type: "exit" }))) : undefined;
     await Promise.all([...this.#serving.keys()].map((id) => this.unload(id, { force: false, timeoutMs })));
-    const remaining = [...this.#threads].map((w) => w.exited());
+    const remaining: Promise<unknown>[] = [...this.#threads].map((w) => w.exited());
+    if (spareGone) remaining.push(spareGone);
     await Promise.race([Promise.all(remaining), new Promise((r) => setTimeout(r, timeoutMs))]);
   }
 }

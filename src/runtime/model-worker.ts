@@ -41,6 +41,9 @@ const workerUrl = import.meta.url.includes("$bunfs")
   ? "./runtime/session-worker.ts"
   : new URL("./session-worker.ts", import.meta.url).href;
 
+/** A session worker thread, importing onnxruntime-node as it starts. */
+export const spawnSessionWorker = (): Worker => new Worker(workerUrl);
+
 /** A crash message can quote a whole minified bundle; keep the error line. */
 function crashSummary(message: string): string {
   const line = message.split("\n").find((l) => /^\s*(error|\w*Error)\b/.test(l))?.trim();
@@ -62,9 +65,15 @@ export class ModelWorker {
 
   constructor(
     readonly modelId: string,
-    private readonly opts: { maxQueue: number; onClosed: (w: ModelWorker, crashed: boolean) => void; onExited: (w: ModelWorker) => void },
+    private readonly opts: {
+      maxQueue: number;
+      onClosed: (w: ModelWorker, crashed: boolean) => void;
+      onExited: (w: ModelWorker) => void;
+      /** A thread started ahead of time (see ModelRuntime's spare), or a new one. */
+      thread?: Worker;
+    },
   ) {
-    this.#worker = new Worker(workerUrl);
+    this.#worker = opts.thread ?? spawnSessionWorker();
     this.#worker.onmessage = (e: MessageEvent<FromWorker>) => this.#handle(e.data);
     this.#worker.addEventListener("error", (e) =>
       this.#close(new RuntimeError("TERMINATED", `worker crashed: ${crashSummary((e as ErrorEvent).message)}`), true),
