@@ -87,4 +87,22 @@ describe("restart", () => {
     const api = await client(svc);
     expect((await api.waitJob(pending.id)).state).toBe("completed");
   });
+
+  test("finished jobs past MODELD_JOB_RETENTION_HOURS are pruned; unfinished ones never are", async () => {
+    t = testEnv();
+    writeModel(t.modelDir, "a.onnx", affineModel());
+    svc = await startTestService(t);
+    let api = await client(svc);
+    const done = await api.waitJob((await api.json("POST", "/api/v1/models/a/load")).body.id);
+    await svc.close();
+    svc = undefined;
+    const db = await openDatabase(`${t.dataDir}/modeld.sqlite`);
+    const pending = createJobsRepo(db).insert({ kind: "unload", modelId: "a", requestedBy: "later" });
+    db.close();
+
+    svc = await startTestService({ ...t, env: { ...t.env, MODELD_JOB_RETENTION_HOURS: "0" } });
+    api = await client(svc);
+    expect((await api.json("GET", `/api/v1/jobs/${done.id}`)).status).toBe(404);
+    expect((await api.json("GET", `/api/v1/jobs/${pending.id}`)).status).toBe(200);
+  });
 });
