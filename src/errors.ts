@@ -21,7 +21,6 @@ export const ERROR_CODES = {
   IDEMPOTENCY_KEY_REUSED: { status: 422, description: "The Idempotency-Key was used before with a different request." },
   TOO_MANY_JOBS: { status: 429, description: "Too many unfinished jobs; retry after the Retry-After seconds." },
   INTERNAL: { status: 500, description: "An unexpected error; the log has the details under the same requestId." },
-  UNAVAILABLE: { status: 503, description: "The server is shutting down." },
   MODEL_UNAVAILABLE: { status: 503, description: "The model is unloading or was force-unloaded while the request waited; retry after Retry-After." },
   QUEUE_FULL: { status: 503, description: "The model's request queue (MODELD_MAX_QUEUE_PER_MODEL) is full; retry after Retry-After." },
 } as const;

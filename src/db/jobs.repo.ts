@@ -104,11 +104,8 @@ export function createJobsRepo(db: Db) {
         .get({ m: modelId });
       return r && toJob(r);
     },
-    countUnfinished(modelId?: string): number {
-      const sql = modelId
-        ? "SELECT count(*) AS n FROM jobs WHERE state IN ('pending', 'running') AND model_id = @m"
-        : "SELECT count(*) AS n FROM jobs WHERE state IN ('pending', 'running')";
-      return db.prepare<{ n: number }>(sql).get(modelId ? { m: modelId } : undefined)!.n;
+    countUnfinished(): number {
+      return db.prepare<{ n: number }>("SELECT count(*) AS n FROM jobs WHERE state IN ('pending', 'running')").get()!.n;
     },
     byIdempotencyKey(requestedBy: string, key: string): (Job & { requestHash: string | null }) | undefined {
       const r = db

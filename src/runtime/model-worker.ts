@@ -96,11 +96,6 @@ export class ModelWorker {
     return this.#runs.size;
   }
 
-  /** True until the thread has really ended (its session released). */
-  get alive(): boolean {
-    return !this.#threadGone;
-  }
-
   /** Resolves once the session exists. On timeout the job is answered at once and the worker told to stop. */
   load(req: LoadRequest, timeoutMs: number): Promise<LoadedInfo> {
     this.#phase = "loading";
