@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import type { TokenVerifier } from "../auth";
@@ -61,8 +62,9 @@ export function createApp(d: Deps, verify: TokenVerifier, opts: { isDraining?: (
   const adminLimit = limit(ADMIN_BODY_LIMIT);
   const tensorLimit = limit(d.config.maxBodyBytes);
   const carriesTensors = (path: string) => PREDICT_PATH.test(path) || /^\/v2\/models\/.+\/infer$/.test(path);
-  app.use("/api/v1/*", (c, next) => (carriesTensors(c.req.path) ? tensorLimit(c, next) : adminLimit(c, next)));
-  app.use("/v2/*", (c, next) => (carriesTensors(c.req.path) ? tensorLimit(c, next) : adminLimit(c, next)));
+  const limitByRoute: MiddlewareHandler<AppEnv> = (c, next) => (carriesTensors(c.req.path) ? tensorLimit(c, next) : adminLimit(c, next));
+  app.use("/api/v1/*", limitByRoute);
+  app.use("/v2/*", limitByRoute);
 
   app.use(auditAdminActions(d.audit));
   // Predict routes authenticate themselves: MODELD_PUBLIC_INFERENCE may open them.
