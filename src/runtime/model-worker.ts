@@ -8,7 +8,7 @@
 // in returns.
 import type { TensorInfo } from "../db/models.repo";
 import { JobError } from "../jobs/states";
-import { transferList, type FromWorker, type LoadRequest, type ToWorker, type WireTensor } from "./protocol";
+import { transferList, type FromWorker, type LoadRequest, type RunItem, type ToWorker, type WireTensor } from "./protocol";
 
 export type WorkerPhase = "starting" | "loading" | "ready" | "draining" | "closed";
 
@@ -58,6 +58,7 @@ export class ModelWorker {
   #nextRunId = 1;
   #onLoad?: { resolve: (i: LoadedInfo) => void; reject: (e: Error) => void };
   #idleWaiters: (() => void)[] = [];
+  #outbox: RunItem[] = [];
   #exited: Promise<void>;
   #threadGone = false;
   #exitRequested = false;
@@ -121,7 +122,8 @@ export class ModelWorker {
     const id = this.#nextRunId++;
     return new Promise((resolve, reject) => {
       this.#runs.set(id, { resolve, reject });
-      this.#send({ type: "run", id, inputs, outputs }, transferList(inputs));
+      // Runs requested in the same turn leave together (see protocol.ts).
+      if (this.#outbox.push({ id, inputs, outputs }) === 1) queueMicrotask(() => this.#flushRuns());
     });
   }
 
@@ -167,6 +169,13 @@ export class ModelWorker {
     return this.#exited;
   }
 
+  #flushRuns(): void {
+    const items = this.#outbox;
+    this.#outbox = [];
+    if (this.#phase === "closed" || items.length === 0) return;
+    this.#send({ type: "runs", items }, items.flatMap((i) => transferList(i.inputs)));
+  }
+
   #send(msg: ToWorker, transfer: ArrayBuffer[] = []): void {
     if (msg.type === "exit") this.#exitRequested = true;
     this.#worker.postMessage(msg, transfer);
@@ -184,15 +193,15 @@ export class ModelWorker {
       case "load-error":
         this.stop(new JobError(msg.code, msg.message));
         break;
-      case "result":
-      case "run-error": {
-        const p = this.#runs.get(msg.id);
-        this.#runs.delete(msg.id);
+      case "results":
+        for (const r of msg.items) {
+          const p = this.#runs.get(r.id);
+          this.#runs.delete(r.id);
+          if ("outputs" in r) p?.resolve(r.outputs);
+          else p?.reject(new RuntimeError("RUN_FAILED", r.error));
+        }
         if (this.#runs.size === 0) for (const w of this.#idleWaiters.splice(0)) w();
-        if (msg.type === "result") p?.resolve(msg.outputs);
-        else p?.reject(new RuntimeError("RUN_FAILED", msg.message));
         break;
-      }
     }
   }
 

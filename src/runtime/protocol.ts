@@ -22,14 +22,22 @@ export interface LoadRequest {
 export type ToWorker =
   /** `stop` is a one-int SharedArrayBuffer: non-zero means "run nothing more, release and exit". */
   | ({ type: "load"; stop: SharedArrayBuffer } & LoadRequest)
-  | { type: "run"; id: number; inputs: WireTensor[]; outputs?: string[] }
+  /** Every run requested in one turn of the HTTP thread, in one message: postMessage is the costly part. */
+  | { type: "runs"; items: RunItem[] }
   | { type: "exit" };
 
 export type FromWorker =
   | { type: "loaded"; inputs: TensorInfo[]; outputs: TensorInfo[]; providers: string[] }
   | { type: "load-error"; code: "LOAD_FAILED" | "UNSAFE_EXTERNAL_DATA"; message: string }
-  | { type: "result"; id: number; outputs: WireTensor[] }
-  | { type: "run-error"; id: number; message: string };
+  | { type: "results"; items: RunResult[] };
+
+export interface RunItem {
+  id: number;
+  inputs: WireTensor[];
+  outputs?: string[];
+}
+
+export type RunResult = { id: number; outputs: WireTensor[] } | { id: number; error: string };
 
 /** The buffers a message can hand over instead of copying. */
 export function transferList(tensors: WireTensor[]): ArrayBuffer[] {

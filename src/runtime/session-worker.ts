@@ -11,7 +11,7 @@ import * as ort from "onnxruntime-node";
 import type { TensorInfo } from "../db/models.repo";
 import { externalDataLocations, unsafeLocation } from "./external-data";
 import { keepFloat16AsUint16 } from "./ort-float16";
-import { transferList, type FromWorker, type LoadRequest, type ToWorker, type WireTensor } from "./protocol";
+import { transferList, type FromWorker, type LoadRequest, type RunResult, type ToWorker, type WireTensor } from "./protocol";
 
 declare const self: Worker;
 keepFloat16AsUint16(ort);
@@ -23,6 +23,20 @@ const running = new Set<Promise<void>>();
 const stopping = () => (stop ? Atomics.load(stop, 0) !== 0 : false);
 
 const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => self.postMessage(msg, transfer);
+
+// Results finished in the same turn go back in one message. onnxruntime-node runs
+// each session.run in its own setImmediate, so a flush scheduled the same way
+// follows every run that was already queued.
+let outbox: RunResult[] = [];
+function reply(result: RunResult): void {
+  if (outbox.push(result) === 1) {
+    setImmediate(() => {
+      const items = outbox;
+      outbox = [];
+      post({ type: "results", items }, items.flatMap((r) => ("outputs" in r ? transferList(r.outputs) : [])));
+    });
+  }
+}
 
 function describe(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[] {
   return meta.map((m) => {
@@ -77,14 +91,14 @@ function fromOrtTensor(name: string, t: ort.Tensor): WireTensor {
 async function run(id: number, inputs: WireTensor[], outputs?: string[]): Promise<void> {
   // The caller was already answered when stop was set; skip the work.
   if (stopping()) return;
-  if (!session) return post({ type: "run-error", id, message: "model is not loaded" });
+  if (!session) return reply({ id, error: "model is not loaded" });
   try {
     const feeds = Object.fromEntries(inputs.map((t) => [t.name, toOrtTensor(t)]));
     const result = outputs?.length ? await session.run(feeds, outputs) : await session.run(feeds);
     const wire = Object.entries(result).map(([name, t]) => fromOrtTensor(name, t));
-    post({ type: "result", id, outputs: wire }, transferList(wire));
+    reply({ id, outputs: wire });
   } catch (err) {
-    post({ type: "run-error", id, message: (err as Error).message });
+    reply({ id, error: (err as Error).message });
   }
 }
 
@@ -103,9 +117,11 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
   if (msg.type === "load") {
     stop = new Int32Array(msg.stop);
     loading = load(msg);
-  } else if (msg.type === "run") {
-    const p = run(msg.id, msg.inputs, msg.outputs).finally(() => running.delete(p));
-    running.add(p);
+  } else if (msg.type === "runs") {
+    for (const item of msg.items) {
+      const p = run(item.id, item.inputs, item.outputs).finally(() => running.delete(p));
+      running.add(p);
+    }
   } else if (msg.type === "exit") {
     void exit();
   }
