@@ -30,7 +30,7 @@ export const cancelJobRoute = createRoute({
   tags,
   security,
   summary: "Cancel a job (admin)",
-  description: "A pending job is cancelled at once; a running load has its worker terminated and its memory freed. Finished jobs and running unloads answer 409.",
+  description: "A pending job is cancelled at once; a running load is answered as cancelled at once, and its worker releases the memory as soon as ONNX Runtime returns. Finished jobs and running unloads answer 409.",
   request: { params: z.object({ id: JobId }) },
   responses: { 200: { description: "The cancelled job", content: { "application/json": { schema: Job } } }, ...errorResponses(401, 403, 404, 409) },
 });

@@ -71,7 +71,7 @@ export const unloadActiveRoute = createRoute({
   security,
   summary: "Unload the active model (admin): answers 202 with a job",
   description:
-    "Waits for in-flight requests (up to MODELD_UNLOAD_TIMEOUT_MS), then releases the session. `force=true` terminates the worker at once, even when it is stuck. 409 NO_ACTIVE_MODEL when no model is active.",
+    "Waits for in-flight requests (up to MODELD_UNLOAD_TIMEOUT_MS), then releases the session. `force=true` does not wait: requests still in flight get 503 at once, and the worker releases the session as soon as ONNX Runtime returns from the call it is in. 409 NO_ACTIVE_MODEL when no model is active.",
   request: { query: UnloadQuery, headers: IdempotencyHeader },
   responses: { 202: jobAccepted, ...errorResponses(400, 401, 403, 409, 422, 429) },
 });

@@ -82,7 +82,7 @@ export const LoadQuery = z.object({
   activate: boolParam("true", "Make this model the active one once loaded."),
 });
 export const UnloadQuery = z.object({
-  force: boolParam("false", "Terminate the worker at once instead of letting in-flight requests finish."),
+  force: boolParam("false", "Answer in-flight requests with 503 at once instead of letting them finish."),
 });
 export const JobWaitQuery = z.object({
   wait: z.coerce.number().min(0).max(60).default(0).openapi({ description: "Long-poll: wait up to this many seconds for the job to finish." }),

@@ -77,7 +77,7 @@ async function runLoad(job: Job, d: ExecDeps): Promise<string> {
 async function runUnload(job: Job, d: ExecDeps): Promise<string> {
   const model = d.models.get(job.modelId);
   if (model) d.models.setState(model.id, "unloading");
-  d.jobs.setPhase(job.id, job.force ? "terminating" : "draining");
+  d.jobs.setPhase(job.id, job.force ? "stopping" : "draining");
   const outcome = await d.runtime.unload(job.modelId, {
     force: job.force || (d.jobs.get(job.id)?.force ?? false),
     timeoutMs: d.config.jobs.unloadTimeoutMs,

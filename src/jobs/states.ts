@@ -9,7 +9,7 @@ export const isFinished = (s: JobState) => FINISHED_STATES.includes(s);
 /** Stable codes a failed or cancelled job can carry; documented in the README. */
 export const JOB_ERROR_CODES = {
   LOAD_FAILED: "ONNX Runtime could not create a session from the file",
-  LOAD_TIMEOUT: "the load took longer than MODELD_LOAD_TIMEOUT_MS; the worker was terminated",
+  LOAD_TIMEOUT: "the load took longer than MODELD_LOAD_TIMEOUT_MS; its worker releases the memory once ONNX Runtime returns",
   MODEL_FILE_MISSING: "the model file is gone or unreadable",
   CHECKSUM_MISMATCH: "the file no longer matches the sha256 recorded at registration",
   UNSAFE_EXTERNAL_DATA: "the model references external data outside its directory",

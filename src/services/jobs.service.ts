@@ -96,7 +96,7 @@ export function enqueueJob(input: EnqueueInput, d: JobDeps): { job: Job; created
   return result;
 }
 
-/** Pending: cancelled at once. Running load: its worker is terminated. Finished: 409. */
+/** Pending: cancelled at once. Running load: cancelled at once, its worker told to stop. Finished: 409. */
 export function cancelJob(id: string, d: JobDeps): Job {
   const job = getJob(id, d);
   if (isFinished(job.state)) throw new AppError("JOB_FINISHED", `job ${id} is already ${job.state}`);
