@@ -6,7 +6,7 @@ import type { Context } from "hono";
 import type { TokenVerifier } from "../auth";
 import type { Deps } from "../context";
 import { infer } from "../services/inference.service";
-import { activeModelId, getModel } from "../services/models.service";
+import { activeModelId } from "../services/models.service";
 import { inferenceAccess } from "./auth";
 import type { AppEnv } from "./env";
 import { readInferRequest, writeInferResponse } from "./infer-body";
@@ -41,5 +41,6 @@ export function mountPredictRoutes(app: OpenAPIHono<AppEnv>, d: Deps, verify: To
     request: { ...doc.request, params: z.object({ id: ModelId }) },
   });
   app.use("/api/v1/models/:id/predict", ...access);
-  app.post("/api/v1/models/:id/predict", (c) => run(c, getModel(c.req.param("id")!, d).id));
+  // infer() tells an unknown model (404) from one not loaded, without a registry read per request.
+  app.post("/api/v1/models/:id/predict", (c) => run(c, c.req.param("id")!));
 }

@@ -42,12 +42,16 @@ export class ModelRuntime {
   }
 
   threadsOf(modelId: string): number {
-    return [...this.#threads].filter((w) => w.modelId === modelId).length;
+    return this.#threadsOf(modelId).length;
+  }
+
+  #threadsOf(modelId: string): ModelWorker[] {
+    return [...this.#threads].filter((w) => w.modelId === modelId);
   }
 
   async load(modelId: string, req: LoadRequest, timeoutMs: number): Promise<LoadedInfo> {
     if (this.#serving.has(modelId)) throw new Error(`model ${modelId} already has a worker`);
-    const previous = [...this.#threads].filter((w) => w.modelId === modelId);
+    const previous = this.#threadsOf(modelId);
     if (previous.length) {
       const gone = Promise.all(previous.map((w) => w.exited()));
       const timedOut = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), timeoutMs));
