@@ -1,5 +1,5 @@
 // npm run build: one self-contained executable at dist/modeld (or the path given). The worker is a
-// second entrypoint (Bun does not find `new Worker(url)` targets on its own);
+// second entrypoint (and so is the hash worker; Bun does not find `new Worker(url)` targets on its own);
 // migrations, the Scalar script, the demo model and libonnxruntime.so.1 are
 // embedded through their `with { type: ... }` imports.
 import { statSync } from "node:fs";
@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 const outfile = resolve(process.argv[2] ?? "dist/modeld");
 process.chdir(join(import.meta.dir, "..")); // entry paths are relative to the repo
 const result = await Bun.build({
-  entrypoints: ["src/main.ts", "src/runtime/session-worker.ts"],
+  entrypoints: ["src/main.ts", "src/runtime/session-worker.ts", "src/runtime/hash-worker.ts"],
   compile: { outfile },
   // Node's driver; the binary always runs under Bun and uses bun:sqlite.
   external: ["better-sqlite3"],

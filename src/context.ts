@@ -6,6 +6,7 @@ import type { JobsRepo } from "./db/jobs.repo";
 import type { ModelsRepo } from "./db/models.repo";
 import type { SettingsRepo } from "./db/settings.repo";
 import type { JobNotifier } from "./jobs/notifier";
+import type { Lifecycle } from "./lifecycle/lifecycle";
 import type { Logger } from "./log";
 import type { ModelRuntime } from "./runtime/model-runtime";
 import type { NativeRuntime } from "./runtime/native";
@@ -18,6 +19,8 @@ export interface Deps {
   settings: SettingsRepo;
   audit: AuditRepo;
   runtime: ModelRuntime;
+  /** The only writer of model and version state. */
+  lifecycle: Lifecycle;
   native: NativeRuntime;
   notifier: JobNotifier;
   log: Logger;

@@ -17,7 +17,8 @@ Usage:
                                       print a token signed with the configured secret
   modeld migrate                      apply database migrations and exit
   modeld backup FILE                  write a consistent copy of the database to FILE
-  modeld models list                  print the registered models
+  modeld models list                  print the registered models, one line per version:
+                                      id, version, state, serving, size, path
   modeld --version | --help
 
 Every setting is an environment variable and a flag:
@@ -131,7 +132,13 @@ async function run(argv: string[]): Promise<number> {
     }
     case "models list": {
       const db = await openStore(config);
-      for (const m of createModelsRepo(db).list()) process.stdout.write(`${m.id}\t${m.state}\t${m.sizeBytes}\t${m.path}\n`);
+      const models = createModelsRepo(db);
+      for (const m of models.list()) {
+        for (const v of models.versions(m.id)) {
+          const serving = v.version === m.servingVersion ? "serving" : "-";
+          process.stdout.write(`${m.id}\t${v.version}\t${v.state}\t${serving}\t${v.sizeBytes}\t${v.path}\n`);
+        }
+      }
       db.close();
       return 0;
     }

@@ -12,9 +12,11 @@ import { migrate } from "./db/migrations";
 import { createModelsRepo } from "./db/models.repo";
 import { createSettingsRepo } from "./db/settings.repo";
 import { createApp } from "./http/app";
+import { jobSteps } from "./jobs/execute";
 import { startJobLoop, type JobLoop } from "./jobs/loop";
 import { createJobNotifier } from "./jobs/notifier";
 import { recover } from "./jobs/recovery";
+import { createLifecycle, type Lifecycle } from "./lifecycle/lifecycle";
 import type { Logger } from "./log";
 import { ModelRuntime } from "./runtime/model-runtime";
 import { availableProviders, prepareNativeRuntime } from "./runtime/native";
@@ -48,25 +50,21 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
   const models = createModelsRepo(db);
   const jobs = createJobsRepo(db);
   const settings = createSettingsRepo(db);
-  const runtime = new ModelRuntime({
-    maxQueuePerModel: config.runtime.maxQueuePerModel,
-    onCrash: (id) => {
-      log.error("model worker crashed", { modelId: id });
-      models.setState(id, "failed", { code: "WORKER_CRASHED", message: "the model's worker died; load it again" });
-      settings.clearActiveModelIf(id);
-    },
-  });
-  const base = { config, db, models, jobs, settings, audit: createAuditRepo(db), runtime, native, notifier: createJobNotifier(), log, availableProviders: providers };
+  // The runtime reports crashes to the lifecycle, which is built on the runtime.
+  let lifecycle: Lifecycle | undefined;
+  const runtime = new ModelRuntime({ maxQueuePerModel: config.runtime.maxQueuePerModel, onCrash: (report) => lifecycle?.workerCrashed(report) });
+  lifecycle = createLifecycle({ config, db, models, settings, runtime, availableProviders: providers, log });
+  const base = { config, db, models, jobs, settings, audit: createAuditRepo(db), runtime, lifecycle, native, notifier: createJobNotifier(), log, availableProviders: providers };
 
   if (config.demoModel && config.modelDirIsDefault) {
     if (await installDemoModel(config.modelDir, readFileSync(demoModel))) log.info("installed the demo model", { modelDir: config.modelDir });
   }
   mkdirSync(config.modelDir, { recursive: true });
   const scanned = await scanModelDir(base);
-  if (scanned.added.length || scanned.updated.length) log.info("scanned the model dir", scanned);
+  if (scanned.added.length || scanned.updated.length) log.info("scanned the model dir", { ...scanned });
   recover(base);
 
-  const loop = startJobLoop(base);
+  const loop = startJobLoop(jobSteps(base), { concurrency: config.jobs.concurrency, pollMs: config.jobs.pollMs, log });
   const deps: Deps = { ...base, wake: loop.wake };
   const app = createApp(deps, verify, opts);
   return {

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Job, JobKind, JobState } from "../jobs/states";
+import type { Job, JobKind, JobOutcome, JobPhase, JobState } from "../jobs/states";
 import type { Db, Params } from "./driver";
 
 interface Row {
@@ -7,8 +7,11 @@ interface Row {
   id: string;
   kind: JobKind;
   model_id: string;
+  version: number | null;
   state: JobState;
-  phase: string | null;
+  phase: JobPhase | null;
+  timeline: string;
+  outcome: string | null;
   force: number;
   activate: number;
   error_code: string | null;
@@ -26,8 +29,11 @@ function toJob(r: Row): Job {
     id: r.id,
     kind: r.kind,
     modelId: r.model_id,
+    version: r.version === null ? null : String(r.version),
     state: r.state,
     phase: r.phase,
+    timeline: JSON.parse(r.timeline),
+    outcome: r.outcome ? JSON.parse(r.outcome) : null,
     force: r.force === 1,
     activate: r.activate === 1,
     error: r.error_code ? { code: r.error_code, message: r.error_message ?? "" } : null,
@@ -46,6 +52,8 @@ export const newJobId = () => "job_" + randomBytes(16).toString("base64url");
 export interface NewJob {
   kind: JobKind;
   modelId: string;
+  /** The version a load targets. */
+  version?: number | null;
   requestedBy: string;
   force?: boolean;
   activate?: boolean;
@@ -64,13 +72,13 @@ export interface JobFilter {
 
 export function createJobsRepo(db: Db) {
   const getRow = (id: string) => db.prepare<Row>("SELECT * FROM jobs WHERE id = @id").get({ id });
-  const finish = (id: string, state: JobState, error: { code: string; message: string } | null, from: string) =>
+  const finish = (id: string, state: JobState, error: { code: string; message: string } | null, from: string, outcome: JobOutcome | null = null) =>
     db
       .prepare(
-        `UPDATE jobs SET state = @state, error_code = @code, error_message = @msg, finished_at = @at
+        `UPDATE jobs SET state = @state, error_code = @code, error_message = @msg, outcome = @outcome, finished_at = @at
          WHERE id = @id AND state IN (${from})`,
       )
-      .run({ id, state, code: error?.code ?? null, msg: error?.message ?? null, at: now() }).changes > 0;
+      .run({ id, state, code: error?.code ?? null, msg: error?.message ?? null, outcome: outcome && JSON.stringify(outcome), at: now() }).changes > 0;
 
   return {
     get(id: string): Job | undefined {
@@ -80,12 +88,13 @@ export function createJobsRepo(db: Db) {
     insert(j: NewJob): Job {
       const id = newJobId();
       db.prepare(
-        `INSERT INTO jobs (id, kind, model_id, force, activate, requested_by, idempotency_key, request_hash, created_at)
-         VALUES (@id, @kind, @model, @force, @activate, @by, @key, @hash, @at)`,
+        `INSERT INTO jobs (id, kind, model_id, version, phase, timeline, force, activate, requested_by, idempotency_key, request_hash, created_at)
+         VALUES (@id, @kind, @model, @version, 'queued', json_array(json_object('phase', 'queued', 'at', @at)), @force, @activate, @by, @key, @hash, @at)`,
       ).run({
         id,
         kind: j.kind,
         model: j.modelId,
+        version: j.version ?? null,
         force: j.force ? 1 : 0,
         activate: j.activate === false ? 0 : 1,
         by: j.requestedBy,
@@ -122,7 +131,7 @@ export function createJobsRepo(db: Db) {
     claimNext(busyModels: string[] = []): Job | undefined {
       const r = db
         .prepare<Row>(
-          `UPDATE jobs SET state = 'running', started_at = @at, phase = 'started'
+          `UPDATE jobs SET state = 'running', started_at = @at
            WHERE seq = (
              SELECT p.seq FROM jobs p
              WHERE p.state = 'pending'
@@ -135,16 +144,26 @@ export function createJobsRepo(db: Db) {
         .get({ at: now(), busy: JSON.stringify(busyModels) });
       return r && toJob(r);
     },
-    setPhase(id: string, phase: string): void {
-      db.prepare("UPDATE jobs SET phase = @phase WHERE id = @id").run({ id, phase });
+    /** Records the step a running job entered; a job that is no longer running keeps its record. */
+    setPhase(id: string, phase: JobPhase): void {
+      db.prepare(
+        `UPDATE jobs SET phase = @phase, timeline = json_insert(timeline, '$[#]', json_object('phase', @phase, 'at', @at))
+         WHERE id = @id AND state = 'running'`,
+      ).run({ id, phase, at: now() });
     },
     markForce(id: string): void {
       db.prepare("UPDATE jobs SET force = 1 WHERE id = @id").run({ id });
     },
-    complete: (id: string) => finish(id, "completed", null, "'running'"),
+    complete: (id: string, outcome: JobOutcome) => finish(id, "completed", null, "'running'", outcome),
     fail: (id: string, error: { code: string; message: string }) => finish(id, "failed", error, "'running'"),
+    /** A running job can be cancelled only before its switch: past it, the new session already serves. */
     cancel: (id: string, from: "pending" | "running") =>
-      finish(id, "cancelled", { code: "CANCELLED", message: "cancelled by an admin" }, `'${from}'`),
+      db
+        .prepare(
+          `UPDATE jobs SET state = 'cancelled', error_code = 'CANCELLED', error_message = 'cancelled by an admin', finished_at = @at
+           WHERE id = @id AND state = @from AND (phase IS NULL OR phase NOT IN ('switching', 'draining', 'releasing'))`,
+        )
+        .run({ id, from, at: now() }).changes > 0,
     /** Marks jobs a dead process left running as failed; returns their ids. */
     failInterrupted(): Job[] {
       return db

@@ -1,6 +1,7 @@
 // Migrations are imported as text so the compiled binary carries them.
 // Add each new numbered file here; the number is the schema version.
 import m0001 from "../../migrations/0001_init.sql" with { type: "text" };
+import m0002 from "../../migrations/0002_versions.sql" with { type: "text" };
 import type { Db } from "./driver";
 
 export interface Migration {
@@ -9,7 +10,10 @@ export interface Migration {
   sql: string;
 }
 
-export const MIGRATIONS: Migration[] = [{ version: 1, name: "0001_init", sql: m0001 }];
+export const MIGRATIONS: Migration[] = [
+  { version: 1, name: "0001_init", sql: m0001 },
+  { version: 2, name: "0002_versions", sql: m0002 },
+];
 
 /** Applies every pending migration in one transaction; returns the resulting schema version. */
 export function migrate(db: Db, migrations: Migration[] = MIGRATIONS): { from: number; to: number } {

@@ -4,11 +4,14 @@ import type { Context } from "hono";
 import type { Deps } from "../context";
 import type { Job } from "../jobs/states";
 import { enqueueJob, type EnqueueInput } from "../services/jobs.service";
-import { activeModelId, deleteModel, getModel, registerModel, toView } from "../services/models.service";
+import { activeModelId, addVersion, deleteModel, getModel, getVersion, newestVersion, registerModel, scanModelDir, toView, updateSettings } from "../services/models.service";
 import { requireRole } from "./auth";
 import type { AppEnv } from "./env";
 import {
+  addVersionRoute,
   deleteModelRoute,
+  patchModelRoute,
+  rescanRoute,
   getModelRoute,
   listModelsRoute,
   loadModelRoute,
@@ -17,13 +20,13 @@ import {
   unloadModelRoute,
 } from "./models.routes";
 
-/** The request an Idempotency-Key stands for: method, path and query. */
-export function idempotencyOf(c: Context<AppEnv>): EnqueueInput["idempotency"] {
+/** The request an Idempotency-Key stands for: method, path, query and the body's meaning. */
+export function idempotencyOf(c: Context<AppEnv>, body: unknown = {}): EnqueueInput["idempotency"] {
   const key = c.req.header("idempotency-key");
   if (!key) return undefined;
   const url = new URL(c.req.url);
   url.searchParams.sort();
-  const requestHash = createHash("sha256").update(`${c.req.method} ${url.pathname}?${url.searchParams}`).digest("hex");
+  const requestHash = createHash("sha256").update(`${c.req.method} ${url.pathname}?${url.searchParams} ${JSON.stringify(body)}`).digest("hex");
   return { key, requestHash };
 }
 
@@ -49,10 +52,30 @@ export function mountModelRoutes(app: OpenAPIHono<AppEnv>, d: Deps): void {
     return c.body(null, 204);
   });
 
+  app.openapi({ ...rescanRoute, middleware: [admin] }, async (c) => c.json(await scanModelDir(d), 200));
+
+  app.openapi({ ...patchModelRoute, middleware: [admin] }, (c) =>
+    c.json(toView(updateSettings(c.req.valid("param").id, c.req.valid("json"), d), d), 200),
+  );
+
+  app.openapi({ ...addVersionRoute, middleware: [admin] }, async (c) => {
+    const model = await addVersion(c.req.valid("param").id, c.req.valid("json"), d);
+    return c.json(toView(model, d), 201);
+  });
+
   app.openapi({ ...loadModelRoute, middleware: [admin] }, (c) => {
     const model = getModel(c.req.valid("param").id, d);
+    const body = c.req.valid("json");
+    const version = body.version === undefined ? newestVersion(model.id, d) : getVersion(model.id, body.version, d);
     const { job } = enqueueJob(
-      { kind: "load", modelId: model.id, activate: c.req.valid("query").activate, requestedBy: c.get("principal").sub, idempotency: idempotencyOf(c) },
+      {
+        kind: "load",
+        modelId: model.id,
+        version: version.version,
+        activate: c.req.valid("query").activate,
+        requestedBy: c.get("principal").sub,
+        idempotency: idempotencyOf(c, body),
+      },
       d,
     );
     return accepted(c, job);

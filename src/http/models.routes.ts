@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { errorResponses, IdempotencyHeader, Job, LoadQuery, Model, ModelId, ModelList, RegisterModelBody, UnloadQuery } from "./schemas";
+import { ModelSettingsPatch } from "../model-settings";
+import { AddVersionBody, errorResponses, IdempotencyHeader, Job, LoadBody, LoadQuery, Model, ModelId, ModelList, RegisterModelBody, RescanResult, UnloadQuery } from "./schemas";
 
 const security = [{ bearerAuth: [] }];
 const tags = ["models"];
@@ -57,11 +58,55 @@ export const loadModelRoute = createRoute({
   path: "/api/v1/models/{id}/load",
   tags,
   security,
-  summary: "Load a model (admin): answers 202 with a job",
+  summary: "Load a model version (admin): answers 202 with a job",
   description:
-    "A second load while one is queued or running returns the same job. Loading a loaded model completes at once without a second session. With `activate=true` (default) the model becomes the active one.",
-  request: { params: z.object({ id: ModelId }), query: LoadQuery, headers: IdempotencyHeader },
+    "The optional body `{\"version\": \"2\"}` names the version; without it the newest registered version loads, even one that failed before. " +
+    "When another version (or the same version with changed session settings) is serving, the job is a swap: the new session is created and warmed beside the old one, switched in at one instant, and the old one drained and released; no request fails because of it, and a swap that fails leaves the old version serving. " +
+    "A second load of the same version while one is queued or running returns the same job. Loading the version already serving with the same settings completes as `already-loaded`. With `activate=true` (default) the model becomes the active one.",
+  request: {
+    params: z.object({ id: ModelId }),
+    query: LoadQuery,
+    headers: IdempotencyHeader,
+    body: { required: false, content: { "application/json": { schema: LoadBody } } },
+  },
   responses: { 202: jobAccepted, ...errorResponses(400, 401, 403, 404, 422, 429) },
+});
+
+export const patchModelRoute = createRoute({
+  method: "patch",
+  path: "/api/v1/models/{id}",
+  tags,
+  security,
+  summary: "Change a model's settings (admin)",
+  description:
+    "Changes only the fields named; unknown fields are 400. Settings that shape a session (warmup, providers) take effect at the next load: loading the version already serving then swaps in a fresh session of it, without downtime.",
+  request: { params: z.object({ id: ModelId }), body: { required: true, content: { "application/json": { schema: ModelSettingsPatch } } } },
+  responses: { 200: { description: "The updated model", content: { "application/json": { schema: Model } } }, ...errorResponses(400, 401, 403, 404, 413) },
+});
+
+export const addVersionRoute = createRoute({
+  method: "post",
+  path: "/api/v1/models/{id}/versions",
+  tags,
+  security,
+  summary: "Register a file as a new version of a model (admin)",
+  description: "The same path rules as registering a model. The version defaults to the next number after the newest. The file is hashed off the HTTP thread.",
+  request: { params: z.object({ id: ModelId }), body: { required: true, content: { "application/json": { schema: AddVersionBody } } } },
+  responses: {
+    201: { description: "Registered; the model with its versions", content: { "application/json": { schema: Model } } },
+    ...errorResponses(400, 401, 403, 404, 409, 413),
+  },
+});
+
+export const rescanRoute = createRoute({
+  method: "post",
+  path: "/api/v1/models/rescan",
+  tags,
+  security,
+  summary: "Pick up new models and version folders in the model dir (admin)",
+  description:
+    "Synchronous, no job: answers when the scan is done. Registers `<id>.onnx`, `<id>/model.onnx` (version 1) and Triton's `<id>/<n>/model.onnx` (version n), and refreshes the size and sha256 of changed files whose version is not loaded.",
+  responses: { 200: { description: "What the scan found", content: { "application/json": { schema: RescanResult } } }, ...errorResponses(401, 403) },
 });
 
 export const unloadActiveRoute = createRoute({

@@ -1,9 +1,10 @@
 // The zod schemas behind validation, handler types and the OpenAPI document.
 import { z } from "@hono/zod-openapi";
 import { ERROR_CODES, type ErrorCode } from "../errors";
-import { JOB_KINDS, JOB_STATES } from "../jobs/states";
+import { JOB_KINDS, JOB_PHASES, JOB_STATES } from "../jobs/states";
 import { MODEL_STATES } from "../db/models.repo";
-import { MODEL_ID_PATTERN } from "../services/models.service";
+import { Providers, Warmup } from "../model-settings";
+import { MODEL_ID_PATTERN, VERSION_PATTERN } from "../services/models.service";
 
 export const ErrorBody = z
   .object({
@@ -18,13 +19,32 @@ export const ErrorBody = z
 
 const ErrorDetail = z.object({ code: z.string(), message: z.string() }).openapi("ErrorDetail");
 
+const JobPhase = z.enum(JOB_PHASES);
+
+export const JobOutcome = z
+  .object({
+    summary: z.string().openapi({ description: "`loaded on cpu`, `already-loaded`, `released`, `forced`, `not-loaded`…", example: "loaded on cpu" }),
+    version: z.string().optional().openapi({ description: "The version serving after a load." }),
+    replaced: z
+      .object({ version: z.string(), release: z.enum(["released", "forced"]) })
+      .optional()
+      .openapi({ description: "A swap: the version it replaced, and whether that session drained (`released`) or was cut off at the unload timeout (`forced`)." }),
+  })
+  .openapi("JobOutcome");
+
 export const Job = z
   .object({
     id: z.string().openapi({ example: "job_3q2ZyO1y0pXw8Qh2b3m7aQ" }),
     kind: z.enum(JOB_KINDS),
     modelId: z.string(),
+    version: z.string().nullable().openapi({ description: "The version a load targets; null for an unload, which unloads the whole model." }),
     state: z.enum(JOB_STATES),
-    phase: z.string().nullable().openapi({ description: "What the job is doing or did: loading, draining, loaded on cpu, released, forced, already-loaded…" }),
+    phase: JobPhase.nullable().openapi({
+      description:
+        "The step the job is in (or the last one it reached): queued, verifying, creating_session, warming, switching, draining, releasing. docs/lifecycle.md says what each means.",
+    }),
+    timeline: z.array(z.object({ phase: JobPhase, at: z.string() })).openapi({ description: "When the job entered each phase, in order." }),
+    outcome: JobOutcome.nullable().openapi({ description: "Null until the job completes." }),
     force: z.boolean(),
     activate: z.boolean(),
     error: ErrorDetail.nullable().openapi({ description: "Set when the job failed or was cancelled; codes are listed in the README." }),
@@ -44,19 +64,37 @@ export const TensorInfo = z
   })
   .openapi("TensorInfo");
 
+const VersionString = z.string().regex(VERSION_PATTERN, "a positive integer, as a string").openapi({ example: "2" });
+
+export const ModelVersion = z
+  .object({
+    version: VersionString,
+    state: z.enum(MODEL_STATES),
+    path: z.string().openapi({ description: "Relative to the model dir." }),
+    sizeBytes: z.number().int(),
+    sha256: z.string(),
+    lastError: ErrorDetail.nullable().openapi({ description: "Why this version's last load failed." }),
+    createdAt: z.string(),
+    loadedAt: z.string().nullable(),
+  })
+  .openapi("ModelVersion");
+
 export const Model = z
   .object({
     id: z.string(),
-    path: z.string().openapi({ description: "Relative to the model dir." }),
+    path: z.string().openapi({ description: "The serving version's file (the newest version's when none serves), relative to the model dir." }),
     source: z.enum(["scan", "api"]),
-    state: z.enum(MODEL_STATES),
+    state: z.enum(MODEL_STATES).openapi({ description: "`loaded` while any version serves, including during a swap." }),
     active: z.boolean().openapi({ description: "True for the model made active by its most recent load; `POST /models/unload` targets it." }),
     sizeBytes: z.number().int(),
     sha256: z.string(),
     lastError: ErrorDetail.nullable(),
-    inputs: z.array(TensorInfo).nullable().openapi({ description: "Read from ONNX Runtime at the first load." }),
+    inputs: z.array(TensorInfo).nullable().openapi({ description: "Read from ONNX Runtime when the version was loaded." }),
     outputs: z.array(TensorInfo).nullable(),
-    providers: z.array(z.string()).nullable().openapi({ description: "Execution providers for this model, overriding MODELD_EXECUTION_PROVIDERS." }),
+    providers: Providers.nullable(),
+    warmup: Warmup,
+    versions: z.array(ModelVersion).openapi({ description: "Every registered version, oldest first." }),
+    servingVersion: z.string().nullable().openapi({ description: "The version answering unversioned requests, or null." }),
     createdAt: z.string(),
     updatedAt: z.string(),
     loadedAt: z.string().nullable(),
@@ -70,10 +108,30 @@ export const RegisterModelBody = z
   .object({
     id: z.string().regex(MODEL_ID_PATTERN, "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64").openapi({ example: "resnet50" }),
     path: z.string().min(1).max(4096).openapi({ description: "Inside the model dir; relative to it or absolute.", example: "resnet50/model.onnx" }),
-    providers: z.array(z.enum(["cuda", "cpu"])).min(1).optional(),
+    providers: Providers.optional(),
   })
   .strict()
   .openapi("RegisterModel");
+
+export const AddVersionBody = z
+  .object({
+    path: z.string().min(1).max(4096).openapi({ description: "Inside the model dir; relative to it or absolute.", example: "resnet50/2/model.onnx" }),
+    version: VersionString.optional().openapi({ description: "Defaults to the next number after the newest version." }),
+  })
+  .strict()
+  .openapi("AddVersion");
+
+export const LoadBody = z
+  .object({ version: VersionString.optional().openapi({ description: "Defaults to the newest registered version." }) })
+  .strict()
+  .openapi("LoadModel");
+
+export const RescanResult = z
+  .object({
+    added: z.array(z.object({ id: z.string(), version: z.string() })),
+    updated: z.array(z.object({ id: z.string(), version: z.string() })).openapi({ description: "Versions not loaded whose file changed; their size and sha256 were recorded anew." }),
+  })
+  .openapi("RescanResult");
 
 const boolParam = (def: "true" | "false", description: string) =>
   z.enum(["true", "false"]).default(def).transform((v) => v === "true").openapi({ description });

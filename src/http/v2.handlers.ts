@@ -4,9 +4,9 @@ import type { TokenVerifier } from "../auth";
 import type { Deps } from "../context";
 import { AppError } from "../errors";
 import { isFinished, type Job } from "../jobs/states";
-import { infer, MODEL_VERSION } from "../services/inference.service";
+import { infer, servingSession } from "../services/inference.service";
 import { enqueueJob, waitForJob } from "../services/jobs.service";
-import { getModel } from "../services/models.service";
+import { getModel, getVersion, newestVersion } from "../services/models.service";
 import { protocolTensorInfo } from "../runtime/tensors";
 import { inferenceAccess, requireRole } from "./auth";
 import type { AppEnv } from "./env";
@@ -14,10 +14,6 @@ import { readInferRequest, writeInferResponse } from "./infer-body";
 import * as r from "./v2.routes";
 
 const REPOSITORY_STATE = { loaded: "READY", loading: "LOADING", unloading: "UNLOADING", unloaded: "UNAVAILABLE", failed: "UNAVAILABLE" } as const;
-
-function checkVersion(version: string | undefined): void {
-  if (version !== undefined && version !== MODEL_VERSION) throw new AppError("MODEL_NOT_FOUND", `model version ${version} not found; modeld serves version ${MODEL_VERSION}`);
-}
 
 export function mountV2Routes(app: OpenAPIHono<AppEnv>, d: Deps, verify: TokenVerifier, opts: { version: string; isDraining?: () => boolean }): void {
   const auth = d.config.auth;
@@ -33,12 +29,21 @@ export function mountV2Routes(app: OpenAPIHono<AppEnv>, d: Deps, verify: TokenVe
   );
 
   const metadata = (c: Context<AppEnv>, name: string, version?: string) => {
-    checkVersion(version);
     const model = getModel(name, d);
-    const info = d.runtime.get(name)?.info ?? (model.inputs && model.outputs ? { inputs: model.inputs, outputs: model.outputs } : undefined);
-    if (!info) throw new AppError("MODEL_NOT_LOADED", `model ${name} has not been loaded yet, so its inputs are unknown`);
+    const registered = d.models.versions(name);
+    // A version's metadata is what its session reported, live or recorded at its last load.
+    const v = version === undefined ? (registered.find((x) => x.version === model.servingVersion) ?? registered.at(-1)) : getVersion(name, version, d);
+    const live = d.runtime.get(name);
+    const info = live?.info && live.version === String(v?.version) ? live.info : v?.inputs && v.outputs ? { inputs: v.inputs, outputs: v.outputs } : undefined;
+    if (!info) throw new AppError("MODEL_NOT_LOADED", `model ${name}${version === undefined ? "" : ` version ${version}`} has not been loaded yet, so its inputs are unknown`);
     return c.json(
-      { name, versions: [MODEL_VERSION], platform: "onnxruntime_onnx" as const, inputs: info.inputs.map(protocolTensorInfo), outputs: info.outputs.map(protocolTensorInfo) },
+      {
+        name,
+        versions: registered.map((x) => String(x.version)),
+        platform: "onnxruntime_onnx" as const,
+        inputs: info.inputs.map(protocolTensorInfo),
+        outputs: info.outputs.map(protocolTensorInfo),
+      },
       200,
     );
   };
@@ -46,18 +51,20 @@ export function mountV2Routes(app: OpenAPIHono<AppEnv>, d: Deps, verify: TokenVe
   app.openapi({ ...r.metadataRoutes.versioned, middleware: inference }, (c) => metadata(c, c.req.valid("param").name, c.req.valid("param").version));
 
   const ready = (c: Context<AppEnv>, name: string, version?: string) => {
-    checkVersion(version);
-    getModel(name, d);
-    if (d.runtime.get(name)?.phase !== "ready") throw new AppError("MODEL_NOT_LOADED", `model ${name} is not ready`);
+    const notReady = new AppError("MODEL_NOT_LOADED", `model ${name}${version === undefined ? "" : ` version ${version}`} is not ready`);
+    try {
+      if (servingSession(name, version, d).phase !== "ready") throw notReady;
+    } catch (err) {
+      throw err instanceof AppError && err.code === "MODEL_NOT_LOADED" ? notReady : err;
+    }
     return c.json({ name, ready: true }, 200);
   };
   app.openapi({ ...r.readyRoutes.plain, middleware: inference }, (c) => ready(c, c.req.valid("param").name));
   app.openapi({ ...r.readyRoutes.versioned, middleware: inference }, (c) => ready(c, c.req.valid("param").name, c.req.valid("param").version));
 
   const runInfer = async (c: Context<AppEnv>) => {
-    checkVersion(c.req.param("version"));
     const req = await readInferRequest(c);
-    return writeInferResponse(c, await infer(c.req.param("name")!, req, d));
+    return writeInferResponse(c, await infer(c.req.param("name")!, c.req.param("version"), req, d));
   };
   app.openAPIRegistry.registerPath(r.inferRouteDoc);
   app.openAPIRegistry.registerPath(r.inferVersionRouteDoc);
@@ -66,24 +73,27 @@ export function mountV2Routes(app: OpenAPIHono<AppEnv>, d: Deps, verify: TokenVe
     app.post(path, runInfer);
   }
 
-  app.openapi({ ...r.repositoryIndexRoute, middleware: [open, admin] }, (c) =>
-    c.json(
-      d.models.list().map((m) => ({
+  // One entry per registered version, as Triton lists a model's versions; `{"ready": true}` keeps the serving ones.
+  app.openapi({ ...r.repositoryIndexRoute, middleware: [open, admin] }, async (c) => {
+    const onlyReady = (await c.req.json().catch(() => ({})))?.ready === true;
+    const entries = d.models.list().flatMap((m) =>
+      d.models.versions(m.id).map((v) => ({
         name: m.id,
-        version: MODEL_VERSION,
-        state: REPOSITORY_STATE[m.state],
-        reason: m.lastError?.message ?? (m.state === "unloaded" ? "unloaded" : ""),
+        version: String(v.version),
+        state: REPOSITORY_STATE[v.state],
+        reason: v.lastError?.message ?? (v.state === "unloaded" ? "unloaded" : ""),
       })),
-      200,
-    ),
-  );
+    );
+    return c.json(onlyReady ? entries.filter((e) => e.state === "READY") : entries, 200);
+  });
 
   // Triton's clients expect these to answer when the work is done, not with a job.
   const runToEnd = async (c: Context<AppEnv>, kind: "load" | "unload") => {
     const name = c.req.param("name")!;
     const model = getModel(name, d);
     if (kind === "unload" && model.state === "unloaded" && !d.jobs.latestUnfinished(name)) return c.json({}, 200);
-    const { job } = enqueueJob({ kind, modelId: name, requestedBy: c.get("principal").sub }, d);
+    const version = kind === "load" ? newestVersion(name, d).version : undefined;
+    const { job } = enqueueJob({ kind, modelId: name, version, requestedBy: c.get("principal").sub }, d);
     const bound = (kind === "load" ? d.config.jobs.loadTimeoutMs : d.config.jobs.unloadTimeoutMs) / 1000 + 5;
     const done: Job = await waitForJob(job.id, bound, d);
     if (done.state === "completed") return c.json({}, 200);

@@ -45,7 +45,7 @@ function withVersions<S extends string>(suffix: S, summary: string, responses: R
       request: { params: z.object({ name: Name }) }, responses,
     }),
     versioned: createRoute({
-      method: "get", path: `/v2/models/{name}/versions/{version}${suffix}`, tags, security, summary: `${summary} (version 1 is the only version)`,
+      method: "get", path: `/v2/models/{name}/versions/{version}${suffix}`, tags, security, summary: `${summary}, for one version`,
       request: { params: z.object({ name: Name, version: Version }) }, responses,
     }),
   };
@@ -58,7 +58,7 @@ function modelResponses<T extends z.ZodType>(description: string, schema: T) {
 export const metadataRoutes = withVersions("", "Model metadata", modelResponses("Model metadata with protocol datatypes; -1 marks a dynamic dimension", ModelMetadata));
 export const readyRoutes = withVersions(
   "/ready",
-  "Model readiness: 200 when loaded, 400 otherwise",
+  "Model readiness: 200 when the version (or, unversioned, the serving version) serves, 400 otherwise, 404 for an unknown model or version",
   modelResponses("Loaded and serving", z.object({ name: z.string(), ready: z.boolean() })),
 );
 
@@ -67,7 +67,7 @@ const inferDoc = {
   security,
   summary: "Run inference",
   description:
-    "JSON, or the binary tensor data extension: send `Inference-Header-Content-Length: N`, N bytes of JSON header, then each input's raw little-endian bytes (BYTES elements as a uint32 length plus the bytes). 503 with Retry-After when the model's queue is full or it is unloading.",
+    "Unversioned, the serving version answers; under /versions/{version}, that version answers while it serves (400 when it does not, 404 when it is not registered). `model_version` names the version that ran. JSON, or the binary tensor data extension: send `Inference-Header-Content-Length: N`, N bytes of JSON header, then each input's raw little-endian bytes (BYTES elements as a uint32 length plus the bytes). 503 with Retry-After when the model's queue is full or it is unloading.",
   request: {
     body: {
       required: true,
@@ -95,13 +95,14 @@ export const inferVersionRouteDoc = {
 
 const repoTags = ["model repository (v2)"];
 export const repositoryIndexRoute = createRoute({
-  method: "post", path: "/v2/repository/index", tags: repoTags, security, summary: "List models with their state (admin)",
-  responses: { 200: { description: "Every registered model", content: { "application/json": { schema: z.array(RepositoryEntry) } } }, ...protocolErrors(401, 403) },
+  method: "post", path: "/v2/repository/index", tags: repoTags, security, summary: "List every model version with its state (admin)",
+  description: "One entry per registered version: READY while it serves, LOADING, UNLOADING, or UNAVAILABLE with the reason. The optional body `{\"ready\": true}` lists only READY versions.",
+  responses: { 200: { description: "Every registered version", content: { "application/json": { schema: z.array(RepositoryEntry) } } }, ...protocolErrors(401, 403) },
 });
 export const repositoryLoadRoute = createRoute({
   method: "post", path: "/v2/repository/models/{name}/load", tags: repoTags, security,
   summary: "Load a model and answer when its job has finished (admin)",
-  description: "Runs through the same job queue as POST /api/v1/models/{id}/load: 200 when the job completed, 400 with the job's error otherwise.",
+  description: "Runs through the same job queue as POST /api/v1/models/{id}/load and loads the newest version (a swap, without downtime, when another serves): 200 when the job completed, 400 with the job's error otherwise.",
   request: { params: z.object({ name: Name }) },
   responses: { 200: { description: "Loaded", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(400, 401, 403, 404) },
 });

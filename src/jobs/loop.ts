@@ -1,11 +1,29 @@
-// Polls SQLite for pending jobs and runs them: one at a time per model, many
-// models at once. enqueue → wake() makes pickup immediate; the poll catches
-// jobs written by other processes and anything a wake missed.
-import type { Deps } from "../context";
+// Claims pending jobs and runs them: one at a time per model, many models at
+// once. enqueue → wake() makes pickup immediate; the poll catches jobs written
+// by other processes and anything a wake missed. Everything it does to a job
+// comes in as a step, so it can run over fakes as well as SQLite.
 import { setTimeout as sleep } from "node:timers/promises";
-import { executeJob } from "./execute";
+import type { Logger } from "../log";
+import { JobError, type Job, type JobOutcome } from "./states";
 
-const PRUNE_EVERY_MS = 10 * 60_000;
+export interface JobSteps {
+  /** Atomically takes the next runnable job, skipping models in `busyModels`. */
+  claim(busyModels: string[]): Job | undefined;
+  /** Runs the job; resolves with its outcome or throws a JobError. */
+  execute(job: Job): Promise<JobOutcome>;
+  complete(job: Job, outcome: JobOutcome): void;
+  fail(job: Job, error: JobError): void;
+  /** Wakes anyone waiting on the job; called after complete or fail. */
+  notify(jobId: string): void;
+  prune(): void;
+}
+
+export interface LoopOptions {
+  concurrency: number;
+  pollMs: number;
+  pruneEveryMs?: number;
+  log: Logger;
+}
 
 export interface JobLoop {
   wake(): void;
@@ -16,7 +34,7 @@ export interface JobLoop {
   readonly running: number;
 }
 
-export function startJobLoop(d: Omit<Deps, "wake">): JobLoop {
+export function startJobLoop(steps: JobSteps, opts: LoopOptions): JobLoop {
   const running = new Set<Promise<void>>();
   // Models with a job executing here, whatever its row says: a cancelled job
   // may still be unwinding, and the next job of its model must wait for it.
@@ -24,28 +42,43 @@ export function startJobLoop(d: Omit<Deps, "wake">): JobLoop {
   let stopped = false;
   let scheduled = false;
 
+  const finish = async (job: Job): Promise<void> => {
+    const log = opts.log.child({ jobId: job.id, modelId: job.modelId, kind: job.kind });
+    const started = performance.now();
+    const ms = () => Math.round(performance.now() - started);
+    try {
+      const outcome = await steps.execute(job);
+      steps.complete(job, outcome);
+      log.info("job completed", { outcome, ms: ms() });
+    } catch (err) {
+      const e = err instanceof JobError ? err : new JobError("INTERNAL", String(err));
+      steps.fail(job, e);
+      log.warn("job failed", { code: e.code, error: e.message, ms: ms() });
+    }
+  };
+
   const tick = () => {
     scheduled = false;
-    while (!stopped && running.size < d.config.jobs.concurrency) {
+    while (!stopped && running.size < opts.concurrency) {
       let job;
       try {
-        job = d.jobs.claimNext([...busy.keys()]);
+        job = steps.claim([...busy.keys()]);
       } catch (err) {
         // A busy database must not kill the loop; the next poll retries.
-        d.log.error("claiming a job failed", { error: String(err) });
+        opts.log.error("claiming a job failed", { error: String(err) });
         return;
       }
       if (!job) return;
       const model = job.modelId;
       busy.set(model, (busy.get(model) ?? 0) + 1);
-      const p: Promise<void> = executeJob(job, d)
-        .catch((err) => d.log.error("job crashed", { jobId: job.id, error: String(err) }))
+      const p: Promise<void> = finish(job)
+        .catch((err) => opts.log.error("recording a job's end failed", { jobId: job.id, error: String(err) }))
         .finally(() => {
           running.delete(p);
           const left = (busy.get(model) ?? 1) - 1;
           if (left) busy.set(model, left);
           else busy.delete(model);
-          d.notifier.notify(job.id);
+          steps.notify(job.id);
           wake();
         });
       running.add(p);
@@ -59,17 +92,15 @@ export function startJobLoop(d: Omit<Deps, "wake">): JobLoop {
   };
 
   const prune = () => {
-    const cutoff = new Date(Date.now() - d.config.jobs.retentionHours * 3600_000).toISOString();
     try {
-      const n = d.jobs.pruneFinishedBefore(cutoff);
-      if (n) d.log.info("pruned finished jobs", { count: n, olderThan: cutoff });
+      steps.prune();
     } catch (err) {
-      d.log.warn("pruning jobs failed", { error: String(err) });
+      opts.log.warn("pruning jobs failed", { error: String(err) });
     }
   };
 
-  const timer = setInterval(wake, d.config.jobs.pollMs);
-  const pruneTimer = setInterval(prune, PRUNE_EVERY_MS);
+  const timer = setInterval(wake, opts.pollMs);
+  const pruneTimer = setInterval(prune, opts.pruneEveryMs ?? 10 * 60_000);
   prune();
   wake();
 

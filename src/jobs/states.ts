@@ -1,23 +1,23 @@
+import { LIFECYCLE_ERROR_CODES } from "../lifecycle/errors";
+import { LIFECYCLE_PHASES, type LifecycleOutcome } from "../lifecycle/phases";
+
 export const JOB_STATES = ["pending", "running", "completed", "failed", "cancelled"] as const;
 export type JobState = (typeof JOB_STATES)[number];
 export const JOB_KINDS = ["load", "unload"] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
+/** A job is `queued` until it is claimed; then it reports the lifecycle step it is in. */
+export const JOB_PHASES = ["queued", ...LIFECYCLE_PHASES] as const;
+export type JobPhase = (typeof JOB_PHASES)[number];
+export type JobOutcome = LifecycleOutcome;
 
 export const FINISHED_STATES: readonly JobState[] = ["completed", "failed", "cancelled"];
 export const isFinished = (s: JobState) => FINISHED_STATES.includes(s);
 
 /** Stable codes a failed or cancelled job can carry; documented in the README. */
 export const JOB_ERROR_CODES = {
-  LOAD_FAILED: "ONNX Runtime could not create a session from the file",
-  LOAD_TIMEOUT: "the load took longer than MODELD_LOAD_TIMEOUT_MS; its worker releases the memory once ONNX Runtime returns",
-  MODEL_FILE_MISSING: "the model file is gone or unreadable",
-  CHECKSUM_MISMATCH: "the file no longer matches the sha256 recorded at registration",
-  UNSAFE_EXTERNAL_DATA: "the model references external data outside its directory",
-  PROVIDER_UNAVAILABLE: "a requested execution provider is not available and CPU fallback is off",
-  MODEL_NOT_FOUND: "the model was deleted before the job ran",
+  ...LIFECYCLE_ERROR_CODES,
   INTERRUPTED: "modeld stopped while the job was running",
-  CANCELLED: "an admin cancelled the job",
-  WORKER_CRASHED: "the model's worker died",
+  INTERNAL: "a bug in modeld (for example an illegal lifecycle transition); the log has the details",
 } as const;
 export type JobErrorCode = keyof typeof JOB_ERROR_CODES;
 
@@ -34,8 +34,14 @@ export interface Job {
   id: string;
   kind: JobKind;
   modelId: string;
+  /** The version a load targets; null for unloads, which unload the whole model. */
+  version: string | null;
   state: JobState;
-  phase: string | null;
+  phase: JobPhase | null;
+  /** When the job entered each phase, in order. */
+  timeline: { phase: JobPhase; at: string }[];
+  /** Null until the job completes. */
+  outcome: JobOutcome | null;
   force: boolean;
   activate: boolean;
   error: { code: string; message: string } | null;

@@ -1,34 +1,43 @@
-// The set of model workers. At most one serving worker per model; a worker
-// that was stopped stays counted until its thread has ended, and a new load
-// of the same model waits for it, so a model never holds two sessions.
+// The set of model sessions, each in its own worker thread.
+//
+// Per model, one session is *routed*: unversioned requests go to it. A swap
+// creates a second session beside it, routes the new one in one synchronous
+// step, then drains and releases the old one. A stopped session stays counted
+// until its thread has ended, and a new session of the same model waits for
+// it, so an abandoned load never doubles a model's memory.
 //
 // After the first load one spare thread is kept started: starting a worker
 // and importing onnxruntime-node is most of a small model's load time.
-import { JobError } from "../jobs/states";
-import { ModelWorker, RuntimeError, spawnSessionWorker, type LoadedInfo } from "./model-worker";
-import type { LoadRequest, WireTensor } from "./protocol";
+import { ModelWorker, RuntimeError, spawnSessionWorker, type LoadedInfo, type SessionIdentity } from "./model-worker";
+import type { LoadRequest } from "./protocol";
+
+export interface CrashReport extends SessionIdentity {
+  /** True when the crashed session was the routed one, so the model lost its serving session. */
+  routed: boolean;
+}
 
 export interface RuntimeOptions {
   maxQueuePerModel: number;
-  /** Called when a serving worker dies without being asked to (a crash). */
-  onCrash: (modelId: string) => void;
+  /** Called when a session's worker dies without being asked to. */
+  onCrash: (report: CrashReport) => void;
 }
 
 export class ModelRuntime {
-  #serving = new Map<string, ModelWorker>();
+  #routes = new Map<string, ModelWorker>();
   #threads = new Set<ModelWorker>();
   #spare?: Worker;
   #closing = false;
 
   constructor(private readonly opts: RuntimeOptions) {}
 
+  /** The routed session of a model: the one unversioned requests reach. */
   get(modelId: string): ModelWorker | undefined {
-    return this.#serving.get(modelId);
+    return this.#routes.get(modelId);
   }
 
-  /** Models with a live worker (loading, serving or draining). */
+  /** Models with a routed session. */
   get size(): number {
-    return this.#serving.size;
+    return this.#routes.size;
   }
 
   /** Worker threads still alive, including stopped ones whose session is being released. */
@@ -37,8 +46,8 @@ export class ModelRuntime {
   }
 
   /** What each live thread is doing, for diagnostics. */
-  describe(): { modelId: string; phase: string; serving: boolean; inflight: number }[] {
-    return [...this.#threads].map((w) => ({ modelId: w.modelId, phase: w.phase, serving: this.#serving.get(w.modelId) === w, inflight: w.inflight }));
+  describe(): { modelId: string; version: string; phase: string; routed: boolean; inflight: number }[] {
+    return [...this.#threads].map((w) => ({ modelId: w.modelId, version: w.version, phase: w.phase, routed: this.#routes.get(w.modelId) === w, inflight: w.inflight }));
   }
 
   threadsOf(modelId: string): number {
@@ -49,28 +58,78 @@ export class ModelRuntime {
     return [...this.#threads].filter((w) => w.modelId === modelId);
   }
 
-  async load(modelId: string, req: LoadRequest, timeoutMs: number): Promise<LoadedInfo> {
-    if (this.#serving.has(modelId)) throw new Error(`model ${modelId} already has a worker`);
-    const previous = this.#threadsOf(modelId);
-    if (previous.length) {
-      const gone = Promise.all(previous.map((w) => w.exited()));
+  /**
+   * Creates a session that is not routed yet. Threads of the model that were
+   * stopped but are still inside ONNX Runtime are waited for first; the routed
+   * session (a swap's old one) keeps serving meanwhile.
+   */
+  async create(identity: SessionIdentity, req: LoadRequest, timeoutMs: number, onWarming?: () => void): Promise<{ session: ModelWorker; info: LoadedInfo }> {
+    const routed = this.#routes.get(identity.modelId);
+    const stopped = this.#threadsOf(identity.modelId).filter((w) => w !== routed && w.phase === "closed");
+    if (stopped.length) {
+      const gone = Promise.all(stopped.map((w) => w.exited()));
       const timedOut = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), timeoutMs));
       if ((await Promise.race([gone, timedOut])) === "timeout") {
-        throw new JobError("LOAD_TIMEOUT", `the previous worker of ${modelId} is still inside ONNX Runtime after ${timeoutMs} ms`);
+        throw new RuntimeError("LOAD_TIMEOUT", `a previous session of ${identity.modelId} is still inside ONNX Runtime after ${timeoutMs} ms`);
       }
     }
-    const worker = new ModelWorker(modelId, {
+    const session = new ModelWorker(identity, {
       maxQueue: this.opts.maxQueuePerModel,
       onClosed: (w, crashed) => {
-        if (this.#serving.get(modelId) === w) this.#serving.delete(modelId);
-        if (crashed) this.opts.onCrash(modelId);
+        const routed = this.#routes.get(w.modelId) === w;
+        if (routed) this.#routes.delete(w.modelId);
+        if (crashed) this.opts.onCrash({ modelId: w.modelId, version: w.version, tag: w.tag, routed });
       },
       onExited: (w) => this.#threads.delete(w),
       thread: this.#takeSpare(),
     });
-    this.#serving.set(modelId, worker);
-    this.#threads.add(worker);
-    return worker.load(req, timeoutMs);
+    this.#threads.add(session);
+    const info = await session.load(req, timeoutMs, onWarming);
+    return { session, info };
+  }
+
+  /**
+   * Makes `session` the one unversioned requests reach, in one synchronous
+   * step, and returns the session it replaced. Throws when the session died
+   * after it was created.
+   */
+  route(session: ModelWorker): ModelWorker | undefined {
+    if (session.phase !== "ready") throw new RuntimeError("TERMINATED", `the new session of ${session.modelId} ended before it could serve`);
+    const previous = this.#routes.get(session.modelId);
+    this.#routes.set(session.modelId, session);
+    return previous === session ? undefined : previous;
+  }
+
+  /**
+   * Stops taking requests on `session`, lets in-flight ones finish within the
+   * bound, then releases it. A routed session stays routed while it drains, so
+   * late requests get a clear "unloading" rather than "not loaded".
+   */
+  release(session: ModelWorker, timeoutMs: number, onReleasing?: () => void): Promise<"released" | "forced"> {
+    return session.release(timeoutMs, onReleasing);
+  }
+
+  /** Stops a session at once: its pending callers get `reason` now. */
+  stop(session: ModelWorker, reason: Error): void {
+    session.stop(reason);
+  }
+
+  /** Stops the model's sessions that are being created (not routed, not yet closed). Returns how many. */
+  stopCreating(modelId: string, reason: Error): number {
+    const routed = this.#routes.get(modelId);
+    const creating = this.#threadsOf(modelId).filter((w) => w !== routed && w.phase !== "closed" && w.phase !== "draining");
+    for (const w of creating) w.stop(reason);
+    return creating.length;
+  }
+
+  /** Stops every live session of the model: routed, draining and being created. */
+  stopAll(modelId: string, reason: Error): void {
+    for (const w of this.#threadsOf(modelId)) if (w.phase !== "closed") w.stop(reason);
+  }
+
+  /** Every live session of the model that is draining (a swap's old session or an unload). */
+  draining(modelId: string): ModelWorker[] {
+    return this.#threadsOf(modelId).filter((w) => w.phase === "draining");
   }
 
   #takeSpare(): Worker | undefined {
@@ -92,31 +151,6 @@ export class ModelRuntime {
     this.#spare = w;
   }
 
-  /** Graceful unless force; "forced" answers pending requests with 503 at once. */
-  async unload(modelId: string, opts: { force: boolean; timeoutMs: number }): Promise<"released" | "forced" | "absent"> {
-    const w = this.#serving.get(modelId);
-    if (!w) return "absent";
-    if (opts.force) {
-      w.stop(new RuntimeError("UNLOADING", `model ${modelId} was force-unloaded`));
-      return "forced";
-    }
-    return w.release(opts.timeoutMs);
-  }
-
-  /** Stops a model's worker at once (force unload, cancelling a load). */
-  stop(modelId: string, reason: Error = new JobError("CANCELLED", "cancelled")): boolean {
-    const w = this.#serving.get(modelId);
-    if (!w) return false;
-    w.stop(reason);
-    return true;
-  }
-
-  run(modelId: string, inputs: WireTensor[], outputs?: string[]): Promise<WireTensor[]> {
-    const w = this.#serving.get(modelId);
-    if (!w) return Promise.reject(new RuntimeError("NOT_READY", `model ${modelId} is not loaded`));
-    return w.run(inputs, outputs);
-  }
-
   /** Releases every session within the bound and waits for the threads to end. */
   async shutdown(timeoutMs: number): Promise<void> {
     this.#closing = true;
@@ -124,7 +158,7 @@ export class ModelRuntime {
     this.#spare = undefined;
     // Asked, not terminated: it may still be importing the native addon.
     const spareGone = spare ? new Promise((r) => (spare.addEventListener("close", r), spare.postMessage({ type: "exit" }))) : undefined;
-    await Promise.all([...this.#serving.keys()].map((id) => this.unload(id, { force: false, timeoutMs })));
+    await Promise.all([...this.#threads].map((w) => w.release(timeoutMs)));
     const remaining: Promise<unknown>[] = [...this.#threads].map((w) => w.exited());
     if (spareGone) remaining.push(spareGone);
     await Promise.race([Promise.all(remaining), new Promise((r) => setTimeout(r, timeoutMs))]);

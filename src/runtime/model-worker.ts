@@ -6,19 +6,31 @@
 // timeouts therefore answer every caller at once and tell the worker to stop;
 // the thread releases its session and exits as soon as the native call it is
 // in returns.
-import type { TensorInfo } from "../db/models.repo";
-import { JobError } from "../jobs/states";
-import { transferList, type FromWorker, type LoadRequest, type RunItem, type ToWorker, type WireTensor } from "./protocol";
+import { runtimeWorkerUrl } from "./worker-url";
+import { transferList, type FromWorker, type LoadRequest, type RunItem, type TensorInfo, type ToWorker, type WireTensor } from "./protocol";
 
 export type WorkerPhase = "starting" | "loading" | "ready" | "draining" | "closed";
 
+/** The runtime's own vocabulary; callers translate it once, at their boundary. */
+export type RuntimeErrorReason =
+  | "NOT_READY" | "UNLOADING" | "TERMINATED" | "QUEUE_FULL" | "RUN_FAILED"
+  | "LOAD_FAILED" | "LOAD_TIMEOUT" | "UNSAFE_EXTERNAL_DATA" | "WARMUP_FAILED" | "STOPPED";
+
 export class RuntimeError extends Error {
   constructor(
-    readonly reason: "NOT_READY" | "UNLOADING" | "TERMINATED" | "QUEUE_FULL" | "RUN_FAILED",
+    readonly reason: RuntimeErrorReason,
     message: string,
   ) {
     super(message);
   }
+}
+
+/** Which model version a session serves, and the settings it was created with. */
+export interface SessionIdentity {
+  modelId: string;
+  version: string;
+  /** An opaque fingerprint of the settings that need a new session when they change. */
+  tag: string;
 }
 
 export interface LoadedInfo {
@@ -32,17 +44,8 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-/**
- * From source the worker sits beside this file. In the compiled binary this
- * module is bundled into the main entry, and the worker entry is embedded
- * under the entries' common root (src/), where it is found by a relative path.
- */
-const workerUrl = import.meta.url.includes("$bunfs")
-  ? "./runtime/session-worker.ts"
-  : new URL("./session-worker.ts", import.meta.url).href;
-
 /** A session worker thread, importing onnxruntime-node as it starts. */
-export const spawnSessionWorker = (): Worker => new Worker(workerUrl);
+export const spawnSessionWorker = (): Worker => new Worker(runtimeWorkerUrl("session-worker.ts"));
 
 /** A crash message can quote a whole minified bundle; keep the error line. */
 function crashSummary(message: string): string {
@@ -57,6 +60,7 @@ export class ModelWorker {
   #runs = new Map<number, Pending>();
   #nextRunId = 1;
   #onLoad?: { resolve: (i: LoadedInfo) => void; reject: (e: Error) => void };
+  #onWarming?: () => void;
   #idleWaiters: (() => void)[] = [];
   #outbox: RunItem[] = [];
   #exited: Promise<void>;
@@ -64,8 +68,12 @@ export class ModelWorker {
   #exitRequested = false;
   info?: LoadedInfo;
 
+  readonly modelId: string;
+  readonly version: string;
+  readonly tag: string;
+
   constructor(
-    readonly modelId: string,
+    identity: SessionIdentity,
     private readonly opts: {
       maxQueue: number;
       onClosed: (w: ModelWorker, crashed: boolean) => void;
@@ -74,6 +82,9 @@ export class ModelWorker {
       thread?: Worker;
     },
   ) {
+    this.modelId = identity.modelId;
+    this.version = identity.version;
+    this.tag = identity.tag;
     this.#worker = opts.thread ?? spawnSessionWorker();
     this.#worker.onmessage = (e: MessageEvent<FromWorker>) => this.#handle(e.data);
     this.#worker.addEventListener("error", (e) =>
@@ -97,12 +108,16 @@ export class ModelWorker {
     return this.#runs.size;
   }
 
-  /** Resolves once the session exists. On timeout the job is answered at once and the worker told to stop. */
-  load(req: LoadRequest, timeoutMs: number): Promise<LoadedInfo> {
+  /**
+   * Resolves once the session exists and its warmup runs passed. On timeout the
+   * caller is answered at once and the worker told to stop.
+   */
+  load(req: LoadRequest, timeoutMs: number, onWarming?: () => void): Promise<LoadedInfo> {
     this.#phase = "loading";
+    this.#onWarming = onWarming;
     return new Promise<LoadedInfo>((resolve, reject) => {
       const timer = setTimeout(
-        () => this.stop(new JobError("LOAD_TIMEOUT", `load did not finish within ${timeoutMs} ms; its worker releases the memory as soon as ONNX Runtime returns`)),
+        () => this.stop(new RuntimeError("LOAD_TIMEOUT", `load did not finish within ${timeoutMs} ms; its worker releases the memory as soon as ONNX Runtime returns`)),
         timeoutMs,
       );
       this.#onLoad = {
@@ -132,7 +147,7 @@ export class ModelWorker {
    * has the worker release the session and exit. "forced" when the bound ran
    * out and the remaining requests were failed instead.
    */
-  async release(timeoutMs: number): Promise<"released" | "forced"> {
+  async release(timeoutMs: number, onReleasing?: () => void): Promise<"released" | "forced"> {
     if (this.#phase === "closed") return "forced";
     this.#phase = "draining";
     const deadline = Date.now() + timeoutMs;
@@ -143,6 +158,7 @@ export class ModelWorker {
     }
     // A force unload may have stopped the worker while we waited.
     if ((this.#phase as WorkerPhase) === "closed") return "forced";
+    onReleasing?.();
     this.#send({ type: "exit" });
     if ((await Promise.race([this.#exited.then(() => "exited" as const), timeout()])) !== "exited") return this.#forceAfter(timeoutMs);
     return "released";
@@ -183,6 +199,9 @@ export class ModelWorker {
 
   #handle(msg: FromWorker): void {
     switch (msg.type) {
+      case "warming":
+        if (this.#phase === "loading") this.#onWarming?.();
+        break;
       case "loaded":
         if (this.#phase !== "loading") return; // stopped meanwhile; the worker is on its way out
         this.#phase = "ready";
@@ -191,7 +210,7 @@ export class ModelWorker {
         this.#onLoad = undefined;
         break;
       case "load-error":
-        this.stop(new JobError(msg.code, msg.message));
+        this.stop(new RuntimeError(msg.code, msg.message));
         break;
       case "results":
         for (const r of msg.items) {

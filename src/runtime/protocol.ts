@@ -1,10 +1,20 @@
 // Messages between the HTTP thread and a model's session worker. Tensor bytes
 // travel as transferred ArrayBuffers, never as copies or JSON.
-import type { TensorInfo } from "../db/models.repo";
 
 export type OrtType =
   | "float32" | "float64" | "float16" | "int8" | "int16" | "int32" | "int64"
   | "uint8" | "uint16" | "uint32" | "uint64" | "bool" | "string";
+
+/** A model input or output as ONNX Runtime describes it. */
+export interface TensorInfo {
+  name: string;
+  /** ONNX Runtime's element type name, e.g. float32, int64, string. */
+  type: string;
+  /** -1 for a dynamic dimension. */
+  shape: number[];
+  /** Symbolic names of dynamic dimensions where the model gives them. */
+  dimNames?: (string | null)[];
+}
 
 export interface WireTensor {
   name: string;
@@ -14,9 +24,17 @@ export interface WireTensor {
   data: ArrayBuffer | string[];
 }
 
+export interface WarmupSpec {
+  /** Runs on zero-filled inputs before the session may serve. */
+  runs: number;
+  /** Shapes per input name; dynamic dimensions not given here are 1. */
+  shapes?: Record<string, number[]>;
+}
+
 export interface LoadRequest {
   path: string;
   executionProviders: string[];
+  warmup?: WarmupSpec;
 }
 
 export type ToWorker =
@@ -26,9 +44,13 @@ export type ToWorker =
   | { type: "runs"; items: RunItem[] }
   | { type: "exit" };
 
+export type LoadErrorCode = "LOAD_FAILED" | "UNSAFE_EXTERNAL_DATA" | "WARMUP_FAILED";
+
 export type FromWorker =
+  /** The session exists and warmup runs are starting. */
+  | { type: "warming" }
   | { type: "loaded"; inputs: TensorInfo[]; outputs: TensorInfo[]; providers: string[] }
-  | { type: "load-error"; code: "LOAD_FAILED" | "UNSAFE_EXTERNAL_DATA"; message: string }
+  | { type: "load-error"; code: LoadErrorCode; message: string }
   | { type: "results"; items: RunResult[] };
 
 export interface RunItem {

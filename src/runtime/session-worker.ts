@@ -8,10 +8,9 @@
 // running: pending runs finish or are skipped, the session is released, and
 // the thread closes.
 import * as ort from "onnxruntime-node";
-import type { TensorInfo } from "../db/models.repo";
 import { externalDataLocations, unsafeLocation } from "./external-data";
 import { keepFloat16AsUint16 } from "./ort-float16";
-import { transferList, type FromWorker, type LoadRequest, type RunResult, type ToWorker, type WireTensor } from "./protocol";
+import { transferList, type FromWorker, type LoadRequest, type RunResult, type TensorInfo, type ToWorker, type WarmupSpec, type WireTensor } from "./protocol";
 
 declare const self: Worker;
 keepFloat16AsUint16(ort);
@@ -59,12 +58,43 @@ async function load(req: LoadRequest): Promise<void> {
   } catch (err) {
     return post({ type: "load-error", code: "LOAD_FAILED", message: (err as Error).message });
   }
-  post({
-    type: "loaded",
-    inputs: describe(session.inputMetadata),
-    outputs: describe(session.outputMetadata),
-    providers: req.executionProviders,
-  });
+  const inputs = describe(session.inputMetadata);
+  if (req.warmup && req.warmup.runs > 0) {
+    post({ type: "warming" });
+    try {
+      await warmUp(session, inputs, req.warmup);
+    } catch (err) {
+      return post({ type: "load-error", code: "WARMUP_FAILED", message: `warmup failed: ${(err as Error).message}` });
+    }
+  }
+  post({ type: "loaded", inputs, outputs: describe(session.outputMetadata), providers: req.executionProviders });
+}
+
+/** A zero (or empty-string) tensor for one input; dynamic dimensions take the given shape, else 1. */
+function zeroTensor(info: TensorInfo, shapes: WarmupSpec["shapes"]): ort.Tensor {
+  if (info.type === "non-tensor") throw new Error(`input ${info.name} is not a tensor, so it cannot be warmed up`);
+  const given = shapes?.[info.name];
+  if (given && (given.length !== info.shape.length || given.some((d, i) => info.shape[i]! >= 0 && info.shape[i] !== d))) {
+    throw new Error(`warmup shape [${given.join(",")}] for input ${info.name} does not fit the model's [${info.shape.join(",")}]`);
+  }
+  const dims = given ?? info.shape.map((d) => (d < 0 ? 1 : d));
+  const size = dims.reduce((a, b) => a * b, 1);
+  if (info.type === "string") return new ort.Tensor("string", new Array<string>(size).fill(""), dims);
+  const bytes = new ArrayBuffer(size * BYTES_PER_ELEMENT[info.type as keyof typeof BYTES_PER_ELEMENT]);
+  return toOrtTensor({ name: info.name, type: info.type as WireTensor["type"], dims, data: bytes });
+}
+
+const BYTES_PER_ELEMENT = {
+  float32: 4, float64: 8, float16: 2, int8: 1, int16: 2, int32: 4, int64: 8,
+  uint8: 1, uint16: 2, uint32: 4, uint64: 8, bool: 1,
+} as const;
+
+async function warmUp(s: ort.InferenceSession, inputs: TensorInfo[], spec: WarmupSpec): Promise<void> {
+  for (let i = 0; i < spec.runs && !stopping(); i++) {
+    // Fresh tensors each run: ONNX Runtime may keep references to its feeds.
+    const feeds = Object.fromEntries(inputs.map((info) => [info.name, zeroTensor(info, spec.shapes)]));
+    await s.run(feeds);
+  }
 }
 
 function toOrtTensor(t: WireTensor): ort.Tensor {

@@ -1,14 +1,19 @@
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { runtimeWorkerUrl } from "./worker-url";
 
-/** Streams the file through sha256, so even a large model never blocks its thread for long. */
+/** The file's sha256, computed in a worker thread so the caller's thread never hashes. */
 export function sha256File(path: string): Promise<string> {
-  return new Promise((ok, fail) => {
-    const h = createHash("sha256");
-    // 256 KiB chunks: each hash step stays well under a millisecond on the calling thread.
-    createReadStream(path, { highWaterMark: 256 * 1024 })
-      .on("data", (c) => h.update(c))
-      .on("error", fail)
-      .on("end", () => ok(h.digest("hex")));
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(runtimeWorkerUrl("hash-worker.ts"));
+    let answered = false;
+    worker.onmessage = (e: MessageEvent<{ sha256: string } | { error: string }>) => {
+      answered = true;
+      if ("sha256" in e.data) resolve(e.data.sha256);
+      else reject(new Error(e.data.error));
+    };
+    worker.addEventListener("error", (e) => reject(new Error(`hashing ${path} failed: ${(e as ErrorEvent).message}`)));
+    worker.addEventListener("close", () => {
+      if (!answered) reject(new Error(`hashing ${path} failed: the hash worker exited`));
+    });
+    worker.postMessage({ path });
   });
 }

@@ -1,7 +1,6 @@
 // Open Inference Protocol tensors <-> ONNX Runtime wire tensors. Everything a
 // client can get wrong is checked here, before anything reaches ONNX Runtime.
-import type { TensorInfo } from "../db/models.repo";
-import type { OrtType, WireTensor } from "./protocol";
+import type { OrtType, TensorInfo, WireTensor } from "./protocol";
 
 export const DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"] as const;
 export type Datatype = (typeof DATATYPES)[number];

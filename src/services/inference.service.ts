@@ -2,7 +2,8 @@
 // worker, shape the protocol response.
 import type { Deps } from "../context";
 import { AppError } from "../errors";
-import { RuntimeError } from "../runtime/model-worker";
+import { VERSION_PATTERN } from "./models.service";
+import { RuntimeError, type ModelWorker } from "../runtime/model-worker";
 import {
   datatypeOf,
   decodeInputs,
@@ -26,8 +27,6 @@ export interface InferResult {
   binary: Uint8Array[];
 }
 
-export const MODEL_VERSION = "1";
-
 function runtimeToAppError(err: unknown, modelId: string): AppError {
   if (err instanceof RuntimeError) {
     switch (err.reason) {
@@ -49,14 +48,27 @@ function runtimeToAppError(err: unknown, modelId: string): AppError {
 const wantsBinary = (p: Record<string, unknown> | undefined, key: string): boolean | undefined =>
   p && typeof p[key] === "boolean" ? (p[key] as boolean) : undefined;
 
-export async function infer(modelId: string, req: InferRequest, d: Pick<Deps, "models" | "runtime" | "config">): Promise<InferResult> {
-  // The hot path asks only the runtime; the registry is read just to tell 404 from "not loaded".
-  const worker = d.runtime.get(modelId);
-  if (!worker || worker.phase === "loading" || worker.phase === "starting" || !worker.info) {
-    if (!d.models.get(modelId)) throw new AppError("MODEL_NOT_FOUND", `no model ${modelId}`);
-    throw new AppError("MODEL_NOT_LOADED", `model ${modelId} is not loaded`);
+/** Why nothing answers: an unknown model or version is 404, a known one that is not serving is "not loaded". */
+function notServing(modelId: string, version: string | undefined, d: Pick<Deps, "models">): AppError {
+  if (!d.models.get(modelId)) return new AppError("MODEL_NOT_FOUND", `no model ${modelId}`);
+  if (version !== undefined && !(VERSION_PATTERN.test(version) && d.models.version(modelId, Number(version)))) {
+    return new AppError("MODEL_VERSION_NOT_FOUND", `model ${modelId} has no version ${version}`);
   }
-  const { inputs: inputMeta, outputs: outputMeta } = worker.info;
+  return new AppError("MODEL_NOT_LOADED", `model ${modelId}${version === undefined ? "" : ` version ${version}`} is not loaded`);
+}
+
+/** The session that answers: the routed one, if it serves the requested version. */
+export function servingSession(modelId: string, version: string | undefined, d: Pick<Deps, "models" | "runtime">): ModelWorker {
+  // The hot path asks only the runtime; the registry is read only to explain a refusal.
+  const session = d.runtime.get(modelId);
+  if (!session?.info || session.phase === "closed" || (version !== undefined && session.version !== version)) throw notServing(modelId, version, d);
+  return session;
+}
+
+/** Runs one request on the session serving `version` (or the model's serving version when absent). */
+export async function infer(modelId: string, version: string | undefined, req: InferRequest, d: Pick<Deps, "models" | "runtime" | "config">): Promise<InferResult> {
+  const worker = servingSession(modelId, version, d);
+  const { inputs: inputMeta, outputs: outputMeta } = worker.info!;
   let wire;
   try {
     wire = decodeInputs(req.inputs, inputMeta, d.config.runtime.maxTensorElements);
@@ -70,7 +82,7 @@ export async function infer(modelId: string, req: InferRequest, d: Pick<Deps, "m
 
   let results;
   try {
-    results = await d.runtime.run(modelId, wire, requested);
+    results = await worker.run(wire, requested);
   } catch (err) {
     throw runtimeToAppError(err, modelId);
   }
@@ -90,5 +102,5 @@ export async function infer(modelId: string, req: InferRequest, d: Pick<Deps, "m
     }
     return [{ ...base, data: toJsonData(t) }];
   });
-  return { json: { model_name: modelId, model_version: MODEL_VERSION, ...(req.id !== undefined ? { id: req.id } : {}), outputs }, binary };
+  return { json: { model_name: modelId, model_version: worker.version, ...(req.id !== undefined ? { id: req.id } : {}), outputs }, binary };
 }

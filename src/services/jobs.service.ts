@@ -2,9 +2,8 @@ import type { Deps } from "../context";
 import type { JobFilter } from "../db/jobs.repo";
 import { AppError } from "../errors";
 import { isFinished, type Job, type JobKind } from "../jobs/states";
-import { RuntimeError } from "../runtime/model-worker";
 
-type JobDeps = Pick<Deps, "db" | "jobs" | "models" | "runtime" | "notifier" | "config" | "wake">;
+type JobDeps = Pick<Deps, "db" | "jobs" | "models" | "runtime" | "lifecycle" | "notifier" | "config" | "wake">;
 
 export function getJob(id: string, d: Pick<Deps, "jobs">): Job {
   const job = d.jobs.get(id);
@@ -31,59 +30,91 @@ export function listJobs(filter: JobFilter, d: Pick<Deps, "jobs">): Job[] {
 export interface EnqueueInput {
   kind: JobKind;
   modelId: string;
+  /** The version a load targets, resolved by the caller. */
+  version?: number;
   requestedBy: string;
   force?: boolean;
   activate?: boolean;
   idempotency?: { key: string; requestHash: string };
 }
 
+/** Work to do once the transaction that decided it has committed. */
+type Effects = (() => void)[];
+
+/** The job an Idempotency-Key already stands for, or a 422 when it stood for another request. */
+function priorForKey(input: EnqueueInput, d: JobDeps): Job | undefined {
+  if (!input.idempotency) return undefined;
+  const prior = d.jobs.byIdempotencyKey(input.requestedBy, input.idempotency.key);
+  if (!prior) return undefined;
+  if (prior.requestHash !== input.idempotency.requestHash) {
+    throw new AppError("IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request");
+  }
+  const { requestHash: _, ...job } = prior;
+  return job;
+}
+
+/**
+ * A force unload does not wait for a load that may be stuck: the running load
+ * is cancelled, and its session is stopped once the cancel has committed.
+ * Returns the model's newest unfinished job after that.
+ */
+function escalateForce(input: EnqueueInput, latest: Job | undefined, d: JobDeps, effects: Effects): Job | undefined {
+  if (input.kind !== "unload" || !input.force || latest?.kind !== "load" || latest.state !== "running") return latest;
+  if (!d.jobs.cancel(latest.id, "running")) return latest; // past its switch: the unload queues behind it
+  effects.push(() => {
+    d.lifecycle.cancelCreating(input.modelId);
+    d.notifier.notify(latest.id);
+  });
+  return d.jobs.latestUnfinished(input.modelId);
+}
+
+/** A request the model's newest unfinished job already covers: the same load (same version) or another unload. */
+function coalesce(input: EnqueueInput, latest: Job | undefined, d: JobDeps, effects: Effects): Job | undefined {
+  if (!latest || latest.kind !== input.kind) return undefined;
+  if (input.kind === "load" && latest.version !== String(input.version)) return undefined;
+  if (input.kind === "unload" && input.force && !latest.force) {
+    d.jobs.markForce(latest.id);
+    // The graceful unload may be waiting on stuck work: stop the model's sessions now.
+    if (latest.state === "running") effects.push(() => d.lifecycle.stopAll(input.modelId));
+  }
+  return d.jobs.get(latest.id)!;
+}
+
+/** An unload needs something to unload: a loaded or loading model, or a load queued before it. */
+function requireSomethingToUnload(input: EnqueueInput, latest: Job | undefined, d: JobDeps): void {
+  if (input.kind !== "unload" || latest) return;
+  const model = d.models.get(input.modelId);
+  if (!model || (model.state !== "loaded" && model.state !== "loading" && !d.runtime.get(input.modelId))) {
+    throw new AppError("MODEL_NOT_LOADED", `model ${input.modelId} is not loaded`);
+  }
+}
+
+/** The queue is bounded: past MODELD_MAX_PENDING_JOBS a new job is refused. */
+function admit(d: JobDeps): void {
+  if (d.jobs.countUnfinished() >= d.config.jobs.maxPending) {
+    throw new AppError("TOO_MANY_JOBS", `${d.config.jobs.maxPending} jobs are already waiting`, undefined, { "Retry-After": "5" });
+  }
+}
+
 /**
  * Writes the job row (committed before the caller answers 202) or returns the
- * job that already covers the request: a second load while one is queued or
- * running is the same job, and so is a repeated unload.
+ * job that already covers the request. Stopping sessions and waking waiters
+ * happen only after the commit: a refused request changes nothing.
  */
 export function enqueueJob(input: EnqueueInput, d: JobDeps): { job: Job; created: boolean } {
+  const effects: Effects = [];
   const result = d.db.tx(() => {
-    if (input.idempotency) {
-      const prior = d.jobs.byIdempotencyKey(input.requestedBy, input.idempotency.key);
-      if (prior) {
-        if (prior.requestHash !== input.idempotency.requestHash) {
-          throw new AppError("IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request");
-        }
-        const { requestHash: _, ...job } = prior;
-        return { job, created: false };
-      }
-    }
-    let latest = d.jobs.latestUnfinished(input.modelId);
-    if (input.kind === "unload" && input.force && latest?.kind === "load" && latest.state === "running") {
-      // Force unload does not wait for a load that may be stuck: end it now.
-      d.jobs.cancel(latest.id, "running");
-      d.runtime.stop(input.modelId);
-      d.notifier.notify(latest.id);
-      latest = undefined;
-    }
-    if (latest && latest.kind === input.kind) {
-      if (input.kind === "unload" && input.force && !latest.force) {
-        d.jobs.markForce(latest.id);
-        // The graceful unload may be waiting on stuck work: stop the worker now.
-        if (latest.state === "running") d.runtime.stop(input.modelId, new RuntimeError("UNLOADING", `model ${input.modelId} was force-unloaded`));
-      }
-      return { job: d.jobs.get(latest.id)!, created: false };
-    }
-    if (input.kind === "unload" && !latest) {
-      const model = d.models.get(input.modelId);
-      if (!model || (model.state !== "loaded" && model.state !== "loading" && !d.runtime.get(input.modelId))) {
-        throw new AppError("MODEL_NOT_LOADED", `model ${input.modelId} is not loaded`);
-      }
-    }
-    if (d.jobs.countUnfinished() >= d.config.jobs.maxPending) {
-      throw new AppError("TOO_MANY_JOBS", `${d.config.jobs.maxPending} jobs are already waiting`, undefined, {
-        "Retry-After": "5",
-      });
-    }
+    const prior = priorForKey(input, d);
+    if (prior) return { job: prior, created: false };
+    const latest = escalateForce(input, d.jobs.latestUnfinished(input.modelId), d, effects);
+    const covering = coalesce(input, latest, d, effects);
+    if (covering) return { job: covering, created: false };
+    requireSomethingToUnload(input, latest, d);
+    admit(d);
     const job = d.jobs.insert({
       kind: input.kind,
       modelId: input.modelId,
+      version: input.version,
       requestedBy: input.requestedBy,
       force: input.force,
       activate: input.activate,
@@ -92,18 +123,28 @@ export function enqueueJob(input: EnqueueInput, d: JobDeps): { job: Job; created
     });
     return { job, created: true };
   });
+  for (const effect of effects) effect();
   if (result.created) d.wake();
   return result;
 }
 
-/** Pending: cancelled at once. Running load: cancelled at once, its worker told to stop. Finished: 409. */
+/**
+ * Pending: cancelled at once. Running load: cancelled at once and its new
+ * session stopped, unless it already switched (then it is past the point of no
+ * return and finishes). Finished: 409.
+ */
 export function cancelJob(id: string, d: JobDeps): Job {
   const job = getJob(id, d);
   if (isFinished(job.state)) throw new AppError("JOB_FINISHED", `job ${id} is already ${job.state}`);
   if (job.state === "pending") {
     if (!d.jobs.cancel(id, "pending")) return cancelJob(id, d); // claimed meanwhile: try as running
   } else if (job.kind === "load") {
-    if (d.jobs.cancel(id, "running")) d.runtime.stop(job.modelId);
+    if (!d.jobs.cancel(id, "running")) {
+      const now = getJob(id, d);
+      if (isFinished(now.state)) throw new AppError("JOB_FINISHED", `job ${id} is already ${now.state}`);
+      throw new AppError("JOB_FINISHED", `job ${id} has already switched the model to its new session; it finishes within MODELD_UNLOAD_TIMEOUT_MS`);
+    }
+    d.lifecycle.cancelCreating(job.modelId);
   } else {
     throw new AppError("JOB_FINISHED", `job ${id} is a running unload, which cannot be cancelled; it finishes within MODELD_UNLOAD_TIMEOUT_MS`);
   }

@@ -1,20 +1,59 @@
+// The registry: models, their numbered versions and their settings. Versions
+// come from the model dir (scanned at start and on rescan) or from the API.
+// Changing what is loaded is the lifecycle's business, reached through jobs.
 import { readdir, stat, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Deps } from "../context";
-import type { ModelRecord } from "../db/models.repo";
+import type { ModelRecord, VersionRecord } from "../db/models.repo";
 import { AppError } from "../errors";
-import { fingerprint, resolveModelPath } from "./model-files";
+import { fingerprint, resolveModelPath, statIdentity } from "../lifecycle/model-files";
+import { applyPatch, withDefaults, type ModelSettingsPatch } from "../model-settings";
 
 export const MODEL_ID_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+/** A version is a positive integer, written as a string (Triton's layout names folders this way). */
+export const VERSION_PATTERN = /^[1-9][0-9]{0,8}$/;
 
-export type ModelView = Omit<ModelRecord, "mtimeMs"> & { active: boolean };
+type ModelDeps = Pick<Deps, "db" | "models" | "jobs" | "settings" | "config" | "log">;
 
-type ModelDeps = Pick<Deps, "db" | "models" | "jobs" | "settings" | "runtime" | "config" | "log">;
+export type VersionView = Pick<VersionRecord, "state" | "path" | "sizeBytes" | "sha256" | "lastError" | "createdAt" | "loadedAt"> & { version: string };
 
-/** The public shape: the registry record without bookkeeping, plus whether it is the active model. */
-export function toView(m: ModelRecord, d: Pick<Deps, "settings">): ModelView {
-  const { mtimeMs: _, ...rest } = m;
-  return { ...rest, active: d.settings.activeModel() === m.id };
+export type ModelView = Pick<ModelRecord, "id" | "source" | "state" | "lastError" | "createdAt" | "updatedAt" | "loadedAt"> &
+  Pick<VersionRecord, "path" | "sizeBytes" | "sha256" | "inputs" | "outputs"> &
+  ReturnType<typeof withDefaults> & {
+    active: boolean;
+    versions: VersionView[];
+    servingVersion: string | null;
+  };
+
+function versionView(v: VersionRecord): VersionView {
+  return { version: String(v.version), state: v.state, path: v.path, sizeBytes: v.sizeBytes, sha256: v.sha256, lastError: v.lastError, createdAt: v.createdAt, loadedAt: v.loadedAt };
+}
+
+/**
+ * The public shape. File facts and I/O describe the version serving, or the
+ * newest one when none serves; each setting is a top-level field.
+ */
+export function toView(m: ModelRecord, d: Pick<Deps, "models" | "settings">): ModelView {
+  const versions = d.models.versions(m.id);
+  const current = versions.find((v) => v.version === m.servingVersion) ?? versions.at(-1);
+  return {
+    id: m.id,
+    path: current?.path ?? "",
+    source: m.source,
+    state: m.state,
+    active: d.settings.activeModel() === m.id,
+    sizeBytes: current?.sizeBytes ?? 0,
+    sha256: current?.sha256 ?? "",
+    lastError: m.lastError,
+    inputs: current?.inputs ?? null,
+    outputs: current?.outputs ?? null,
+    ...withDefaults(m.settings),
+    versions: versions.map(versionView),
+    servingVersion: m.servingVersion === null ? null : String(m.servingVersion),
+    createdAt: m.createdAt,
+    updatedAt: m.updatedAt,
+    loadedAt: m.loadedAt,
+  };
 }
 
 export function getModel(id: string, d: Pick<Deps, "models">): ModelRecord {
@@ -23,23 +62,62 @@ export function getModel(id: string, d: Pick<Deps, "models">): ModelRecord {
   return m;
 }
 
+/** A registered version of a model: 404 for an unknown model or version. */
+export function getVersion(id: string, version: string, d: Pick<Deps, "models">): VersionRecord {
+  getModel(id, d);
+  const v = VERSION_PATTERN.test(version) ? d.models.version(id, Number(version)) : undefined;
+  if (!v) throw new AppError("MODEL_VERSION_NOT_FOUND", `model ${id} has no version ${version}`);
+  return v;
+}
+
+/** The version a load without one targets: the newest registered, even one that failed before. */
+export function newestVersion(id: string, d: Pick<Deps, "models">): VersionRecord {
+  const v = d.models.newestVersion(id);
+  if (!v) throw new AppError("MODEL_VERSION_NOT_FOUND", `model ${id} has no registered version`);
+  return v;
+}
+
 export function activeModelId(d: Pick<Deps, "settings">): string {
   const id = d.settings.activeModel();
   if (!id) throw new AppError("NO_ACTIVE_MODEL", "no model is active; load one first");
   return id;
 }
 
-export async function registerModel(
-  input: { id: string; path: string; providers?: string[] },
-  d: ModelDeps,
-): Promise<ModelRecord> {
+export async function registerModel(input: { id: string; path: string; providers?: ("cuda" | "cpu")[] }, d: ModelDeps): Promise<ModelRecord> {
   if (d.models.get(input.id)) throw new AppError("MODEL_EXISTS", `model ${input.id} is already registered`);
   const file = await resolveModelPath(d.config.modelDir, input.path);
   const fp = await fingerprint(file.abs);
   return d.db.tx(() => {
     // Re-check inside the transaction: hashing yielded, so another request may have won.
     if (d.models.get(input.id)) throw new AppError("MODEL_EXISTS", `model ${input.id} is already registered`);
-    return d.models.insert({ id: input.id, path: file.rel, ...fp, source: "api", providers: input.providers });
+    const model = d.models.insert({ id: input.id, source: "api", settings: input.providers ? { providers: input.providers } : {} });
+    d.models.insertVersion({ modelId: input.id, version: 1, path: file.rel, ...fp, source: "api" });
+    return model;
+  });
+}
+
+/** Registers a file as a new version of a model; the number defaults to the next one. */
+export async function addVersion(id: string, input: { path: string; version?: string }, d: ModelDeps): Promise<ModelRecord> {
+  getModel(id, d);
+  const taken = (v: number) => d.models.version(id, v) !== undefined;
+  const exists = (v: number) => new AppError("MODEL_VERSION_EXISTS", `model ${id} already has version ${v}`);
+  if (input.version !== undefined && taken(Number(input.version))) throw exists(Number(input.version));
+  const file = await resolveModelPath(d.config.modelDir, input.path);
+  const fp = await fingerprint(file.abs);
+  return d.db.tx(() => {
+    const model = getModel(id, d);
+    const version = input.version !== undefined ? Number(input.version) : (d.models.newestVersion(id)?.version ?? 0) + 1;
+    if (taken(version)) throw exists(version);
+    d.models.insertVersion({ modelId: id, version, path: file.rel, ...fp, source: "api" });
+    return model;
+  });
+}
+
+export function updateSettings(id: string, patch: ModelSettingsPatch, d: Pick<Deps, "db" | "models">): ModelRecord {
+  return d.db.tx(() => {
+    const model = getModel(id, d);
+    d.models.setSettings(id, applyPatch(model.settings, patch));
+    return getModel(id, d);
   });
 }
 
@@ -55,59 +133,86 @@ export function deleteModel(id: string, d: ModelDeps): void {
   });
 }
 
-/** `<dir>/<id>.onnx` and `<dir>/<id>/model.onnx`, as relative paths keyed by id. */
-async function discover(modelDir: string, log: Deps["log"]): Promise<Map<string, string>> {
-  const found = new Map<string, string>();
-  const entries = await readdir(modelDir, { withFileTypes: true }).catch(() => []);
-  for (const e of entries) {
-    let id: string | undefined;
-    let rel: string | undefined;
-    if (e.name.endsWith(".onnx") && !e.isDirectory()) {
-      id = e.name.slice(0, -".onnx".length);
-      rel = e.name;
-    } else if (e.isDirectory() || e.isSymbolicLink()) {
-      const candidate = join(e.name, "model.onnx");
-      if (await stat(join(modelDir, candidate)).then((s) => s.isFile(), () => false)) {
-        id = e.name;
-        rel = candidate;
-      }
-    }
-    if (!id || !rel) continue;
-    if (!MODEL_ID_PATTERN.test(id)) {
-      log.warn("skipping model file whose name is not a valid model id", { path: rel });
-      continue;
-    }
-    found.set(id, rel);
-  }
-  return found;
+interface Found {
+  id: string;
+  version: number;
+  /** Relative to the model dir. */
+  rel: string;
 }
 
-/** Registers new model files found in the model dir; refreshes changed ones that are not loaded. */
-export async function scanModelDir(d: ModelDeps): Promise<{ added: string[]; updated: string[] }> {
-  const added: string[] = [];
-  const updated: string[] = [];
-  for (const [id, rel] of await discover(d.config.modelDir, d.log)) {
-    let file;
-    try {
-      file = await resolveModelPath(d.config.modelDir, rel);
-    } catch (err) {
-      d.log.warn("skipping model file", { path: rel, error: (err as Error).message });
+const isFile = (p: string) => stat(p).then((s) => s.isFile(), () => false);
+
+/**
+ * The model dir's layouts: `<id>.onnx` and `<id>/model.onnx` are version 1;
+ * Triton's `<id>/<n>/model.onnx` is version n. Where numbered folders exist
+ * they are the model's versions, as in Triton.
+ */
+async function discover(modelDir: string, log: Deps["log"]): Promise<Found[]> {
+  const found: Found[] = [];
+  const entries = await readdir(modelDir, { withFileTypes: true }).catch(() => []);
+  for (const e of entries) {
+    if (e.name.endsWith(".onnx") && !e.isDirectory()) {
+      found.push({ id: e.name.slice(0, -".onnx".length), version: 1, rel: e.name });
       continue;
     }
-    const existing = d.models.get(id);
-    if (existing && existing.path !== file.rel) continue; // the id was registered through the API for another file
-    const st = await stat(file.abs);
-    if (existing && existing.sizeBytes === st.size && existing.mtimeMs === Math.floor(st.mtimeMs)) continue;
-    const fp = await fingerprint(file.abs);
-    if (!existing) {
-      d.models.insert({ id, path: file.rel, ...fp, source: "scan" });
-      added.push(id);
-    } else if (existing.state === "unloaded" || existing.state === "failed") {
-      d.models.updateFile(id, fp);
-      updated.push(id);
+    if (!e.isDirectory() && !e.isSymbolicLink()) continue;
+    const inside = await readdir(join(modelDir, e.name), { withFileTypes: true }).catch(() => []);
+    const numbered = inside.filter((f) => VERSION_PATTERN.test(f.name) && (f.isDirectory() || f.isSymbolicLink()));
+    const versions: Found[] = [];
+    for (const n of numbered) {
+      const rel = join(e.name, n.name, "model.onnx");
+      if (await isFile(join(modelDir, rel))) versions.push({ id: e.name, version: Number(n.name), rel });
     }
+    if (versions.length) found.push(...versions);
+    else if (await isFile(join(modelDir, e.name, "model.onnx"))) found.push({ id: e.name, version: 1, rel: join(e.name, "model.onnx") });
   }
-  return { added, updated };
+  return found.filter((f) => {
+    if (MODEL_ID_PATTERN.test(f.id)) return true;
+    log.warn("skipping model file whose name is not a valid model id", { path: f.rel });
+    return false;
+  });
+}
+
+export interface ScanReport {
+  added: { id: string; version: string }[];
+  updated: { id: string; version: string }[];
+}
+
+/**
+ * Registers new model files and versions found in the model dir, and refreshes
+ * the recorded facts of changed files whose version is not loaded. Hashing
+ * runs in a worker thread; the HTTP thread only stats files.
+ */
+export async function scanModelDir(d: ModelDeps): Promise<ScanReport> {
+  const report: ScanReport = { added: [], updated: [] };
+  for (const f of await discover(d.config.modelDir, d.log)) {
+    let file;
+    try {
+      file = await resolveModelPath(d.config.modelDir, f.rel);
+    } catch (err) {
+      d.log.warn("skipping model file", { path: f.rel, error: (err as Error).message });
+      continue;
+    }
+    const existing = d.models.version(f.id, f.version);
+    if (existing && existing.path !== file.rel) continue; // registered through the API for another file
+    if (existing && existing.statIdentity === (await statIdentity(file.abs))) continue;
+    if (existing && existing.state !== "unloaded" && existing.state !== "failed") continue; // never under a live session
+    const fp = await fingerprint(file.abs);
+    const entry = { id: f.id, version: String(f.version) };
+    d.db.tx(() => {
+      // Hashing yielded: look again before writing.
+      const now = d.models.version(f.id, f.version);
+      if (!now) {
+        if (!d.models.get(f.id)) d.models.insert({ id: f.id, source: "scan" });
+        d.models.insertVersion({ modelId: f.id, version: f.version, path: file.rel, ...fp, source: "scan" });
+        report.added.push(entry);
+      } else if (now.path === file.rel && (now.state === "unloaded" || now.state === "failed")) {
+        d.models.updateVersionFile(f.id, f.version, fp);
+        report.updated.push(entry);
+      }
+    });
+  }
+  return report;
 }
 
 /** Places the built-in demo model into the default model dir so a fresh start serves something real. */

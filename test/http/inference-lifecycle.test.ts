@@ -44,7 +44,7 @@ describe("inference during unload", () => {
     expect(results.map((r) => r.status)).toEqual(new Array(24).fill(200));
     expect([503, 400]).toContain(late.status);
     expect(Object.keys(late.body)).toEqual(["error"]);
-    expect((await api.waitJob(unload.body.id)).phase).toBe("released");
+    expect((await api.waitJob(unload.body.id)).outcome?.summary).toBe("released");
   });
 
   test("force unload fails the rest cleanly with 503", async () => {
@@ -58,7 +58,7 @@ describe("inference during unload", () => {
     expect(statuses).toContain(503);
     const failed = results.find((r) => r.status === 503)!;
     expect(failed.body.error).toContain("unloading");
-    expect((await api.waitJob(unload.body.id)).phase).toBe("forced");
+    expect((await api.waitJob(unload.body.id)).outcome?.summary).toBe("forced");
     expect(svc.deps.runtime.size).toBe(0);
   });
 

@@ -132,7 +132,7 @@ describe("load and unload jobs", () => {
     const again = await api.json("POST", "/api/v1/models/other/load");
     expect(again.body.id).not.toBe([...ids][0]);
     const done = await api.waitJob(again.body.id);
-    expect(done).toMatchObject({ state: "completed", phase: "already-loaded" });
+    expect(done).toMatchObject({ state: "completed", outcome: { summary: "already-loaded" } });
     expect(svc.deps.runtime.size).toBe(1);
   });
 
@@ -150,7 +150,7 @@ describe("load and unload jobs", () => {
     expect(u.status).toBe(202);
     expect(u.body).toMatchObject({ modelId: "other", force: true });
     const done = await api.waitJob(u.body.id);
-    expect(done).toMatchObject({ state: "completed", phase: "forced" });
+    expect(done).toMatchObject({ state: "completed", outcome: { summary: "forced" } });
     expect(svc.deps.runtime.size).toBe(0);
     while (svc.deps.runtime.threads > 0) await Bun.sleep(5);
     expect((await api.json("GET", "/api/v1/models/other")).body.state).toBe("unloaded");

@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { openDatabase } from "../../src/db/driver";
 import { createJobsRepo } from "../../src/db/jobs.repo";
-import { createModelsRepo } from "../../src/db/models.repo";
 import type { Service } from "../../src/server";
 import { affineModel } from "../fixtures/onnx-builder";
 import { cleanup, client, startTestService, testEnv, writeModel, type TestEnv } from "../helpers";
@@ -20,7 +19,9 @@ async function simulateCrashState(dbPath: string, modelId: string): Promise<stri
   const jobs = createJobsRepo(db);
   const job = jobs.insert({ kind: "load", modelId, requestedBy: "someone" });
   db.prepare("UPDATE jobs SET state = 'running', started_at = @at WHERE id = @id").run({ id: job.id, at: new Date().toISOString() });
-  createModelsRepo(db).setState(modelId, "loading");
+  // Written raw: this is what a process killed mid-load leaves, not a transition modeld makes.
+  db.prepare("UPDATE models SET state = 'loading' WHERE id = @id").run({ id: modelId });
+  db.prepare("UPDATE model_versions SET state = 'loading' WHERE model_id = @id").run({ id: modelId });
   db.close();
   return job.id;
 }

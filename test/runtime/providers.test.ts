@@ -3,9 +3,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { cpSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { JobError } from "../../src/jobs/states";
+import { LifecycleError } from "../../src/lifecycle/errors";
 import { availableProviders } from "../../src/runtime/native";
-import { chooseProviders } from "../../src/runtime/providers";
+import { chooseProviders } from "../../src/lifecycle/providers";
 import { startBinary } from "../fixtures/binary";
 import { affineModel } from "../fixtures/onnx-builder";
 import { cleanup, client, SECRET, startTestService, tempDir, testEnv, token, writeModel } from "../helpers";
@@ -29,12 +29,12 @@ describe("provider detection", () => {
     const fb = chooseProviders(["cuda"], ["cpu"], true);
     expect(fb.chosen).toEqual(["cpu"]);
     expect(fb.warnings[0]).toContain("falling back");
-    expect(() => chooseProviders(["cuda", "cpu"], ["cpu"], false)).toThrow(JobError);
+    expect(() => chooseProviders(["cuda", "cpu"], ["cpu"], false)).toThrow(LifecycleError);
     try {
       chooseProviders(["cuda"], ["cpu"], false);
     } catch (e) {
-      expect((e as JobError).code).toBe("PROVIDER_UNAVAILABLE");
-      expect((e as JobError).message).toContain("MODELD_ORT_DIR");
+      expect((e as LifecycleError).code).toBe("PROVIDER_UNAVAILABLE");
+      expect((e as LifecycleError).message).toContain("MODELD_ORT_DIR");
     }
   });
 });
@@ -48,7 +48,7 @@ describe("loads on a host without CUDA", () => {
     try {
       const api = await client(svc);
       const done = await api.waitJob((await api.json("POST", "/api/v1/models/m/load")).body.id);
-      expect(done).toMatchObject({ state: "completed", phase: "loaded on cpu" });
+      expect(done).toMatchObject({ state: "completed", outcome: { summary: "loaded on cpu" } });
     } finally {
       await svc.close();
     }
@@ -86,7 +86,7 @@ describe("loads on a host without CUDA", () => {
       const auth = { authorization: `Bearer ${await token()}` };
       const job = await (await fetch(`${s.url}/api/v1/models/m/load`, { method: "POST", headers: auth })).json() as { id: string };
       const done = await (await fetch(`${s.url}/api/v1/jobs/${job.id}?wait=20`, { headers: auth })).json();
-      expect(done).toMatchObject({ state: "completed", phase: "loaded on cpu" });
+      expect(done).toMatchObject({ state: "completed", outcome: { summary: "loaded on cpu" } });
       // The session really runs on the external copy: the package's library is not mapped at all.
       const maps = require("node:fs").readFileSync(`/proc/${s.proc.pid}/maps`, "utf8") as string;
       expect(maps).toContain(join(ortDir, "libonnxruntime.so.1"));

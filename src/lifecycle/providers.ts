@@ -1,4 +1,4 @@
-import { JobError } from "../jobs/states";
+import { LifecycleError } from "./errors";
 
 /**
  * Picks the execution providers to ask ONNX Runtime for. Checked before the
@@ -14,7 +14,7 @@ export function chooseProviders(
   const missing = requested.filter((p) => !available.includes(p));
   if (missing.length === 0) return { chosen, warnings: [] };
   if (!allowCpuFallback) {
-    throw new JobError(
+    throw new LifecycleError(
       "PROVIDER_UNAVAILABLE",
       `execution provider ${missing.join(", ")} is not available (found: ${available.join(", ")}); point MODELD_ORT_DIR at a GPU build of ONNX Runtime or allow CPU fallback`,
     );

@@ -28,13 +28,26 @@ export async function resolveModelPath(modelDir: string, p: string): Promise<{ a
   return { abs: real, rel: relative(modelDir, candidate).split(sep).join("/") };
 }
 
+/**
+ * Device, inode, size, mtime and ctime in nanoseconds. While all five match what
+ * was recorded with a digest, the file is the one that was hashed: rewriting it
+ * changes mtime and ctime, and ctime cannot be set back by a user (git's index
+ * relies on the same rule). Replacing the file changes the inode.
+ */
+export async function statIdentity(abs: string): Promise<string> {
+  const st = await stat(abs, { bigint: true });
+  return [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(":");
+}
+
 export interface Fingerprint {
   sizeBytes: number;
   mtimeMs: number;
   sha256: string;
+  statIdentity: string;
 }
 
+/** The file's facts and digest. The identity is taken before hashing, so a change while hashing shows as a mismatch later. */
 export async function fingerprint(abs: string): Promise<Fingerprint> {
-  const st = await stat(abs);
-  return { sizeBytes: st.size, mtimeMs: Math.floor(st.mtimeMs), sha256: await sha256File(abs) };
+  const [st, identity] = await Promise.all([stat(abs), statIdentity(abs)]);
+  return { sizeBytes: st.size, mtimeMs: Math.floor(st.mtimeMs), statIdentity: identity, sha256: await sha256File(abs) };
 }

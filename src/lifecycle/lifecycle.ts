@@ -1,0 +1,293 @@
+// The one owner of a model's lifecycle: the only code that changes a model's or
+// a version's state, the serving version and the active model, in SQLite and
+// in the runtime together. Every state write goes through the transition
+// table; runtime side effects (routing, stopping, releasing) happen only after
+// the transaction that records them has committed.
+import type { Config } from "../config";
+import type { Db } from "../db/driver";
+import type { ErrorInfo, ModelsRepo, ModelState, VersionRecord } from "../db/models.repo";
+import type { SettingsRepo } from "../db/settings.repo";
+import type { Logger } from "../log";
+import { withDefaults, type ModelSettings } from "../model-settings";
+import { RuntimeError, type SessionIdentity } from "../runtime/model-worker";
+import type { CrashReport, ModelRuntime } from "../runtime/model-runtime";
+import { sha256File } from "../runtime/sha256";
+import { AppError } from "../errors";
+import { LifecycleError } from "./errors";
+import { resolveModelPath, statIdentity } from "./model-files";
+import type { LifecycleControl, LifecycleOutcome } from "./phases";
+import { chooseProviders } from "./providers";
+import { assertLegal } from "./transitions";
+
+export interface LifecycleDeps {
+  config: Config;
+  db: Db;
+  models: ModelsRepo;
+  settings: SettingsRepo;
+  runtime: ModelRuntime;
+  availableProviders: string[];
+  log: Logger;
+}
+
+export interface LoadRequest {
+  modelId: string;
+  /** Null or absent: the newest registered version. */
+  version?: number | null;
+  activate: boolean;
+}
+
+export interface WasServing {
+  modelId: string;
+  version: number;
+}
+
+const RESTARTED: ModelState[] = ["loading", "loaded", "unloading"];
+
+/** The settings that need a new session when they change, as one comparable string. */
+export function sessionTag(settings: ModelSettings, providers: string[]): string {
+  return JSON.stringify({ warmup: settings.warmup, providers });
+}
+
+function must(changed: boolean, what: string): void {
+  // The guard missed: the row is not in a state this step can start from. Jobs of one
+  // model are serialized, so this is a bug, and it fails the job loudly rather than
+  // leaving a half-made change.
+  if (!changed) throw new Error(`lifecycle: ${what} found the model in an unexpected state`);
+}
+
+/** Runtime and file errors, in the lifecycle's words. */
+export function toLifecycleError(err: unknown): LifecycleError {
+  if (err instanceof LifecycleError) return err;
+  if (err instanceof RuntimeError) {
+    switch (err.reason) {
+      case "LOAD_TIMEOUT":
+      case "UNSAFE_EXTERNAL_DATA":
+      case "WARMUP_FAILED":
+        return new LifecycleError(err.reason, err.message);
+      case "STOPPED":
+        return new LifecycleError("CANCELLED", err.message);
+      case "TERMINATED":
+        return new LifecycleError("WORKER_CRASHED", err.message);
+      default:
+        return new LifecycleError("LOAD_FAILED", err.message);
+    }
+  }
+  return new LifecycleError("LOAD_FAILED", err instanceof Error ? err.message : String(err));
+}
+
+export function createLifecycle(d: LifecycleDeps) {
+  function transition(modelId: string, from: readonly ModelState[], to: ModelState, error: ErrorInfo | null = null): boolean {
+    assertLegal(`model ${modelId}`, from, to);
+    return d.models.updateState(modelId, { from, to, error });
+  }
+
+  function transitionVersion(modelId: string, version: number, from: readonly ModelState[], to: ModelState, error: ErrorInfo | null = null): boolean {
+    assertLegal(`model ${modelId} version ${version}`, from, to);
+    return d.models.updateVersionState(modelId, version, { from, to, error });
+  }
+
+  async function locateFile(path: string): Promise<string> {
+    try {
+      return (await resolveModelPath(d.config.modelDir, path)).abs;
+    } catch (err) {
+      throw new LifecycleError("MODEL_FILE_MISSING", err instanceof AppError ? err.message : String(err));
+    }
+  }
+
+  async function verifyChecksum(path: string, expected: string): Promise<void> {
+    let actual: string;
+    try {
+      actual = await sha256File(path);
+    } catch (err) {
+      throw new LifecycleError("MODEL_FILE_MISSING", (err as Error).message);
+    }
+    if (actual !== expected) {
+      throw new LifecycleError("CHECKSUM_MISMATCH", `file sha256 is ${actual}, registered as ${expected}; re-register the version if the change is intended`);
+    }
+  }
+
+  function resolveVersion(modelId: string, version: number | null | undefined): VersionRecord {
+    const v = version ? d.models.version(modelId, version) : d.models.newestVersion(modelId);
+    if (!v) throw new LifecycleError("MODEL_VERSION_NOT_FOUND", `model ${modelId} has no version ${version ?? "registered"}`);
+    return v;
+  }
+
+  const cancelled = () => new LifecycleError("CANCELLED", "cancelled while the session was being created");
+
+  /**
+   * Loads a version. When another session of the model serves, this is a swap:
+   * the new session is created and warmed beside it, switched in at one
+   * instant, and the old one drained and released. A failure before the switch
+   * leaves the old session serving, untouched.
+   */
+  async function load(req: LoadRequest, ctl: LifecycleControl): Promise<LifecycleOutcome> {
+    const model = d.models.get(req.modelId);
+    if (!model) throw new LifecycleError("MODEL_NOT_FOUND", `model ${req.modelId} was deleted`);
+    const target = resolveVersion(model.id, req.version);
+    const settings = withDefaults(model.settings);
+    // A provider that cannot be had fails the load like any other load error, recorded on the version.
+    let providers: ReturnType<typeof chooseProviders> | undefined;
+    let providerError: unknown;
+    try {
+      providers = chooseProviders(settings.providers ?? d.config.runtime.executionProviders, d.availableProviders, d.config.runtime.allowCpuFallback);
+    } catch (err) {
+      providerError = err;
+    }
+    const identity: SessionIdentity = { modelId: model.id, version: String(target.version), tag: sessionTag(settings, providers?.chosen ?? []) };
+    const routed = d.runtime.get(model.id);
+    const serving = routed?.phase === "ready" ? routed : undefined;
+    if (serving && serving.version === identity.version && serving.tag === identity.tag) {
+      if (req.activate) d.settings.setActiveModel(model.id);
+      return { summary: "already-loaded", version: identity.version };
+    }
+    for (const w of providers?.warnings ?? []) d.log.warn(w, { modelId: model.id });
+
+    // A swap to the version already serving is a fresh session of it, with new settings:
+    // the version stays loaded throughout, so its state does not move.
+    const swap = serving !== undefined;
+    const sameVersion = serving?.version === identity.version;
+    ctl.phase("verifying");
+    d.db.tx(() => {
+      if (!swap) must(transition(model.id, ["unloaded", "failed"], "loading"), "a load");
+      if (!sameVersion) must(transitionVersion(model.id, target.version, ["unloaded", "failed"], "loading"), "a load");
+    });
+
+    let created: ReturnType<ModelRuntime["create"]> | undefined;
+    try {
+      if (!providers) throw providerError;
+      const path = await locateFile(target.path);
+      if (ctl.cancelled()) throw cancelled();
+      ctl.phase("creating_session");
+      // An unchanged stat identity proves the file is the one hashed at registration.
+      // Otherwise the checksum is computed in a hash worker while ONNX Runtime creates
+      // the session in the model's worker; the session serves nothing until both finished.
+      const unchanged = target.statIdentity !== null && (await statIdentity(path)) === target.statIdentity;
+      const checksum = d.config.runtime.verifyChecksum && !unchanged ? verifyChecksum(path, target.sha256) : Promise.resolve();
+      checksum.catch((e: Error) => d.runtime.stopCreating(model.id, e));
+      created = d.runtime.create(identity, { path, executionProviders: providers.chosen, warmup: settings.warmup }, d.config.jobs.loadTimeoutMs, () =>
+        ctl.phase("warming"),
+      );
+      // When both fail, a changed file is the cause worth reporting, not ONNX Runtime's parse error.
+      const [made, verified] = await Promise.allSettled([created, checksum]);
+      if (verified.status === "rejected") throw verified.reason;
+      if (made.status === "rejected") throw made.reason;
+      const { session, info } = made.value;
+      if (ctl.cancelled()) throw cancelled();
+      ctl.phase("switching");
+      // Checked synchronously before the commit and the switch, so the session the
+      // database is about to name is alive when requests are routed to it.
+      if (session.phase !== "ready") throw new RuntimeError("TERMINATED", `the new session of ${model.id} ended before it could serve`);
+      const lostOld = swap && d.runtime.get(model.id) !== serving;
+      d.db.tx(() => {
+        d.models.setVersionMetadata(model.id, target.version, info.inputs, info.outputs);
+        if (!sameVersion) {
+          must(transitionVersion(model.id, target.version, ["loading"], "loaded"), "the switch");
+          if (serving && !lostOld) must(transitionVersion(model.id, Number(serving.version), ["loaded"], "unloading"), "the switch");
+        }
+        // The old session crashed while the new one was being created: the model
+        // was marked failed, and this load brings it back.
+        if (lostOld) must(transition(model.id, ["failed"], "loading"), "the switch");
+        if (!swap || lostOld) must(transition(model.id, ["loading"], "loaded"), "the switch");
+        d.models.setServingVersion(model.id, target.version);
+        if (req.activate) d.settings.setActiveModel(model.id);
+      });
+      const previous = d.runtime.route(session);
+      const outcome: LifecycleOutcome = { summary: `loaded on ${info.providers.join(",")}`, version: identity.version };
+      if (!previous) return outcome;
+
+      ctl.phase("draining");
+      const release = await d.runtime.release(previous, d.config.jobs.unloadTimeoutMs, () => ctl.phase("releasing"));
+      if (!sameVersion) transitionVersion(model.id, Number(previous.version), ["unloading"], "unloaded");
+      return { ...outcome, replaced: { version: previous.version, release } };
+    } catch (err) {
+      const e = toLifecycleError(err);
+      // A session that finished creating after the failure must not linger unrouted.
+      void created?.then(({ session }) => d.runtime.stop(session, e), () => {});
+      const to: ModelState = e.code === "CANCELLED" ? "unloaded" : "failed";
+      const error = to === "failed" ? { code: e.code, message: e.message } : null;
+      d.db.tx(() => {
+        if (!sameVersion) transitionVersion(model.id, target.version, ["loading"], to, error);
+        if (!swap) transition(model.id, ["loading"], to, error);
+      });
+      throw e;
+    }
+  }
+
+  /** Drains (or, forced, stops) the model's serving session and releases it. */
+  async function unload(modelId: string, ctl: LifecycleControl): Promise<LifecycleOutcome> {
+    const session = d.runtime.get(modelId);
+    if (!session) return { summary: "not-loaded" };
+    const version = Number(session.version);
+    const forced = ctl.forced();
+    ctl.phase(forced ? "releasing" : "draining");
+    d.db.tx(() => {
+      transition(modelId, ["loaded"], "unloading");
+      transitionVersion(modelId, version, ["loaded"], "unloading");
+      d.models.setServingVersion(modelId, null);
+      d.settings.clearActiveModelIf(modelId);
+    });
+    let release: "released" | "forced" = "forced";
+    if (forced) d.runtime.stop(session, new RuntimeError("UNLOADING", `model ${modelId} was force-unloaded`));
+    else release = await d.runtime.release(session, d.config.jobs.unloadTimeoutMs, () => ctl.phase("releasing"));
+    d.db.tx(() => {
+      transitionVersion(modelId, version, ["unloading"], "unloaded");
+      transition(modelId, ["unloading"], "unloaded");
+    });
+    return { summary: release };
+  }
+
+  return {
+    transition,
+    transitionVersion,
+    load,
+    unload,
+
+    /** Ends a load in progress (cancel, force unload): its session stops, its caller sees CANCELLED. */
+    cancelCreating(modelId: string): void {
+      d.runtime.stopCreating(modelId, new RuntimeError("STOPPED", "cancelled"));
+    },
+
+    /** Force unload escalation: every session of the model stops now, requests still waiting get 503. */
+    stopAll(modelId: string): void {
+      d.runtime.stopAll(modelId, new RuntimeError("UNLOADING", `model ${modelId} was force-unloaded`));
+    },
+
+    /** A session's worker died unasked. Only the routed one changes the model: the others belong to a running job. */
+    workerCrashed(report: CrashReport): void {
+      d.log.error("model worker crashed", { modelId: report.modelId, version: report.version, routed: report.routed });
+      if (!report.routed) return;
+      const error = { code: "WORKER_CRASHED", message: "the model's worker died; load it again" };
+      d.db.tx(() => {
+        transitionVersion(report.modelId, Number(report.version), ["loaded"], "failed", error);
+        if (transition(report.modelId, ["loaded"], "failed", error)) {
+          d.models.setServingVersion(report.modelId, null);
+          d.settings.clearActiveModelIf(report.modelId);
+        }
+      });
+    },
+
+    /**
+     * At start no session exists: every state that claims one goes back to
+     * unloaded. Returns what was serving, for restore. Runs inside the caller's
+     * transaction.
+     */
+    resetAfterRestart(): WasServing[] {
+      const claiming = d.models.listClaimingSession();
+      const wasServing: WasServing[] = [];
+      for (const v of claiming.versions) transitionVersion(v.modelId, v.version, RESTARTED, "unloaded");
+      for (const m of claiming.models) {
+        if (m.state === "loaded" && m.servingVersion !== null) wasServing.push({ modelId: m.id, version: m.servingVersion });
+        transition(m.id, RESTARTED, "unloaded");
+        d.models.setServingVersion(m.id, null);
+      }
+      return wasServing;
+    },
+
+    /** Keeps the active model only if `stillComing` says it will be loaded again. */
+    settleActiveModel(stillComing: (modelId: string) => boolean): void {
+      const active = d.settings.activeModel();
+      if (active && !stillComing(active)) d.settings.setActiveModel(null);
+    },
+  };
+}
+export type Lifecycle = ReturnType<typeof createLifecycle>;

@@ -1,0 +1,56 @@
+// A model's settings: one zod schema for PATCH validation, the stored JSON, the
+// model object and the OpenAPI document. Each setting is a top-level field of
+// the model object, under the same name as in the PATCH body.
+import { z } from "@hono/zod-openapi";
+
+export const PROVIDERS = ["cuda", "cpu"] as const;
+
+export const Warmup = z
+  .object({
+    runs: z.number().int().min(0).max(1000).openapi({ description: "Runs on zero-filled inputs before a loading version may serve. 0 turns warmup off." }),
+    shapes: z
+      .record(z.string().min(1).max(256), z.array(z.number().int().min(1).max(1 << 20)).max(32))
+      .optional()
+      .openapi({ description: "Warmup shape per input name; dynamic dimensions not given here are 1." }),
+  })
+  .strict()
+  .openapi("Warmup");
+export type Warmup = z.infer<typeof Warmup>;
+
+export const Providers = z
+  .array(z.enum(PROVIDERS))
+  .min(1)
+  .openapi({ description: "Execution providers for this model, overriding MODELD_EXECUTION_PROVIDERS; null restores the global setting." });
+
+/** Every field optional: a PATCH changes only what it names. Unknown fields are refused. */
+export const ModelSettingsPatch = z
+  .object({
+    warmup: Warmup.optional(),
+    providers: Providers.nullable().optional(),
+  })
+  .strict()
+  .openapi("ModelSettingsPatch");
+export type ModelSettingsPatch = z.infer<typeof ModelSettingsPatch>;
+
+/** What the model object shows, defaults filled in. */
+export interface ModelSettings {
+  warmup: Warmup;
+  providers: (typeof PROVIDERS)[number][] | null;
+}
+
+export const DEFAULT_SETTINGS: ModelSettings = { warmup: { runs: 0 }, providers: null };
+
+export function withDefaults(stored: Partial<ModelSettings>): ModelSettings {
+  return { ...DEFAULT_SETTINGS, ...stored };
+}
+
+/** A PATCH applied to stored settings; `null` clears a setting back to its default. */
+export function applyPatch(stored: Partial<ModelSettings>, patch: ModelSettingsPatch): Partial<ModelSettings> {
+  const next: Record<string, unknown> = { ...stored };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === undefined) continue;
+    if (v === null) delete next[k];
+    else next[k] = v;
+  }
+  return next as Partial<ModelSettings>;
+}
