@@ -170,6 +170,10 @@ export function createModelsRepo(db: Db) {
       const r = db.prepare<VersionRow>("SELECT * FROM model_versions WHERE model_id = @m AND version = @v").get({ m: modelId, v: version });
       return r && toVersion(r);
     },
+    /** The versions registered for this file (relative path), whatever model they belong to. */
+    versionsByPath(path: string): VersionRecord[] {
+      return db.prepare<VersionRow>("SELECT * FROM model_versions WHERE path = @path").all({ path }).map(toVersion);
+    },
     newestVersion(modelId: string): VersionRecord | undefined {
       const r = db.prepare<VersionRow>("SELECT * FROM model_versions WHERE model_id = @m ORDER BY version DESC LIMIT 1").get({ m: modelId });
       return r && toVersion(r);

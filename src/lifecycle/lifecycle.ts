@@ -283,6 +283,43 @@ export function createLifecycle(d: LifecycleDeps) {
       return wasServing;
     },
 
+    /**
+     * The owner's invariant, as it holds whenever no job is running: a model is
+     * `loaded` exactly when the runtime routes a ready session to it, that
+     * session's version is the serving version and the only `loaded` one, no
+     * version is mid-transition, and the active model is loaded. Returns what
+     * breaks it, for the stress tests.
+     */
+    violations(): string[] {
+      const found: string[] = [];
+      const active = d.settings.activeModel();
+      for (const m of d.models.list()) {
+        const session = d.runtime.get(m.id);
+        const versions = d.models.versions(m.id);
+        const loaded = versions.filter((v) => v.state === "loaded").map((v) => v.version);
+        const moving = versions.filter((v) => v.state === "loading" || v.state === "unloading").map((v) => `${v.version}:${v.state}`);
+        if (moving.length) found.push(`${m.id}: versions mid-transition ${moving.join(", ")}`);
+        if (m.state === "loaded") {
+          if (session?.phase !== "ready") found.push(`${m.id}: loaded, but the runtime routes ${session ? `a ${session.phase} session` : "nothing"}`);
+          else if (String(m.servingVersion) !== session.version) found.push(`${m.id}: serving version ${m.servingVersion}, runtime serves ${session.version}`);
+          if (loaded.length !== 1 || loaded[0] !== m.servingVersion) found.push(`${m.id}: loaded versions [${loaded.join(",")}], serving ${m.servingVersion}`);
+        } else {
+          if (m.state !== "unloaded" && m.state !== "failed") found.push(`${m.id}: ${m.state} with no job running`);
+          if (session) found.push(`${m.id}: ${m.state}, but the runtime routes version ${session.version}`);
+          if (m.servingVersion !== null) found.push(`${m.id}: ${m.state} with serving version ${m.servingVersion}`);
+          if (loaded.length) found.push(`${m.id}: ${m.state} with loaded versions [${loaded.join(",")}]`);
+        }
+        if (active === m.id && m.state !== "loaded") found.push(`${m.id}: active but ${m.state}`);
+      }
+      return found;
+    },
+
+    /** The end of a model's life: its registry rows go, and it stops being the active model. Runs in the caller's transaction. */
+    forget(modelId: string): void {
+      d.models.delete(modelId);
+      d.settings.clearActiveModelIf(modelId);
+    },
+
     /** Keeps the active model only if `stillComing` says it will be loaded again. */
     settleActiveModel(stillComing: (modelId: string) => boolean): void {
       const active = d.settings.activeModel();

@@ -121,15 +121,14 @@ export function updateSettings(id: string, patch: ModelSettingsPatch, d: Pick<De
   });
 }
 
-export function deleteModel(id: string, d: ModelDeps): void {
+export function deleteModel(id: string, d: ModelDeps & Pick<Deps, "lifecycle">): void {
   d.db.tx(() => {
     const m = getModel(id, d);
     if (m.state !== "unloaded" && m.state !== "failed") {
       throw new AppError("MODEL_BUSY", `model ${id} is ${m.state}; unload it first`);
     }
     if (d.jobs.latestUnfinished(id)) throw new AppError("MODEL_BUSY", `model ${id} has unfinished jobs`);
-    d.models.delete(id);
-    d.settings.clearActiveModelIf(id);
+    d.lifecycle.forget(id);
   });
 }
 
@@ -195,6 +194,8 @@ export async function scanModelDir(d: ModelDeps): Promise<ScanReport> {
     }
     const existing = d.models.version(f.id, f.version);
     if (existing && existing.path !== file.rel) continue; // registered through the API for another file
+    // A file an admin registered as a version of some model is that version, not a model of its own.
+    if (!existing && d.models.versionsByPath(file.rel).length) continue;
     if (existing && existing.statIdentity === (await statIdentity(file.abs))) continue;
     if (existing && existing.state !== "unloaded" && existing.state !== "failed") continue; // never under a live session
     const fp = await fingerprint(file.abs);

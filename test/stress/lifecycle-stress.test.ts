@@ -1,5 +1,6 @@
-// Triton's lifecycle bar: many clients racing load, unload, force unload,
-// cancel and inference on a few models. Afterwards nothing is lost or doubled.
+// Triton's lifecycle bar: many clients racing loads of either version (so
+// swaps), unload, force unload, cancel and inference on a few models.
+// Afterwards nothing is lost or doubled, and the lifecycle owner's invariant holds.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { JOB_ERROR_CODES } from "../../src/jobs/states";
 import type { Service } from "../../src/server";
@@ -16,7 +17,10 @@ let api: Client;
 
 beforeAll(async () => {
   t = testEnv({ MODELD_JOB_CONCURRENCY: "3", MODELD_UNLOAD_TIMEOUT_MS: "2000" });
-  for (const m of MODELS) writeModel(t.modelDir, `${m}.onnx`, affineModel());
+  for (const m of MODELS) {
+    writeModel(t.modelDir, `${m}/1/model.onnx`, affineModel(2, 1));
+    writeModel(t.modelDir, `${m}/2/model.onnx`, affineModel(3, -1));
+  }
   svc = await startTestService(t);
   api = await client(svc);
 });
@@ -54,8 +58,9 @@ test(`${CLIENTS} clients × ${OPS} random lifecycle operations on ${MODELS.lengt
         // Under racing unloads inference may be refused, but only cleanly.
         if (res.status !== 200) expect([400, 503]).toContain(res.status);
       } else if (r < 0.65) {
-        what = `load ${m}`;
-        res = await api.call("POST", `/api/v1/models/${m}/load`);
+        const version = ["1", "2", undefined][Math.floor(rand() * 3)];
+        what = `load ${m}@${version ?? "newest"}`;
+        res = await api.call("POST", `/api/v1/models/${m}/load`, version ? { body: { version } } : {});
       } else if (r < 0.8) {
         what = `unload ${m}`;
         res = await api.call("POST", `/api/v1/models/${m}/unload`);
@@ -94,7 +99,9 @@ test(`${CLIENTS} clients × ${OPS} random lifecycle operations on ${MODELS.lengt
   // Every job ended, with a documented code when it did not complete.
   const jobs = (await api.json("GET", "/api/v1/jobs?limit=200")).body.jobs;
   expect(svc.deps.jobs.countUnfinished()).toBe(0);
-  const all = svc.deps.db.prepare<{ state: string; error_code: string | null; model_id: string; kind: string; seq: number }>("SELECT state, error_code, model_id, kind, seq FROM jobs ORDER BY seq").all();
+  const all = svc.deps.db
+    .prepare<{ state: string; error_code: string | null; model_id: string; kind: string; version: number | null; seq: number }>("SELECT state, error_code, model_id, kind, version, seq FROM jobs ORDER BY seq")
+    .all();
   expect(all.length).toBeGreaterThan(50);
   for (const j of all) {
     expect(["completed", "failed", "cancelled"]).toContain(j.state);
@@ -104,12 +111,14 @@ test(`${CLIENTS} clients × ${OPS} random lifecycle operations on ${MODELS.lengt
   // No model has two sessions: count the worker threads.
   for (let waited = 0; svc.deps.runtime.threads > svc.deps.runtime.size && waited < 10_000; waited += 20) await Bun.sleep(20);
   for (const m of MODELS) expect({ m, threads: svc.deps.runtime.threadsOf(m) <= 1 }).toEqual({ m, threads: true });
+  // The lifecycle owner's invariant: SQLite and the runtime agree on every model and version.
+  expect(svc.deps.lifecycle.violations()).toEqual([]);
+  expect(all.filter((j) => j.error_code === "INTERNAL")).toEqual([]);
   // Each model's state matches the last intent that took effect: its newest completed job.
   for (const m of MODELS) {
     const last = all.filter((j) => j.model_id === m && j.state === "completed").at(-1);
     const model = (await api.json("GET", `/api/v1/models/${m}`)).body;
-    const expected = last?.kind === "load" ? "loaded" : "unloaded";
-    expect({ m, state: model.state }).toEqual({ m, state: expected });
-    expect({ m, hasWorker: svc.deps.runtime.get(m) !== undefined }).toEqual({ m, hasWorker: expected === "loaded" });
+    const expected = last?.kind === "load" ? { state: "loaded", servingVersion: String(last.version) } : { state: "unloaded", servingVersion: null };
+    expect({ m, state: model.state, servingVersion: model.servingVersion }).toEqual({ m, ...expected });
   }
 }, 240_000);

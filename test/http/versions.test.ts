@@ -1,0 +1,257 @@
+// Versions: registered from Triton's layout, the API and rescans; loaded by
+// number; swapped without downtime; inference and metadata per version.
+import { describe, expect, test } from "bun:test";
+import { affineModel, reshapeBy3Model } from "../fixtures/onnx-builder";
+import { client, startTestService, testEnv, token, useService, writeModel, cleanup } from "../helpers";
+
+/** v1 answers 2x+1, v2 answers 3x-1: every response tells which version ran. */
+const V1 = affineModel(2, 1);
+const V2 = affineModel(3, -1);
+const expected = (version: string, x: number[]) => x.map((v) => (version === "1" ? 2 * v + 1 : 3 * v - 1));
+const body = (x = [1, 2, 3, 4]) => ({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: x }] });
+
+const svc = useService({}, (t) => {
+  writeModel(t.modelDir, "tri/1/model.onnx", V1);
+  writeModel(t.modelDir, "tri/2/model.onnx", V2);
+  writeModel(t.modelDir, "tri/config.pbtxt", 'name: "tri"');
+  writeModel(t.modelDir, "plain.onnx", V1);
+  writeModel(t.modelDir, "warm/model.onnx", reshapeBy3Model());
+});
+
+const load = async (id: string, version?: string) => {
+  const res = await svc.api.json("POST", `/api/v1/models/${id}/load`, version === undefined ? {} : { body: { version } });
+  expect(res.status).toBe(202);
+  return svc.api.waitJob(res.body.id);
+};
+const model = async (id: string) => (await svc.api.json("GET", `/api/v1/models/${id}`)).body;
+const phases = (job: { timeline: { phase: string }[] }) => job.timeline.map((p) => p.phase);
+
+describe("registering versions", () => {
+  test("Triton's layout <id>/<n>/model.onnx is scanned as numbered versions; the flat layouts are version 1", async () => {
+    const tri = await model("tri");
+    expect(tri.versions.map((v: any) => [v.version, v.state, v.path])).toEqual([
+      ["1", "unloaded", "tri/1/model.onnx"],
+      ["2", "unloaded", "tri/2/model.onnx"],
+    ]);
+    expect(tri).toMatchObject({ servingVersion: null, path: "tri/2/model.onnx", state: "unloaded", warmup: { runs: 0 }, providers: null });
+    expect(tri.versions[1].sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect((await model("plain")).versions.map((v: any) => v.version)).toEqual(["1"]);
+  });
+
+  test("POST /models/{id}/versions registers a file as the next version, with the same path rules", async () => {
+    writeModel(svc.t.modelDir, "plain-next.onnx", V2);
+    const added = await svc.api.json("POST", "/api/v1/models/plain/versions", { body: { path: "plain-next.onnx" } });
+    expect(added.status).toBe(201);
+    expect(added.body.versions.map((v: any) => [v.version, v.path])).toEqual([["1", "plain.onnx"], ["2", "plain-next.onnx"]]);
+    const named = await svc.api.json("POST", "/api/v1/models/plain/versions", { body: { path: "plain-next.onnx", version: "7" } });
+    expect(named.body.versions.map((v: any) => v.version)).toEqual(["1", "2", "7"]);
+
+    const cases: [unknown, number, string][] = [
+      [{ path: "plain.onnx", version: "2" }, 409, "MODEL_VERSION_EXISTS"],
+      [{ path: "../outside.onnx" }, 400, "PATH_NOT_ALLOWED"],
+      [{ path: "nothing-here.onnx" }, 400, "MODEL_FILE_NOT_FOUND"],
+      [{ path: "plain.onnx", version: "0" }, 400, "VALIDATION_ERROR"],
+      [{ path: "plain.onnx", version: 3 }, 400, "VALIDATION_ERROR"],
+      [{ path: "plain.onnx", extra: true }, 400, "VALIDATION_ERROR"],
+    ];
+    for (const [b, status, code] of cases) {
+      const res = await svc.api.json("POST", "/api/v1/models/plain/versions", { body: b });
+      expect({ b, status: res.status, code: res.body.error.code }).toEqual({ b, status, code });
+    }
+    expect((await svc.api.json("POST", "/api/v1/models/ghost/versions", { body: { path: "plain.onnx" } })).status).toBe(404);
+    expect((await svc.api.json("POST", "/api/v1/models/plain/versions", { body: { path: "plain.onnx" }, token: await token({ role: "infer" }) })).status).toBe(403);
+  });
+
+  test("POST /models/rescan picks up new version folders without a restart; admin only, audited", async () => {
+    writeModel(svc.t.modelDir, "tri/9/model.onnx", V1);
+    writeModel(svc.t.modelDir, "fresh/1/model.onnx", V1);
+    const infer = await token({ role: "infer" });
+    expect((await svc.api.json("POST", "/api/v1/models/rescan", { token: infer })).status).toBe(403);
+    const res = await svc.api.json("POST", "/api/v1/models/rescan");
+    expect(res.status).toBe(200);
+    expect(res.body.added).toEqual([
+      { id: "fresh", version: "1" },
+      { id: "tri", version: "9" },
+    ]);
+    expect((await svc.api.json("POST", "/api/v1/models/rescan")).body).toEqual({ added: [], updated: [] });
+    expect((await model("tri")).versions.map((v: any) => v.version)).toEqual(["1", "2", "9"]);
+    const audit = (await svc.api.json("GET", "/api/v1/audit?limit=3")).body.entries;
+    expect(audit.map((e: any) => [e.action, e.status])).toContainEqual(["POST /api/v1/models/rescan", 200]);
+    expect(audit.map((e: any) => [e.actor, e.status])).toContainEqual(["tester", 403]);
+  });
+});
+
+describe("loading versions", () => {
+  test("a load names its version in the body; without one the newest loads; bad versions are 404 and 400", async () => {
+    for (const [b, status, code] of [
+      [{ version: "42" }, 404, "MODEL_VERSION_NOT_FOUND"],
+      [{ version: "two" }, 400, "VALIDATION_ERROR"],
+      [{ version: 2 }, 400, "VALIDATION_ERROR"],
+      [{ version: "2", extra: 1 }, 400, "VALIDATION_ERROR"],
+    ] as const) {
+      const res = await svc.api.json("POST", "/api/v1/models/fresh/load", { body: b });
+      expect({ b, status: res.status, code: res.body.error.code }).toEqual({ b, status, code });
+    }
+    const done = await load("fresh");
+    expect(done).toMatchObject({ state: "completed", version: "1", outcome: { summary: "loaded on cpu", version: "1" } });
+    expect(phases(done)).toEqual(["queued", "verifying", "creating_session", "switching"]);
+    await svc.api.waitJob((await svc.api.json("POST", "/api/v1/models/fresh/unload")).body.id);
+  });
+
+  test("serving v2: inference, metadata, readiness and the repository index answer per version", async () => {
+    const done = await load("tri", "2");
+    expect(done.state).toBe("completed");
+    const m = await model("tri");
+    expect(m).toMatchObject({ state: "loaded", servingVersion: "2", path: "tri/2/model.onnx" });
+    expect(m.versions.map((v: any) => [v.version, v.state])).toEqual([["1", "unloaded"], ["2", "loaded"], ["9", "unloaded"]]);
+
+    const plain = await svc.api.json("POST", "/v2/models/tri/infer", { body: body() });
+    expect(plain.body).toMatchObject({ model_name: "tri", model_version: "2", outputs: [{ data: expected("2", [1, 2, 3, 4]) }] });
+    const v2 = await svc.api.json("POST", "/v2/models/tri/versions/2/infer", { body: body() });
+    expect(v2.body.model_version).toBe("2");
+    const v1 = await svc.api.json("POST", "/v2/models/tri/versions/1/infer", { body: body() });
+    expect(v1.status).toBe(400);
+    expect(v1.body.error).toContain("version 1 is not loaded");
+    expect((await svc.api.json("POST", "/v2/models/tri/versions/5/infer", { body: body() })).status).toBe(404);
+    expect((await svc.api.json("POST", "/api/v1/models/tri/predict", { body: body() })).body.model_version).toBe("2");
+
+    const meta = (await svc.api.json("GET", "/v2/models/tri")).body;
+    expect(meta).toMatchObject({ name: "tri", versions: ["1", "2", "9"], inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }] });
+    expect((await svc.api.json("GET", "/v2/models/tri/versions/2")).status).toBe(200);
+    expect((await svc.api.json("GET", "/v2/models/tri/versions/1")).status).toBe(400); // never loaded: inputs unknown
+    expect((await svc.api.json("GET", "/v2/models/tri/versions/5")).status).toBe(404);
+    expect((await svc.api.json("GET", "/v2/models/tri/versions/2/ready")).status).toBe(200);
+    expect((await svc.api.json("GET", "/v2/models/tri/versions/1/ready")).status).toBe(400);
+    expect((await svc.api.json("GET", "/v2/models/tri/versions/5/ready")).status).toBe(404);
+
+    const index = (await svc.api.json("POST", "/v2/repository/index")).body.filter((e: any) => e.name === "tri");
+    expect(index).toEqual([
+      { name: "tri", version: "1", state: "UNAVAILABLE", reason: "unloaded" },
+      { name: "tri", version: "2", state: "READY", reason: "" },
+      { name: "tri", version: "9", state: "UNAVAILABLE", reason: "unloaded" },
+    ]);
+    const ready = (await svc.api.json("POST", "/v2/repository/index", { body: { ready: true } })).body;
+    expect(ready.every((e: any) => e.state === "READY")).toBe(true);
+    expect(ready).toContainEqual({ name: "tri", version: "2", state: "READY", reason: "" });
+  });
+
+  test("loading another version swaps: created beside the old one, switched in, the old one drained and released", async () => {
+    const done = await load("tri", "1");
+    expect(done).toMatchObject({ state: "completed", outcome: { summary: "loaded on cpu", version: "1", replaced: { version: "2", release: "released" } } });
+    expect(phases(done)).toEqual(["queued", "verifying", "creating_session", "switching", "draining", "releasing"]);
+    const m = await model("tri");
+    expect(m).toMatchObject({ state: "loaded", servingVersion: "1" });
+    expect(m.versions.map((v: any) => [v.version, v.state])).toEqual([["1", "loaded"], ["2", "unloaded"], ["9", "unloaded"]]);
+    const out = (await svc.api.json("POST", "/v2/models/tri/infer", { body: body() })).body;
+    expect(out).toMatchObject({ model_version: "1", outputs: [{ data: expected("1", [1, 2, 3, 4]) }] });
+    // The released session's thread ends: one session per model once the swap is over.
+    for (let i = 0; svc.svc.deps.runtime.threadsOf("tri") > 1 && i < 500; i++) await Bun.sleep(10);
+    expect(svc.svc.deps.runtime.threadsOf("tri")).toBe(1);
+    expect((await load("tri", "1")).outcome).toEqual({ summary: "already-loaded", version: "1" });
+  });
+
+  test("a swap to a corrupt version fails with the reason; the old version keeps serving, untouched", async () => {
+    writeModel(svc.t.modelDir, "tri-broken.onnx", "not an onnx file");
+    const added = await svc.api.json("POST", "/api/v1/models/tri/versions", { body: { path: "tri-broken.onnx", version: "3" } });
+    expect(added.status).toBe(201);
+    const done = await load("tri", "3");
+    expect(done).toMatchObject({ state: "failed", version: "3", error: { code: "LOAD_FAILED" }, outcome: null });
+    const m = await model("tri");
+    expect(m).toMatchObject({ state: "loaded", servingVersion: "1", lastError: null });
+    const v3 = m.versions.find((v: any) => v.version === "3");
+    expect(v3).toMatchObject({ state: "failed", lastError: { code: "LOAD_FAILED" } });
+    expect((await svc.api.json("POST", "/v2/models/tri/infer", { body: body() })).body.model_version).toBe("1");
+    // A load without a version takes the newest, even one that failed before.
+    const newest = await svc.api.json("POST", "/api/v1/models/tri/load");
+    expect(newest.body.version).toBe("9");
+    await svc.api.waitJob(newest.body.id);
+  });
+
+  test("swaps queued for one model run in order", async () => {
+    const ids: string[] = [];
+    for (const v of ["2", "1", "2"]) ids.push((await svc.api.json("POST", "/api/v1/models/tri/load", { body: { version: v } })).body.id);
+    expect(new Set(ids).size).toBe(3);
+    const jobs = [];
+    for (const id of ids) jobs.push(await svc.api.waitJob(id));
+    expect(jobs.map((j) => [j.version, j.state])).toEqual([["2", "completed"], ["1", "completed"], ["2", "completed"]]);
+    for (let i = 1; i < jobs.length; i++) expect(jobs[i]!.startedAt! >= jobs[i - 1]!.finishedAt!).toBe(true);
+    expect((await model("tri")).servingVersion).toBe("2");
+  });
+});
+
+describe("settings and warmup", () => {
+  test("PATCH changes only the named settings and answers with the whole model; bad settings are 400", async () => {
+    const res = await svc.api.json("PATCH", "/api/v1/models/plain", { body: { warmup: { runs: 2 } } });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id: "plain", warmup: { runs: 2 }, providers: null, versions: expect.any(Array) });
+    const both = await svc.api.json("PATCH", "/api/v1/models/plain", { body: { providers: ["cpu"] } });
+    expect(both.body).toMatchObject({ warmup: { runs: 2 }, providers: ["cpu"] });
+    expect((await svc.api.json("PATCH", "/api/v1/models/plain", { body: { providers: null } })).body.providers).toBeNull();
+    for (const b of [{ bogus: 1 }, { warmup: { runs: -1 } }, { warmup: { runs: 1, extra: true } }, { providers: ["tpu"] }, { warmup: { runs: 1, shapes: { x: [0] } } }]) {
+      const bad = await svc.api.json("PATCH", "/api/v1/models/plain", { body: b });
+      expect({ b, status: bad.status, code: bad.body.error.code }).toEqual({ b, status: 400, code: "VALIDATION_ERROR" });
+    }
+    expect((await svc.api.json("PATCH", "/api/v1/models/ghost", { body: {} })).status).toBe(404);
+    expect((await svc.api.json("PATCH", "/api/v1/models/plain", { body: {}, token: await token({ role: "infer" }) })).status).toBe(403);
+    expect((await model("plain")).warmup).toEqual({ runs: 2 });
+  });
+
+  test("a version serves only after its warmup passed; a warmup failure fails the load", async () => {
+    await svc.api.json("PATCH", "/api/v1/models/warm", { body: { warmup: { runs: 1 } } });
+    const failed = await load("warm");
+    // The default warmup batch of 1 cannot be reshaped to rows of 3: ONNX Runtime refuses the run.
+    expect(failed).toMatchObject({ state: "failed", error: { code: "WARMUP_FAILED" } });
+    expect(phases(failed)).toContain("warming");
+    expect(await model("warm")).toMatchObject({ state: "failed", lastError: { code: "WARMUP_FAILED" } });
+
+    await svc.api.json("PATCH", "/api/v1/models/warm", { body: { warmup: { runs: 3, shapes: { x: [3, 4] } } } });
+    const ok = await load("warm");
+    expect(ok.state).toBe("completed");
+    expect(phases(ok)).toEqual(["queued", "verifying", "creating_session", "warming", "switching"]);
+  });
+
+  test("changed session settings make a load of the serving version a swap to a fresh session; its failure keeps the old one", async () => {
+    const x = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+    const run = () => svc.api.json("POST", "/v2/models/warm/infer", { body: { inputs: [{ name: "x", datatype: "FP32", shape: [3, 4], data: x }] } });
+    expect((await run()).status).toBe(200);
+    expect((await load("warm")).outcome?.summary).toBe("already-loaded");
+
+    await svc.api.json("PATCH", "/api/v1/models/warm", { body: { warmup: { runs: 1 } } });
+    const failed = await load("warm");
+    expect(failed).toMatchObject({ state: "failed", error: { code: "WARMUP_FAILED" } });
+    expect(await model("warm")).toMatchObject({ state: "loaded", servingVersion: "1" });
+    expect((await run()).status).toBe(200);
+
+    await svc.api.json("PATCH", "/api/v1/models/warm", { body: { warmup: { runs: 2, shapes: { x: [6, 4] } } } });
+    const fresh = await load("warm");
+    expect(fresh).toMatchObject({ state: "completed", outcome: { version: "1", replaced: { version: "1", release: "released" } } });
+    expect(phases(fresh)).toEqual(["queued", "verifying", "creating_session", "warming", "switching", "draining", "releasing"]);
+    expect((await run()).body.model_version).toBe("1");
+  });
+});
+
+describe("restart", () => {
+  test("the version that was serving is the one restored", async () => {
+    const t = testEnv({ MODELD_RESTORE: "true" });
+    writeModel(t.modelDir, "tri/1/model.onnx", V1);
+    writeModel(t.modelDir, "tri/2/model.onnx", V2);
+    let s = await startTestService(t);
+    try {
+      let api = await client(s);
+      await api.waitJob((await api.json("POST", "/api/v1/models/tri/load", { body: { version: "1" } })).body.id);
+      await api.waitJob((await api.json("POST", "/api/v1/models/tri/load", { body: { version: "2" } })).body.id);
+      await s.close();
+      s = await startTestService(t);
+      api = await client(s);
+      const restore = (await api.json("GET", "/api/v1/jobs?modelId=tri&limit=1")).body.jobs[0];
+      expect(restore).toMatchObject({ kind: "load", version: "2", requestedBy: "restore" });
+      expect((await api.waitJob(restore.id)).state).toBe("completed");
+      expect((await api.json("GET", "/api/v1/models/tri")).body).toMatchObject({ state: "loaded", servingVersion: "2" });
+      const out = (await api.json("POST", "/v2/models/tri/infer", { body: body() })).body;
+      expect(out).toMatchObject({ model_version: "2", outputs: [{ data: expected("2", [1, 2, 3, 4]) }] });
+    } finally {
+      await s.close();
+      cleanup(t);
+    }
+  });
+});
