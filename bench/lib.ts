@@ -68,28 +68,35 @@ export async function loadAndWait(url: string, token: string, id: string): Promi
 
 /**
  * `concurrency` loops send `make()` requests for `seconds`; returns per-request
- * latencies (ms) and the request rate. Every non-2xx response counts as an error.
+ * latencies (ms), their start times (performance.now()) and the request rate.
+ * Every non-2xx response, and every request that throws, counts as an error.
  */
 export async function hammer(
   concurrency: number,
   seconds: number,
   make: () => Promise<Response>,
-): Promise<{ latencies: number[]; rps: number; errors: number }> {
+): Promise<{ latencies: number[]; starts: number[]; rps: number; errors: number }> {
   const latencies: number[] = [];
+  const starts: number[] = [];
   let errors = 0;
   const end = performance.now() + seconds * 1000;
   const loop = async () => {
     while (performance.now() < end) {
       const t = performance.now();
-      const res = await make();
-      await res.arrayBuffer();
+      let ok = false;
+      try {
+        const res = await make();
+        await res.arrayBuffer();
+        ok = res.ok;
+      } catch {}
+      starts.push(t);
       latencies.push(performance.now() - t);
-      if (!res.ok) errors++;
+      if (!ok) errors++;
     }
   };
   const started = performance.now();
   await Promise.all(Array.from({ length: concurrency }, loop));
-  return { latencies, rps: latencies.length / ((performance.now() - started) / 1000), errors };
+  return { latencies, starts, rps: latencies.length / ((performance.now() - started) / 1000), errors };
 }
 
 export function header(title: string): void {

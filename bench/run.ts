@@ -3,9 +3,11 @@
 import { benchInference } from "./inference.bench";
 import { benchLoad } from "./load.bench";
 import { benchStartup } from "./startup.bench";
+import { benchSwap } from "./swap.bench";
 
 console.log(`# modeld benchmarks\n\n${new Date().toISOString()}, Bun ${Bun.version}, ${navigator.hardwareConcurrency} cores`);
 const only = process.argv[2];
 if (!only || only === "load") await benchLoad();
 if (!only || only === "inference") await benchInference();
 if (!only || only === "startup") await benchStartup();
+if (!only || only === "swap") await benchSwap();
