@@ -13,7 +13,7 @@ import { RuntimeError, type SessionIdentity } from "../runtime/model-worker";
 import type { CrashReport, ModelRuntime } from "../runtime/model-runtime";
 import { sha256File } from "../runtime/sha256";
 import { AppError } from "../errors";
-import { LifecycleError } from "./errors";
+import { IllegalTransition, LifecycleError } from "./errors";
 import { resolveModelPath, statIdentity } from "./model-files";
 import type { LifecycleControl, LifecycleOutcome } from "./phases";
 import { chooseProviders } from "./providers";
@@ -50,9 +50,9 @@ export function sessionTag(settings: ModelSettings, providers: string[]): string
 
 function must(changed: boolean, what: string): void {
   // The guard missed: the row is not in a state this step can start from. Jobs of one
-  // model are serialized, so this is a bug, and it fails the job loudly rather than
-  // leaving a half-made change.
-  if (!changed) throw new Error(`lifecycle: ${what} found the model in an unexpected state`);
+  // model are serialized, so this is a bug, and it fails the job loudly (INTERNAL)
+  // rather than leaving a half-made change.
+  if (!changed) throw new IllegalTransition(`lifecycle: ${what} found the model in an unexpected state`);
 }
 
 /** Runtime and file errors, in the lifecycle's words. */
@@ -180,13 +180,12 @@ export function createLifecycle(d: LifecycleDeps) {
       const lostOld = swap && d.runtime.get(model.id) !== serving;
       d.db.tx(() => {
         d.models.setVersionMetadata(model.id, target.version, info.inputs, info.outputs);
-        if (!sameVersion) {
-          must(transitionVersion(model.id, target.version, ["loading"], "loaded"), "the switch");
-          if (serving && !lostOld) must(transitionVersion(model.id, Number(serving.version), ["loaded"], "unloading"), "the switch");
-        }
-        // The old session crashed while the new one was being created: the model
-        // was marked failed, and this load brings it back.
+        // The old session crashed while the new one was being created: the crash
+        // marked the model (and its serving version) failed, and this load brings them back.
         if (lostOld) must(transition(model.id, ["failed"], "loading"), "the switch");
+        if (lostOld && sameVersion) must(transitionVersion(model.id, target.version, ["failed"], "loading"), "the switch");
+        if (!sameVersion || lostOld) must(transitionVersion(model.id, target.version, ["loading"], "loaded"), "the switch");
+        if (serving && !sameVersion && !lostOld) must(transitionVersion(model.id, Number(serving.version), ["loaded"], "unloading"), "the switch");
         if (!swap || lostOld) must(transition(model.id, ["loading"], "loaded"), "the switch");
         d.models.setServingVersion(model.id, target.version);
         if (req.activate) d.settings.setActiveModel(model.id);
@@ -209,7 +208,7 @@ export function createLifecycle(d: LifecycleDeps) {
         if (!sameVersion) transitionVersion(model.id, target.version, ["loading"], to, error);
         if (!swap) transition(model.id, ["loading"], to, error);
       });
-      throw e;
+      throw err instanceof IllegalTransition ? err : e;
     }
   }
 

@@ -165,11 +165,13 @@ async function discover(modelDir: string, log: Deps["log"]): Promise<Found[]> {
     if (versions.length) found.push(...versions);
     else if (await isFile(join(modelDir, e.name, "model.onnx"))) found.push({ id: e.name, version: 1, rel: join(e.name, "model.onnx") });
   }
-  return found.filter((f) => {
-    if (MODEL_ID_PATTERN.test(f.id)) return true;
-    log.warn("skipping model file whose name is not a valid model id", { path: f.rel });
-    return false;
-  });
+  return found
+    .filter((f) => {
+      if (MODEL_ID_PATTERN.test(f.id)) return true;
+      log.warn("skipping model file whose name is not a valid model id", { path: f.rel });
+      return false;
+    })
+    .sort((a, b) => (a.id === b.id ? a.version - b.version : a.id < b.id ? -1 : 1));
 }
 
 export interface ScanReport {
