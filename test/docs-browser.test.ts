@@ -35,7 +35,7 @@ test.skipIf(!present && !requireTools)("the Scalar page renders the API offline,
     page.on("pageerror", (e) => pageErrors.push(String(e)));
     page.on("console", (m) => m.type() === "error" && pageErrors.push(m.text()));
     await page.goto(`${server.url}/docs`, { waitUntil: "load" });
-    const wanted = ["modeld", "Load a model (admin): answers 202 with a job", "Unload the active model (admin): answers 202 with a job", "/api/v1/models/{id}/load", "/api/v1/models/unload"];
+    const wanted = ["modeld", "Load a model version (admin): answers 202 with a job", "Unload the active model (admin): answers 202 with a job", "/api/v1/models/{id}/load", "/api/v1/models/unload"];
     // The sidebar renders first; wait for the main content too.
     await page.waitForFunction((w) => w.every((s) => (globalThis as any).document.body.innerText.includes(s)), wanted, { timeout: 30_000 });
     const text = await page.locator("body").innerText();
