@@ -3,6 +3,7 @@
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
+import { KEEP_ALIVE_PATTERN, parseBudget, parseKeepAlive, type Budget } from "./units";
 
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no", "on", "off"])
@@ -51,6 +52,13 @@ export const envSchema = z.object({
   MODELD_RESTORE: bool.default(true),
   MODELD_DEMO_MODEL: bool.default(true),
   MODELD_VERIFY_CHECKSUM: bool.default(true),
+  MODELD_MEMORY_BUDGET: z
+    .string()
+    .transform((s, ctx) => parseBudget(s) ?? (ctx.addIssue({ code: "custom", message: "bytes (e.g. 8GiB, 512MiB, 1073741824) or a share of host RAM (e.g. 75%)" }), z.NEVER))
+    .optional(),
+  MODELD_KEEP_ALIVE: z.string().regex(KEEP_ALIVE_PATTERN, "-1 (forever), 0, or a duration like 30s, 5m, 1h").default("-1"),
+  MODELD_LOAD_ON_DEMAND: bool.default(false),
+  MODELD_ON_DEMAND_WAIT_MS: ms(30_000),
   MODELD_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 
@@ -95,6 +103,14 @@ export interface Config {
     maxTensorElements: number;
     maxQueuePerModel: number;
     verifyChecksum: boolean;
+  };
+  memory: {
+    /** Loaded versions' footprints may add up to this; absent: no budget, nothing is evicted. */
+    budget?: Budget;
+    /** How long an idle model stays loaded unless its own keepAlive says otherwise; -1 forever. */
+    keepAliveMs: number;
+    loadOnDemand: boolean;
+    onDemandWaitMs: number;
   };
   shutdownTimeoutMs: number;
   maxBodyBytes: number;
@@ -182,6 +198,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       maxTensorElements: e.MODELD_MAX_TENSOR_ELEMENTS,
       maxQueuePerModel: e.MODELD_MAX_QUEUE_PER_MODEL,
       verifyChecksum: e.MODELD_VERIFY_CHECKSUM,
+    },
+    memory: {
+      budget: e.MODELD_MEMORY_BUDGET,
+      keepAliveMs: parseKeepAlive(e.MODELD_KEEP_ALIVE),
+      loadOnDemand: e.MODELD_LOAD_ON_DEMAND,
+      onDemandWaitMs: e.MODELD_ON_DEMAND_WAIT_MS,
     },
     shutdownTimeoutMs: e.MODELD_SHUTDOWN_TIMEOUT_MS,
     maxBodyBytes: e.MODELD_MAX_BODY_BYTES,

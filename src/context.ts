@@ -2,6 +2,7 @@
 import type { Config } from "./config";
 import type { AuditRepo } from "./db/audit.repo";
 import type { Db } from "./db/driver";
+import type { EventsRepo } from "./db/events.repo";
 import type { JobsRepo } from "./db/jobs.repo";
 import type { ModelsRepo } from "./db/models.repo";
 import type { SettingsRepo } from "./db/settings.repo";
@@ -18,6 +19,7 @@ export interface Deps {
   jobs: JobsRepo;
   settings: SettingsRepo;
   audit: AuditRepo;
+  events: EventsRepo;
   runtime: ModelRuntime;
   /** The only writer of model and version state. */
   lifecycle: Lifecycle;

@@ -7,6 +7,7 @@ export const ERROR_CODES = {
   MODEL_FILE_NOT_FOUND: { status: 400, description: "No readable file at the model path." },
   INVALID_TENSOR: { status: 400, description: "An inference input does not match the model: unknown or missing name, wrong datatype, shape or data length, too many elements." },
   INFERENCE_FAILED: { status: 400, description: "ONNX Runtime rejected the inputs while running the model." },
+  MODEL_LOAD_FAILED: { status: 400, description: "The on-demand load this request waited for failed; the message is the load's error." },
   UNAUTHORIZED: { status: 401, description: "No token, or a malformed, expired or badly signed one." },
   FORBIDDEN: { status: 403, description: "The token is valid but lacks the needed role." },
   NOT_FOUND: { status: 404, description: "No such route." },
@@ -23,8 +24,9 @@ export const ERROR_CODES = {
   IDEMPOTENCY_KEY_REUSED: { status: 422, description: "The Idempotency-Key was used before with a different request." },
   TOO_MANY_JOBS: { status: 429, description: "Too many unfinished jobs; retry after the Retry-After seconds." },
   INTERNAL: { status: 500, description: "An unexpected error; the log has the details under the same requestId." },
-  MODEL_UNAVAILABLE: { status: 503, description: "The model is unloading or was force-unloaded while the request waited; retry after Retry-After." },
+  MODEL_UNAVAILABLE: { status: 503, description: "The model is unloading, was force-unloaded while the request waited, or is still loading on demand; retry after Retry-After." },
   QUEUE_FULL: { status: 503, description: "The model's request queue (MODELD_MAX_QUEUE_PER_MODEL) is full; retry after Retry-After." },
+  TOO_MANY_STREAMS: { status: 503, description: "Too many open event streams; retry after Retry-After." },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

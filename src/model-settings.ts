@@ -2,6 +2,7 @@
 // model object and the OpenAPI document. Each setting is a top-level field of
 // the model object, under the same name as in the PATCH body.
 import { z } from "@hono/zod-openapi";
+import { KEEP_ALIVE_PATTERN, parseKeepAlive } from "./units";
 
 export const PROVIDERS = ["cuda", "cpu"] as const;
 
@@ -22,11 +23,20 @@ export const Providers = z
   .min(1)
   .openapi({ description: "Execution providers for this model, overriding MODELD_EXECUTION_PROVIDERS; null restores the global setting." });
 
+export const KeepAlive = z
+  .string()
+  .regex(KEEP_ALIVE_PATTERN, "-1 (forever), 0, or a duration like 30s, 5m, 1h")
+  .openapi({ description: "How long the model stays loaded after its last request: a duration like 5m, 0 (unload once idle) or -1 (forever). null: MODELD_KEEP_ALIVE.", example: "5m" });
+
+export const Pinned = z.boolean().openapi({ description: "Never evicted for room, never expired for idleness." });
+
 /** Every field optional: a PATCH changes only what it names. Unknown fields are refused. */
 export const ModelSettingsPatch = z
   .object({
     warmup: Warmup.optional(),
     providers: Providers.nullable().optional(),
+    keepAlive: KeepAlive.nullable().optional(),
+    pinned: Pinned.optional(),
   })
   .strict()
   .openapi("ModelSettingsPatch");
@@ -36,9 +46,12 @@ export type ModelSettingsPatch = z.infer<typeof ModelSettingsPatch>;
 export interface ModelSettings {
   warmup: Warmup;
   providers: (typeof PROVIDERS)[number][] | null;
+  /** Null: MODELD_KEEP_ALIVE applies. */
+  keepAlive: string | null;
+  pinned: boolean;
 }
 
-export const DEFAULT_SETTINGS: ModelSettings = { warmup: { runs: 0 }, providers: null };
+export const DEFAULT_SETTINGS: ModelSettings = { warmup: { runs: 0 }, providers: null, keepAlive: null, pinned: false };
 
 export function withDefaults(stored: Partial<ModelSettings>): ModelSettings {
   return { ...DEFAULT_SETTINGS, ...stored };
@@ -53,4 +66,9 @@ export function applyPatch(stored: Partial<ModelSettings>, patch: ModelSettingsP
     else next[k] = v;
   }
   return next as Partial<ModelSettings>;
+}
+
+/** How long the model stays loaded when idle, in ms: its own keepAlive, else the global one; -1 forever. */
+export function keepAliveMs(s: ModelSettings, globalMs: number): number {
+  return s.keepAlive === null ? globalMs : parseKeepAlive(s.keepAlive);
 }

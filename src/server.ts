@@ -7,6 +7,7 @@ import type { AuthSource, Config } from "./config";
 import type { Deps } from "./context";
 import { openDatabase, type Db } from "./db/driver";
 import { createAuditRepo } from "./db/audit.repo";
+import { createEventsRepo } from "./db/events.repo";
 import { createJobsRepo } from "./db/jobs.repo";
 import { migrate } from "./db/migrations";
 import { createModelsRepo } from "./db/models.repo";
@@ -20,6 +21,7 @@ import { createLifecycle, type Lifecycle } from "./lifecycle/lifecycle";
 import type { Logger } from "./log";
 import { ModelRuntime } from "./runtime/model-runtime";
 import { availableProviders, prepareNativeRuntime } from "./runtime/native";
+import { startExpiry } from "./services/expiry.service";
 import { installDemoModel, scanModelDir } from "./services/models.service";
 
 export async function openStore(config: Config): Promise<Db> {
@@ -54,7 +56,7 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
   let lifecycle: Lifecycle | undefined;
   const runtime = new ModelRuntime({ maxQueuePerModel: config.runtime.maxQueuePerModel, onCrash: (report) => lifecycle?.workerCrashed(report) });
   lifecycle = createLifecycle({ config, db, models, settings, runtime, availableProviders: providers, log });
-  const base = { config, db, models, jobs, settings, audit: createAuditRepo(db), runtime, lifecycle, native, notifier: createJobNotifier(), log, availableProviders: providers };
+  const base = { config, db, models, jobs, settings, audit: createAuditRepo(db), events: createEventsRepo(db), runtime, lifecycle, native, notifier: createJobNotifier(), log, availableProviders: providers };
 
   if (config.demoModel && config.modelDirIsDefault) {
     if (await installDemoModel(config.modelDir, readFileSync(demoModel))) log.info("installed the demo model", { modelDir: config.modelDir });
@@ -66,6 +68,7 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
 
   const loop = startJobLoop(jobSteps(base), { concurrency: config.jobs.concurrency, pollMs: config.jobs.pollMs, log });
   const deps: Deps = { ...base, wake: loop.wake };
+  const stopExpiry = startExpiry(deps);
   const app = createApp(deps, verify, opts);
   return {
     deps,
@@ -76,6 +79,7 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
     async close() {
       // Queued jobs stay pending for the next start; running ones get the shutdown bound,
       // and any still running after it are recorded as interrupted now rather than at the next start.
+      stopExpiry();
       await loop.stop(config.shutdownTimeoutMs);
       const interrupted = jobs.failInterrupted();
       if (interrupted.length) log.warn("jobs interrupted by shutdown", { jobs: interrupted.map((j) => j.id) });

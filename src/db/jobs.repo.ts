@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
-import type { Job, JobKind, JobOutcome, JobPhase, JobState } from "../jobs/states";
+import type { Job, JobKind, JobOutcome, JobPhase, JobReason, JobState } from "../jobs/states";
 import type { Db, Params } from "./driver";
 
-interface Row {
+export interface JobRow {
   seq: number;
   id: string;
   kind: JobKind;
@@ -19,12 +19,13 @@ interface Row {
   requested_by: string;
   idempotency_key: string | null;
   request_hash: string | null;
+  reason: string | null;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
 }
 
-function toJob(r: Row): Job {
+export function toJob(r: JobRow): Job {
   return {
     id: r.id,
     kind: r.kind,
@@ -38,6 +39,7 @@ function toJob(r: Row): Job {
     activate: r.activate === 1,
     error: r.error_code ? { code: r.error_code, message: r.error_message ?? "" } : null,
     requestedBy: r.requested_by,
+    reason: r.reason ? JSON.parse(r.reason) : null,
     createdAt: r.created_at,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
@@ -59,19 +61,21 @@ export interface NewJob {
   activate?: boolean;
   idempotencyKey?: string | null;
   requestHash?: string | null;
+  reason?: JobReason | null;
 }
 
 export interface JobFilter {
   state?: JobState;
   kind?: JobKind;
   modelId?: string;
+  reason?: JobReason["kind"];
   limit: number;
   /** Jobs created before the job with this id (newest first paging). */
   before?: string;
 }
 
 export function createJobsRepo(db: Db) {
-  const getRow = (id: string) => db.prepare<Row>("SELECT * FROM jobs WHERE id = @id").get({ id });
+  const getRow = (id: string) => db.prepare<JobRow>("SELECT * FROM jobs WHERE id = @id").get({ id });
   const finish = (id: string, state: JobState, error: { code: string; message: string } | null, from: string, outcome: JobOutcome | null = null) =>
     db
       .prepare(
@@ -88,9 +92,10 @@ export function createJobsRepo(db: Db) {
     insert(j: NewJob): Job {
       const id = newJobId();
       db.prepare(
-        `INSERT INTO jobs (id, kind, model_id, version, phase, timeline, force, activate, requested_by, idempotency_key, request_hash, created_at)
-         VALUES (@id, @kind, @model, @version, 'queued', json_array(json_object('phase', 'queued', 'at', @at)), @force, @activate, @by, @key, @hash, @at)`,
+        `INSERT INTO jobs (id, kind, model_id, version, phase, timeline, force, activate, requested_by, idempotency_key, request_hash, reason, created_at)
+         VALUES (@id, @kind, @model, @version, 'queued', json_array(json_object('phase', 'queued', 'at', @at)), @force, @activate, @by, @key, @hash, @reason, @at)`,
       ).run({
+        reason: j.reason ? JSON.stringify(j.reason) : null,
         id,
         kind: j.kind,
         model: j.modelId,
@@ -104,10 +109,26 @@ export function createJobsRepo(db: Db) {
       });
       return toJob(getRow(id)!);
     },
+    /**
+     * A job the caller runs itself, already running (an eviction runs inside the
+     * load that needs the room). Not written while another job of the model runs.
+     */
+    insertRunning(j: NewJob & { reason: JobReason }): Job | undefined {
+      const id = newJobId();
+      const at = now();
+      const written = db
+        .prepare(
+          `INSERT INTO jobs (id, kind, model_id, state, phase, timeline, force, activate, requested_by, reason, created_at, started_at)
+           SELECT @id, @kind, @model, 'running', 'queued', json_array(json_object('phase', 'queued', 'at', @at)), @force, 0, @by, @reason, @at, @at
+           WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE model_id = @model AND state = 'running')`,
+        )
+        .run({ id, kind: j.kind, model: j.modelId, force: j.force ? 1 : 0, by: j.requestedBy, reason: JSON.stringify(j.reason), at }).changes;
+      return written ? toJob(getRow(id)!) : undefined;
+    },
     /** The newest job of the model that has not finished, if any. */
     latestUnfinished(modelId: string): Job | undefined {
       const r = db
-        .prepare<Row>(
+        .prepare<JobRow>(
           "SELECT * FROM jobs WHERE model_id = @m AND state IN ('pending', 'running') ORDER BY seq DESC LIMIT 1",
         )
         .get({ m: modelId });
@@ -118,7 +139,7 @@ export function createJobsRepo(db: Db) {
     },
     byIdempotencyKey(requestedBy: string, key: string): (Job & { requestHash: string | null }) | undefined {
       const r = db
-        .prepare<Row>("SELECT * FROM jobs WHERE requested_by = @by AND idempotency_key = @key")
+        .prepare<JobRow>("SELECT * FROM jobs WHERE requested_by = @by AND idempotency_key = @key")
         .get({ by: requestedBy, key });
       return r && { ...toJob(r), requestHash: r.request_hash };
     },
@@ -130,7 +151,7 @@ export function createJobsRepo(db: Db) {
      */
     claimNext(busyModels: string[] = []): Job | undefined {
       const r = db
-        .prepare<Row>(
+        .prepare<JobRow>(
           `UPDATE jobs SET state = 'running', started_at = @at
            WHERE seq = (
              SELECT p.seq FROM jobs p
@@ -167,7 +188,7 @@ export function createJobsRepo(db: Db) {
     /** Marks jobs a dead process left running as failed; returns their ids. */
     failInterrupted(): Job[] {
       return db
-        .prepare<Row>(
+        .prepare<JobRow>(
           `UPDATE jobs SET state = 'failed', error_code = 'INTERRUPTED',
              error_message = 'modeld stopped while this job was running', finished_at = @at
            WHERE state = 'running' RETURNING *`,
@@ -181,11 +202,14 @@ export function createJobsRepo(db: Db) {
       if (f.state) (where.push("state = @state"), (p.state = f.state));
       if (f.kind) (where.push("kind = @kind"), (p.kind = f.kind));
       if (f.modelId) (where.push("model_id = @model"), (p.model = f.modelId));
+      if (f.reason) (where.push("json_extract(reason, '$.kind') = @reason"), (p.reason = f.reason));
       if (f.before) (where.push("seq < (SELECT seq FROM jobs WHERE id = @before)"), (p.before = f.before));
       const sql = `SELECT * FROM jobs ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq DESC LIMIT @limit`;
-      return db.prepare<Row>(sql).all(p).map(toJob);
+      return db.prepare<JobRow>(sql).all(p).map(toJob);
     },
+    /** Finished jobs and events older than the cutoff go; unfinished jobs never do. */
     pruneFinishedBefore(cutoffIso: string): number {
+      db.prepare("DELETE FROM events WHERE at < @cutoff").run({ cutoff: cutoffIso });
       return db
         .prepare("DELETE FROM jobs WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < @cutoff")
         .run({ cutoff: cutoffIso }).changes;

@@ -2,6 +2,7 @@
 // Add each new numbered file here; the number is the schema version.
 import m0001 from "../../migrations/0001_init.sql" with { type: "text" };
 import m0002 from "../../migrations/0002_versions.sql" with { type: "text" };
+import m0003 from "../../migrations/0003_memory_events.sql" with { type: "text" };
 import type { Db } from "./driver";
 
 export interface Migration {
@@ -13,6 +14,7 @@ export interface Migration {
 export const MIGRATIONS: Migration[] = [
   { version: 1, name: "0001_init", sql: m0001 },
   { version: 2, name: "0002_versions", sql: m0002 },
+  { version: 3, name: "0003_memory_events", sql: m0003 },
 ];
 
 /** Applies every pending migration in one transaction; returns the resulting schema version. */

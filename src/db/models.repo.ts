@@ -34,6 +34,8 @@ export interface VersionRecord {
   source: "scan" | "api";
   state: ModelState;
   lastError: ErrorInfo | null;
+  /** Measured resident cost while loaded; null otherwise. */
+  memoryBytes: number | null;
   inputs: TensorInfo[] | null;
   outputs: TensorInfo[] | null;
   createdAt: string;
@@ -66,6 +68,7 @@ interface VersionRow {
   state: ModelState;
   last_error_code: string | null;
   last_error_msg: string | null;
+  memory_bytes: number | null;
   inputs: string | null;
   outputs: string | null;
   created_at: string;
@@ -101,6 +104,7 @@ function toVersion(r: VersionRow): VersionRecord {
     source: r.source,
     state: r.state,
     lastError: errorOf(r.last_error_code, r.last_error_msg),
+    memoryBytes: r.memory_bytes,
     inputs: r.inputs ? JSON.parse(r.inputs) : null,
     outputs: r.outputs ? JSON.parse(r.outputs) : null,
     createdAt: r.created_at,
@@ -201,6 +205,21 @@ export function createModelsRepo(db: Db) {
         o: JSON.stringify(outputs),
         at: now(),
       });
+    },
+
+    /** The measured cost of a loaded version (null once unloaded). For src/lifecycle/ only. */
+    setVersionMemory(modelId: string, version: number, bytes: number | null): void {
+      db.prepare("UPDATE model_versions SET memory_bytes = @b WHERE model_id = @m AND version = @v").run({ m: modelId, v: version, b: bytes });
+    },
+    /** What loading this file cost last time, whatever model or version it was registered as. */
+    footprint(sha256: string): number | undefined {
+      return db.prepare<{ bytes: number }>("SELECT bytes FROM footprints WHERE sha256 = @sha").get({ sha: sha256 })?.bytes;
+    },
+    recordFootprint(sha256: string, bytes: number): void {
+      db.prepare(
+        `INSERT INTO footprints (sha256, bytes, measured_at) VALUES (@sha, @bytes, @at)
+         ON CONFLICT (sha256) DO UPDATE SET bytes = @bytes, measured_at = @at`,
+      ).run({ sha: sha256, bytes, at: now() });
     },
 
     /** Guarded model state write; false when the row was not in `from`. For src/lifecycle/ only. */

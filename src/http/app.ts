@@ -10,6 +10,7 @@ import { authenticate } from "./auth";
 import { mountDocs } from "./docs";
 import type { AppEnv } from "./env";
 import { errorResponse, onError, validationError } from "./errors";
+import { mountEventRoutes } from "./events.handlers";
 import { mountJobRoutes } from "./jobs.handlers";
 import { mountModelRoutes } from "./models.handlers";
 import { mountPredictRoutes, PREDICT_PATH } from "./predict.handlers";
@@ -72,6 +73,7 @@ export function createApp(d: Deps, verify: TokenVerifier, opts: { isDraining?: (
   app.use("/api/v1/*", (c, next) => (PREDICT_PATH.test(c.req.path) ? next() : strict(c, next)));
   mountModelRoutes(app, d);
   mountJobRoutes(app, d);
+  mountEventRoutes(app, d);
   mountAuditRoutes(app, d);
   mountPredictRoutes(app, d, verify);
   mountV2Routes(app, d, verify, { version: VERSION, isDraining: opts.isDraining });

@@ -20,6 +20,7 @@ export function mountDocs(app: OpenAPIHono<AppEnv>, info: { title: string; versi
     tags: [
       { name: "models", description: "The registry, and load/unload as jobs (202 Accepted)." },
       { name: "jobs", description: "Poll, list and cancel load and unload jobs." },
+      { name: "events", description: "Live job and model changes as Server-Sent Events, resumable with Last-Event-ID." },
       { name: "inference", description: "Single-model convenience routes with /api/v1's error shape." },
       { name: "inference (v2)", description: "The Open Inference Protocol (KServe v2), JSON and binary tensors." },
       { name: "model repository (v2)", description: "Triton's repository extension, on the same job queue." },

@@ -4,7 +4,7 @@ import type { Context } from "hono";
 import type { Deps } from "../context";
 import type { Job } from "../jobs/states";
 import { enqueueJob, type EnqueueInput } from "../services/jobs.service";
-import { activeModelId, addVersion, deleteModel, getModel, getVersion, newestVersion, registerModel, scanModelDir, toView, updateSettings } from "../services/models.service";
+import { activeModelId, addVersion, listModels, deleteModel, getModel, getVersion, newestVersion, registerModel, scanModelDir, toView, updateSettings } from "../services/models.service";
 import { requireRole } from "./auth";
 import type { AppEnv } from "./env";
 import {
@@ -37,7 +37,7 @@ export function accepted(c: Context<AppEnv>, job: Job) {
 export function mountModelRoutes(app: OpenAPIHono<AppEnv>, d: Deps): void {
   const admin = requireRole(d.config.auth, "admin");
 
-  app.openapi(listModelsRoute, (c) => c.json({ models: d.models.list().map((m) => toView(m, d)) }, 200));
+  app.openapi(listModelsRoute, (c) => c.json({ models: listModels(c.req.valid("query"), d) }, 200));
 
   app.openapi(getModelRoute, (c) => c.json(toView(getModel(c.req.valid("param").id, d), d), 200));
 

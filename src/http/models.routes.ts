@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ModelSettingsPatch } from "../model-settings";
-import { AddVersionBody, errorResponses, IdempotencyHeader, Job, LoadBody, LoadQuery, Model, ModelId, ModelList, RegisterModelBody, RescanResult, UnloadQuery } from "./schemas";
+import { AddVersionBody, errorResponses, IdempotencyHeader, Job, LoadBody, LoadQuery, Model, ModelId, ModelList, ModelListQuery, RegisterModelBody, RescanResult, UnloadQuery } from "./schemas";
 
 const security = [{ bearerAuth: [] }];
 const tags = ["models"];
@@ -15,7 +15,8 @@ export const listModelsRoute = createRoute({
   path: "/api/v1/models",
   tags,
   security,
-  summary: "List registered models",
+  summary: "List registered models; ?state=loaded lists what is loaded, most recently used first",
+  request: { query: ModelListQuery },
   responses: { 200: { description: "All models", content: { "application/json": { schema: ModelList } } }, ...errorResponses(401, 403) },
 });
 

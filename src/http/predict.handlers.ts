@@ -28,7 +28,7 @@ const doc = {
 
 export function mountPredictRoutes(app: OpenAPIHono<AppEnv>, d: Deps, verify: TokenVerifier): void {
   const access = inferenceAccess(d.config.auth, verify);
-  const run = async (c: Context<AppEnv>, modelId: string) => writeInferResponse(c, await infer(modelId, undefined, await readInferRequest(c), d));
+  const run = async (c: Context<AppEnv>, modelId: string) => writeInferResponse(c, await infer(modelId, undefined, await readInferRequest(c), d, c.get("principal").sub));
 
   app.openAPIRegistry.registerPath({ ...doc, path: "/api/v1/predict", summary: "Run the active model (infer role)" });
   app.use("/api/v1/predict", ...access);

@@ -1,9 +1,9 @@
 // The zod schemas behind validation, handler types and the OpenAPI document.
 import { z } from "@hono/zod-openapi";
 import { ERROR_CODES, type ErrorCode } from "../errors";
-import { JOB_KINDS, JOB_PHASES, JOB_STATES } from "../jobs/states";
+import { JOB_KINDS, JOB_PHASES, JOB_STATES, REASON_KINDS } from "../jobs/states";
 import { MODEL_STATES } from "../db/models.repo";
-import { Providers, Warmup } from "../model-settings";
+import { KeepAlive, Pinned, Providers, Warmup } from "../model-settings";
 import { MODEL_ID_PATTERN, VERSION_PATTERN } from "../services/models.service";
 
 export const ErrorBody = z
@@ -24,6 +24,8 @@ const JobPhase = z.enum(JOB_PHASES);
 export const JobOutcome = z
   .object({
     summary: z.string().openapi({ description: "`loaded on cpu`, `already-loaded`, `released`, `forced`, `not-loaded`…", example: "loaded on cpu" }),
+    reclaimedBytes: z.number().int().min(0).optional().openapi({ description: "Every completed unload: the process's resident memory before the release minus after the worker ended (0 when nothing came back)." }),
+    memoryBytes: z.number().int().min(0).optional().openapi({ description: "A load: the new session's measured resident cost." }),
     version: z.string().optional().openapi({ description: "The version serving after a load." }),
     replaced: z
       .object({ version: z.string(), release: z.enum(["released", "forced"]) })
@@ -48,7 +50,15 @@ export const Job = z
     force: z.boolean(),
     activate: z.boolean(),
     error: ErrorDetail.nullable().openapi({ description: "Set when the job failed or was cancelled; codes are listed in the README." }),
-    requestedBy: z.string().openapi({ description: "The `sub` of the token that asked for it, or `restore`." }),
+    requestedBy: z.string().openapi({ description: "The `sub` of the token that asked for it, `restore`, or `system` (evictions and idle expiry)." }),
+    reason: z
+      .discriminatedUnion("kind", [
+        z.object({ kind: z.literal("evicted"), for: z.string().openapi({ description: "The load that needed the room, as model@version." }) }),
+        z.object({ kind: z.literal("idle") }),
+        z.object({ kind: z.literal("on-demand") }),
+      ])
+      .nullable()
+      .openapi({ description: "Why a job exists when no person asked for it directly; null for jobs people request." }),
     createdAt: z.string(),
     startedAt: z.string().nullable(),
     finishedAt: z.string().nullable(),
@@ -93,8 +103,14 @@ export const Model = z
     outputs: z.array(TensorInfo).nullable(),
     providers: Providers.nullable(),
     warmup: Warmup,
+    keepAlive: KeepAlive.nullable(),
+    pinned: Pinned,
     versions: z.array(ModelVersion).openapi({ description: "Every registered version, oldest first." }),
     servingVersion: z.string().nullable().openapi({ description: "The version answering unversioned requests, or null." }),
+    memoryBytes: z.number().int().nullable().openapi({ description: "The serving version's resident cost, measured when it loaded; null when nothing serves." }),
+    estimatedBytes: z.number().int().nullable().openapi({ description: "What loading the current version is expected to cost: its file's last measured footprint, else its size × 1.2." }),
+    lastUsedAt: z.string().nullable().openapi({ description: "When a request last started or finished on the serving session." }),
+    expiresAt: z.string().nullable().openapi({ description: "When idle expiry will unload it, given its keepAlive; null when pinned, kept forever, in use or not loaded." }),
     createdAt: z.string(),
     updatedAt: z.string(),
     loadedAt: z.string().nullable(),
@@ -149,11 +165,15 @@ export const JobListQuery = z.object({
   state: z.enum(JOB_STATES).optional(),
   kind: z.enum(JOB_KINDS).optional(),
   modelId: z.string().max(128).optional(),
+  reason: z.enum(REASON_KINDS).optional().openapi({ description: "Only jobs with this reason: evictions, idle expiries, on-demand loads." }),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   before: z.string().max(128).optional().openapi({ description: "Page cursor: the `nextBefore` of the previous page." }),
 });
 export const JobList = z.object({ jobs: z.array(Job), nextBefore: z.string().nullable() }).openapi("JobList");
 export const ModelList = z.object({ models: z.array(Model) }).openapi("ModelList");
+export const ModelListQuery = z.object({
+  state: z.enum(MODEL_STATES).optional().openapi({ description: "Only models in this state; `loaded` lists them most recently used first." }),
+});
 
 export const IdempotencyHeader = z.object({
   "idempotency-key": z.string().min(1).max(200).optional().openapi({

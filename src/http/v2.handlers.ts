@@ -64,7 +64,7 @@ export function mountV2Routes(app: OpenAPIHono<AppEnv>, d: Deps, verify: TokenVe
 
   const runInfer = async (c: Context<AppEnv>) => {
     const req = await readInferRequest(c);
-    return writeInferResponse(c, await infer(c.req.param("name")!, c.req.param("version"), req, d));
+    return writeInferResponse(c, await infer(c.req.param("name")!, c.req.param("version"), req, d, c.get("principal").sub));
   };
   app.openAPIRegistry.registerPath(r.inferRouteDoc);
   app.openAPIRegistry.registerPath(r.inferVersionRouteDoc);

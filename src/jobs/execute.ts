@@ -2,7 +2,7 @@
 // the steps it reports. Lifecycle errors become job errors here, once.
 import type { Deps } from "../context";
 import { IllegalTransition, LifecycleError } from "../lifecycle/errors";
-import type { LifecycleControl } from "../lifecycle/phases";
+import type { Eviction, LifecycleControl } from "../lifecycle/phases";
 import type { JobSteps } from "./loop";
 import { JobError, type Job, type JobOutcome } from "./states";
 
@@ -17,10 +17,39 @@ export function asJobError(err: unknown): JobError {
 }
 
 function controlFor(job: Job, d: ExecDeps): LifecycleControl {
-  return {
+  const ctl: LifecycleControl = {
     phase: (p) => d.jobs.setPhase(job.id, p),
     cancelled: () => d.jobs.get(job.id)?.state !== "running",
     forced: () => job.force || (d.jobs.get(job.id)?.force ?? false),
+  };
+  // Only a load makes room, and an eviction evicts nothing further.
+  if (job.kind === "load") ctl.evict = (modelId, forWhat) => startEviction(modelId, forWhat, d);
+  return ctl;
+}
+
+/**
+ * An eviction is an unload job like any other, by "system" with a reason. It is
+ * written as running, so no other job of that model is claimed while it runs,
+ * and it runs inside the load that needs the room.
+ */
+function startEviction(modelId: string, forWhat: string, d: ExecDeps): Eviction | undefined {
+  const job = d.jobs.insertRunning({ kind: "unload", modelId, requestedBy: "system", reason: { kind: "evicted", for: forWhat } });
+  if (!job) return undefined;
+  const log = d.log.child({ jobId: job.id, modelId, kind: "unload" });
+  const end = () => d.notifier.notify(job.id);
+  return {
+    ctl: controlFor(job, d),
+    finish(outcome) {
+      d.jobs.complete(job.id, outcome);
+      log.info("evicted", { for: forWhat, outcome });
+      end();
+    },
+    fail(err) {
+      const e = asJobError(err);
+      d.jobs.fail(job.id, { code: e.code, message: e.message });
+      log.warn("eviction failed", { for: forWhat, code: e.code, error: e.message });
+      end();
+    },
   };
 }
 

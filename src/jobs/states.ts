@@ -9,6 +9,9 @@ export type JobKind = (typeof JOB_KINDS)[number];
 export const JOB_PHASES = ["queued", ...LIFECYCLE_PHASES] as const;
 export type JobPhase = (typeof JOB_PHASES)[number];
 export type JobOutcome = LifecycleOutcome;
+/** Why a job exists when no person asked for it; null for jobs people request. */
+export type JobReason = { kind: "evicted"; for: string } | { kind: "idle" } | { kind: "on-demand" };
+export const REASON_KINDS = ["evicted", "idle", "on-demand"] as const;
 
 export const FINISHED_STATES: readonly JobState[] = ["completed", "failed", "cancelled"];
 export const isFinished = (s: JobState) => FINISHED_STATES.includes(s);
@@ -46,6 +49,7 @@ export interface Job {
   activate: boolean;
   error: { code: string; message: string } | null;
   requestedBy: string;
+  reason: JobReason | null;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;

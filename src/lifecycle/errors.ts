@@ -10,6 +10,7 @@ export const LIFECYCLE_ERROR_CODES = {
   UNSAFE_EXTERNAL_DATA: "the model references external data outside its directory",
   PROVIDER_UNAVAILABLE: "a requested execution provider is not available and CPU fallback is off",
   WARMUP_FAILED: "a warmup run failed, so the version never served",
+  INSUFFICIENT_MEMORY: "the load does not fit in MODELD_MEMORY_BUDGET (or the host's available memory) even after evicting idle models; the message says what holds the rest",
   MODEL_NOT_FOUND: "the model was deleted before the job ran",
   MODEL_VERSION_NOT_FOUND: "the version was not registered when the job ran",
   CANCELLED: "an admin cancelled the job, or a force unload ended it",

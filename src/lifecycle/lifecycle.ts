@@ -9,13 +9,15 @@ import type { ErrorInfo, ModelsRepo, ModelState, VersionRecord } from "../db/mod
 import type { SettingsRepo } from "../db/settings.repo";
 import type { Logger } from "../log";
 import { withDefaults, type ModelSettings } from "../model-settings";
+import { budgetBytes, formatBytes } from "../units";
 import { RuntimeError, type SessionIdentity } from "../runtime/model-worker";
 import type { CrashReport, ModelRuntime } from "../runtime/model-runtime";
 import { sha256File } from "../runtime/sha256";
 import { AppError } from "../errors";
 import { IllegalTransition, LifecycleError } from "./errors";
 import { resolveModelPath, statIdentity } from "./model-files";
-import type { LifecycleControl, LifecycleOutcome } from "./phases";
+import type { Eviction, LifecycleControl, LifecycleOutcome } from "./phases";
+import { admit, createGate, estimateFromSize, hostAvailableBytes, residentBytes, type Holder } from "./memory";
 import { chooseProviders } from "./providers";
 import { assertLegal } from "./transitions";
 
@@ -76,6 +78,8 @@ export function toLifecycleError(err: unknown): LifecycleError {
 }
 
 export function createLifecycle(d: LifecycleDeps) {
+  const gate = createGate();
+
   function transition(modelId: string, from: readonly ModelState[], to: ModelState, error: ErrorInfo | null = null): boolean {
     assertLegal(`model ${modelId}`, from, to);
     return d.models.updateState(modelId, { from, to, error });
@@ -113,6 +117,57 @@ export function createLifecycle(d: LifecycleDeps) {
   }
 
   const cancelled = () => new LifecycleError("CANCELLED", "cancelled while the session was being created");
+
+  /** What a version is expected to cost: its file's measured footprint, else its size times the estimate factor. */
+  function estimatedBytes(v: VersionRecord): number {
+    return d.models.footprint(v.sha256) ?? estimateFromSize(v.sizeBytes);
+  }
+
+  /** Every live session as the budget sees it, and whether it could give way to `forModel`. */
+  function holders(forModel: string, ctl: LifecycleControl): Holder[] {
+    return d.runtime.sessions().map((s) => {
+      const pinned = d.models.get(s.modelId)?.settings.pinned === true;
+      const routed = d.runtime.get(s.modelId) === s;
+      const keeps =
+        s.modelId === forModel ? "being replaced" :
+        !routed || s.phase !== "ready" ? `${s.phase === "closed" ? "releasing" : s.phase}` :
+        pinned ? "pinned" :
+        s.inflight > 0 ? `${s.inflight} requests in flight` :
+        !ctl.evict ? "cannot be evicted here" : null;
+      return { modelId: s.modelId, version: s.version, bytes: s.accountedBytes, lastUsedAt: s.lastUsedAt, keeps };
+    });
+  }
+
+  /**
+   * Makes room for `need` bytes before a session is created, evicting idle
+   * versions least recently used first, each as an unload job of its own.
+   * Called with the gate held, so two loads never both decide that they fit.
+   */
+  async function makeRoom(modelId: string, what: string, need: number, ctl: LifecycleControl): Promise<void> {
+    const budget = d.config.memory.budget;
+    if (!budget) {
+      // No budget: nothing is evicted, but a load that cannot fit in the host fails fast instead of meeting the OOM killer.
+      const available = hostAvailableBytes();
+      if (need > available) throw new LifecycleError("INSUFFICIENT_MEMORY", `${what} needs ${formatBytes(need)} (${need} bytes) but the host has ${formatBytes(available)} (${available} bytes) available`);
+      return;
+    }
+    const decision = admit(need, budgetBytes(budget), holders(modelId, ctl), what);
+    if (!decision.fits) throw new LifecycleError("INSUFFICIENT_MEMORY", decision.message);
+    for (const victim of decision.evict) {
+      const eviction = ctl.evict?.(victim.modelId, what);
+      if (!eviction) throw new LifecycleError("INSUFFICIENT_MEMORY", `${what} needed room from ${victim.modelId}, which started a job of its own meanwhile`);
+      await runEviction(victim.modelId, eviction);
+    }
+  }
+
+  async function runEviction(modelId: string, eviction: Eviction): Promise<void> {
+    try {
+      eviction.finish(await unload(modelId, eviction.ctl));
+    } catch (err) {
+      eviction.fail(err);
+      throw err;
+    }
+  }
 
   /**
    * Loads a version. When another session of the model serves, this is a swap:
@@ -157,21 +212,42 @@ export function createLifecycle(d: LifecycleDeps) {
       if (!providers) throw providerError;
       const path = await locateFile(target.path);
       if (ctl.cancelled()) throw cancelled();
-      ctl.phase("creating_session");
-      // An unchanged stat identity proves the file is the one hashed at registration.
-      // Otherwise the checksum is computed in a hash worker while ONNX Runtime creates
-      // the session in the model's worker; the session serves nothing until both finished.
-      const unchanged = target.statIdentity !== null && (await statIdentity(path)) === target.statIdentity;
-      const checksum = d.config.runtime.verifyChecksum && !unchanged ? verifyChecksum(path, target.sha256) : Promise.resolve();
-      checksum.catch((e: Error) => d.runtime.stopCreating(model.id, e));
-      created = d.runtime.create(identity, { path, executionProviders: providers.chosen, warmup: settings.warmup }, d.config.jobs.loadTimeoutMs, () =>
-        ctl.phase("warming"),
-      );
-      // When both fail, a changed file is the cause worth reporting, not ONNX Runtime's parse error.
-      const [made, verified] = await Promise.allSettled([created, checksum]);
+      const need = estimatedBytes(target);
+      // Admission and measurement hold the gate: one load at a time decides what fits and
+      // measures what it cost, so neither decision nor measurement is blurred by another load.
+      const releaseGate = await gate.acquire();
+      let made: PromiseSettledResult<Awaited<ReturnType<ModelRuntime["create"]>>>;
+      let verified: PromiseSettledResult<void>;
+      let measured: number;
+      try {
+        await makeRoom(model.id, `${model.id}@${target.version}`, need, ctl);
+        if (ctl.cancelled()) throw cancelled();
+        // A spare thread still starting would count as this session's cost.
+        await d.runtime.ensureSpare();
+        const before = residentBytes();
+        ctl.phase("creating_session");
+        // An unchanged stat identity proves the file is the one hashed at registration.
+        // Otherwise the checksum is computed in a hash worker while ONNX Runtime creates
+        // the session in the model's worker; the session serves nothing until both finished.
+        const unchanged = target.statIdentity !== null && (await statIdentity(path)) === target.statIdentity;
+        const checksum = d.config.runtime.verifyChecksum && !unchanged ? verifyChecksum(path, target.sha256) : Promise.resolve();
+        checksum.catch((e: Error) => d.runtime.stopCreating(model.id, e));
+        created = d.runtime.create(identity, { path, executionProviders: providers.chosen, warmup: settings.warmup }, d.config.jobs.loadTimeoutMs, {
+          onWarming: () => ctl.phase("warming"),
+          accountedBytes: need,
+        });
+        // When both fail, a changed file is the cause worth reporting, not ONNX Runtime's parse error.
+        [made, verified] = await Promise.allSettled([created, checksum]);
+        measured = Math.max(0, residentBytes() - before);
+      } finally {
+        releaseGate();
+        void d.runtime.ensureSpare();
+      }
       if (verified.status === "rejected") throw verified.reason;
       if (made.status === "rejected") throw made.reason;
       const { session, info } = made.value;
+      session.accountedBytes = measured;
+      d.models.recordFootprint(target.sha256, measured);
       if (ctl.cancelled()) throw cancelled();
       ctl.phase("switching");
       // Checked synchronously before the commit and the switch, so the session the
@@ -180,6 +256,8 @@ export function createLifecycle(d: LifecycleDeps) {
       const lostOld = swap && d.runtime.get(model.id) !== serving;
       d.db.tx(() => {
         d.models.setVersionMetadata(model.id, target.version, info.inputs, info.outputs);
+        // First, so no change event shows the model loaded with nothing serving.
+        d.models.setServingVersion(model.id, target.version);
         // The old session crashed while the new one was being created: the crash
         // marked the model (and its serving version) failed, and this load brings them back.
         if (lostOld) must(transition(model.id, ["failed"], "loading"), "the switch");
@@ -187,16 +265,21 @@ export function createLifecycle(d: LifecycleDeps) {
         if (!sameVersion || lostOld) must(transitionVersion(model.id, target.version, ["loading"], "loaded"), "the switch");
         if (serving && !sameVersion && !lostOld) must(transitionVersion(model.id, Number(serving.version), ["loaded"], "unloading"), "the switch");
         if (!swap || lostOld) must(transition(model.id, ["loading"], "loaded"), "the switch");
-        d.models.setServingVersion(model.id, target.version);
+        d.models.setVersionMemory(model.id, target.version, measured);
         if (req.activate) d.settings.setActiveModel(model.id);
       });
       const previous = d.runtime.route(session);
-      const outcome: LifecycleOutcome = { summary: `loaded on ${info.providers.join(",")}`, version: identity.version };
+      const outcome: LifecycleOutcome = { summary: `loaded on ${info.providers.join(",")}`, version: identity.version, memoryBytes: measured };
       if (!previous) return outcome;
 
       ctl.phase("draining");
       const release = await d.runtime.release(previous, d.config.jobs.unloadTimeoutMs, () => ctl.phase("releasing"));
-      if (!sameVersion) transitionVersion(model.id, Number(previous.version), ["unloading"], "unloaded");
+      if (!sameVersion) {
+        d.db.tx(() => {
+          transitionVersion(model.id, Number(previous.version), ["unloading"], "unloaded");
+          d.models.setVersionMemory(model.id, Number(previous.version), null);
+        });
+      }
       return { ...outcome, replaced: { version: previous.version, release } };
     } catch (err) {
       const e = toLifecycleError(err);
@@ -215,7 +298,7 @@ export function createLifecycle(d: LifecycleDeps) {
   /** Drains (or, forced, stops) the model's serving session and releases it. */
   async function unload(modelId: string, ctl: LifecycleControl): Promise<LifecycleOutcome> {
     const session = d.runtime.get(modelId);
-    if (!session) return { summary: "not-loaded" };
+    if (!session) return { summary: "not-loaded", reclaimedBytes: 0 };
     const version = Number(session.version);
     const forced = ctl.forced();
     ctl.phase(forced ? "releasing" : "draining");
@@ -225,14 +308,20 @@ export function createLifecycle(d: LifecycleDeps) {
       d.models.setServingVersion(modelId, null);
       d.settings.clearActiveModelIf(modelId);
     });
+    const before = residentBytes();
     let release: "released" | "forced" = "forced";
     if (forced) d.runtime.stop(session, new RuntimeError("UNLOADING", `model ${modelId} was force-unloaded`));
     else release = await d.runtime.release(session, d.config.jobs.unloadTimeoutMs, () => ctl.phase("releasing"));
+    // The memory comes back when the thread has ended; a thread still inside ONNX Runtime after
+    // the bound gives back what it had so far (a forced unload of a stuck call: 0).
+    await Promise.race([session.exited(), new Promise((r) => setTimeout(r, d.config.jobs.unloadTimeoutMs))]);
+    const reclaimedBytes = Math.max(0, before - residentBytes());
     d.db.tx(() => {
       transitionVersion(modelId, version, ["unloading"], "unloaded");
       transition(modelId, ["unloading"], "unloaded");
+      d.models.setVersionMemory(modelId, version, null);
     });
-    return { summary: release };
+    return { summary: release, reclaimedBytes };
   }
 
   return {
@@ -240,6 +329,7 @@ export function createLifecycle(d: LifecycleDeps) {
     transitionVersion,
     load,
     unload,
+    estimatedBytes,
 
     /** Ends a load in progress (cancel, force unload): its session stops, its caller sees CANCELLED. */
     cancelCreating(modelId: string): void {
@@ -258,6 +348,7 @@ export function createLifecycle(d: LifecycleDeps) {
       const error = { code: "WORKER_CRASHED", message: "the model's worker died; load it again" };
       d.db.tx(() => {
         transitionVersion(report.modelId, Number(report.version), ["loaded"], "failed", error);
+        d.models.setVersionMemory(report.modelId, Number(report.version), null);
         if (transition(report.modelId, ["loaded"], "failed", error)) {
           d.models.setServingVersion(report.modelId, null);
           d.settings.clearActiveModelIf(report.modelId);
@@ -273,7 +364,10 @@ export function createLifecycle(d: LifecycleDeps) {
     resetAfterRestart(): WasServing[] {
       const claiming = d.models.listClaimingSession();
       const wasServing: WasServing[] = [];
-      for (const v of claiming.versions) transitionVersion(v.modelId, v.version, RESTARTED, "unloaded");
+      for (const v of claiming.versions) {
+        transitionVersion(v.modelId, v.version, RESTARTED, "unloaded");
+        d.models.setVersionMemory(v.modelId, v.version, null);
+      }
       for (const m of claiming.models) {
         if (m.state === "loaded" && m.servingVersion !== null) wasServing.push({ modelId: m.id, version: m.servingVersion });
         transition(m.id, RESTARTED, "unloaded");

@@ -6,8 +6,8 @@
 // until its thread has ended, and a new session of the same model waits for
 // it, so an abandoned load never doubles a model's memory.
 //
-// After the first load one spare thread is kept started: starting a worker
-// and importing onnxruntime-node is most of a small model's load time.
+// One spare thread is kept started once loads begin: starting a worker and
+// importing onnxruntime-node is most of a small model's load time.
 import { ModelWorker, RuntimeError, spawnSessionWorker, type LoadedInfo, type SessionIdentity } from "./model-worker";
 import type { LoadRequest } from "./protocol";
 
@@ -25,7 +25,7 @@ export interface RuntimeOptions {
 export class ModelRuntime {
   #routes = new Map<string, ModelWorker>();
   #threads = new Set<ModelWorker>();
-  #spare?: Worker;
+  #spare?: { worker: Worker; ready: Promise<void> };
   #closing = false;
 
   constructor(private readonly opts: RuntimeOptions) {}
@@ -63,7 +63,12 @@ export class ModelRuntime {
    * stopped but are still inside ONNX Runtime are waited for first; the routed
    * session (a swap's old one) keeps serving meanwhile.
    */
-  async create(identity: SessionIdentity, req: LoadRequest, timeoutMs: number, onWarming?: () => void): Promise<{ session: ModelWorker; info: LoadedInfo }> {
+  async create(
+    identity: SessionIdentity,
+    req: LoadRequest,
+    timeoutMs: number,
+    opts: { onWarming?: () => void; accountedBytes?: number } = {},
+  ): Promise<{ session: ModelWorker; info: LoadedInfo }> {
     const routed = this.#routes.get(identity.modelId);
     const stopped = this.#threadsOf(identity.modelId).filter((w) => w !== routed && w.phase === "closed");
     if (stopped.length) {
@@ -83,8 +88,9 @@ export class ModelRuntime {
       onExited: (w) => this.#threads.delete(w),
       thread: this.#takeSpare(),
     });
+    session.accountedBytes = opts.accountedBytes ?? 0;
     this.#threads.add(session);
-    const info = await session.load(req, timeoutMs, onWarming);
+    const info = await session.load(req, timeoutMs, opts.onWarming);
     return { session, info };
   }
 
@@ -132,29 +138,47 @@ export class ModelRuntime {
     return this.#threadsOf(modelId).filter((w) => w.phase === "draining");
   }
 
+  /** Every live session: routed, being created, draining, or stopped but still in ONNX Runtime. */
+  sessions(): ModelWorker[] {
+    return [...this.#threads];
+  }
+
   #takeSpare(): Worker | undefined {
-    const spare = this.#spare;
+    const spare = this.#spare?.worker;
     this.#spare = undefined;
-    setTimeout(() => this.#startSpare(), 0);
     return spare;
   }
 
-  #startSpare(): void {
-    if (this.#closing || this.#spare) return;
-    const w = spawnSessionWorker();
+  /**
+   * Starts a spare thread unless one exists, and resolves once it has imported
+   * onnxruntime-node. Awaited before a load measures memory, so a thread
+   * starting is never counted as the session's cost.
+   */
+  ensureSpare(): Promise<void> {
+    if (this.#closing) return Promise.resolve();
+    if (this.#spare) return this.#spare.ready;
+    const worker = spawnSessionWorker();
+    let settle!: () => void;
+    const ready = new Promise<void>((r) => (settle = r));
+    const onMessage = (e: MessageEvent<{ type: string }>) => {
+      if (e.data?.type === "ready") (worker.removeEventListener("message", onMessage), settle());
+    };
     // A spare that fails to start (or exits) before it is used is simply dropped.
     const drop = () => {
-      if (this.#spare === w) this.#spare = undefined;
+      if (this.#spare?.worker === worker) this.#spare = undefined;
+      settle();
     };
-    w.addEventListener("error", drop);
-    w.addEventListener("close", drop);
-    this.#spare = w;
+    worker.addEventListener("message", onMessage);
+    worker.addEventListener("error", drop);
+    worker.addEventListener("close", drop);
+    this.#spare = { worker, ready };
+    return ready;
   }
 
   /** Releases every session within the bound and waits for the threads to end. */
   async shutdown(timeoutMs: number): Promise<void> {
     this.#closing = true;
-    const spare = this.#spare;
+    const spare = this.#spare?.worker;
     this.#spare = undefined;
     // Asked, not terminated: it may still be importing the native addon.
     const spareGone = spare ? new Promise((r) => (spare.addEventListener("close", r), spare.postMessage({ type: "exit" }))) : undefined;

@@ -71,6 +71,10 @@ export class ModelWorker {
   readonly modelId: string;
   readonly version: string;
   readonly tag: string;
+  /** What this session counts against the memory budget: an estimate until measured. Set by its owner. */
+  accountedBytes = 0;
+  /** When a request last started or finished here (ms since epoch); the load's end before any. */
+  lastUsedAt = Date.now();
 
   constructor(
     identity: SessionIdentity,
@@ -135,6 +139,7 @@ export class ModelWorker {
       return Promise.reject(new RuntimeError("QUEUE_FULL", `model ${this.modelId} has ${this.#runs.size} requests in flight`));
     }
     const id = this.#nextRunId++;
+    this.lastUsedAt = Date.now();
     return new Promise((resolve, reject) => {
       this.#runs.set(id, { resolve, reject });
       // Runs requested in the same turn leave together (see protocol.ts).
@@ -199,12 +204,15 @@ export class ModelWorker {
 
   #handle(msg: FromWorker): void {
     switch (msg.type) {
+      case "ready":
+        break; // a spare's signal; this thread is already in use
       case "warming":
         if (this.#phase === "loading") this.#onWarming?.();
         break;
       case "loaded":
         if (this.#phase !== "loading") return; // stopped meanwhile; the worker is on its way out
         this.#phase = "ready";
+        this.lastUsedAt = Date.now();
         this.info = { inputs: msg.inputs, outputs: msg.outputs, providers: msg.providers };
         this.#onLoad?.resolve(this.info);
         this.#onLoad = undefined;
@@ -213,6 +221,7 @@ export class ModelWorker {
         this.stop(new RuntimeError(msg.code, msg.message));
         break;
       case "results":
+        this.lastUsedAt = Date.now();
         for (const r of msg.items) {
           const p = this.#runs.get(r.id);
           this.#runs.delete(r.id);

@@ -47,6 +47,8 @@ export type ToWorker =
 export type LoadErrorCode = "LOAD_FAILED" | "UNSAFE_EXTERNAL_DATA" | "WARMUP_FAILED";
 
 export type FromWorker =
+  /** onnxruntime-node is imported: the thread is ready for a load. */
+  | { type: "ready" }
   /** The session exists and warmup runs are starting. */
   | { type: "warming" }
   | { type: "loaded"; inputs: TensorInfo[]; outputs: TensorInfo[]; providers: string[] }

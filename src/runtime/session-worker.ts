@@ -142,6 +142,9 @@ async function exit(): Promise<void> {
   process.exit(0);
 }
 
+// The import above has run: say so, so a spare thread's start is over before anyone measures memory.
+post({ type: "ready" });
+
 self.onmessage = (event: MessageEvent<ToWorker>) => {
   const msg = event.data;
   if (msg.type === "load") {

@@ -2,7 +2,9 @@
 // worker, shape the protocol response.
 import type { Deps } from "../context";
 import { AppError } from "../errors";
-import { VERSION_PATTERN } from "./models.service";
+import { isFinished } from "../jobs/states";
+import { enqueueJob, waitForJob } from "./jobs.service";
+import { getVersion, newestVersion, VERSION_PATTERN } from "./models.service";
 import { RuntimeError, type ModelWorker } from "../runtime/model-worker";
 import {
   datatypeOf,
@@ -65,9 +67,37 @@ export function servingSession(modelId: string, version: string | undefined, d: 
   return session;
 }
 
+type InferDeps = Pick<Deps, "db" | "models" | "jobs" | "runtime" | "lifecycle" | "notifier" | "config" | "wake">;
+
+/**
+ * MODELD_LOAD_ON_DEMAND: a request for a registered model with nothing serving
+ * queues its load (or joins the one queued) and waits for it, up to
+ * MODELD_ON_DEMAND_WAIT_MS. A failed load answers at once with its error.
+ */
+async function loadOnDemand(modelId: string, version: string | undefined, caller: string, d: InferDeps): Promise<ModelWorker> {
+  const target = version === undefined ? newestVersion(modelId, d) : getVersion(modelId, version, d);
+  const queued = d.jobs.latestUnfinished(modelId);
+  const job =
+    queued?.kind === "load" && (version === undefined || queued.version === version)
+      ? queued
+      : enqueueJob({ kind: "load", modelId, version: target.version, requestedBy: caller, activate: false, reason: { kind: "on-demand" } }, d).job;
+  const done = await waitForJob(job.id, d.config.memory.onDemandWaitMs / 1000, d);
+  if (done.state === "completed") return servingSession(modelId, version, d);
+  if (isFinished(done.state)) throw new AppError("MODEL_LOAD_FAILED", done.error?.message ?? `the load of ${modelId} was ${done.state}`);
+  throw new AppError("MODEL_UNAVAILABLE", `model ${modelId} is still loading on demand (job ${job.id}); retry`, undefined, { "Retry-After": "1" });
+}
+
 /** Runs one request on the session serving `version` (or the model's serving version when absent). */
-export async function infer(modelId: string, version: string | undefined, req: InferRequest, d: Pick<Deps, "models" | "runtime" | "config">): Promise<InferResult> {
-  const worker = servingSession(modelId, version, d);
+export async function infer(modelId: string, version: string | undefined, req: InferRequest, d: InferDeps, caller = "anonymous"): Promise<InferResult> {
+  let worker: ModelWorker;
+  try {
+    worker = servingSession(modelId, version, d);
+  } catch (err) {
+    // On demand only when nothing of the model serves: a request for another version never swaps what serves.
+    const idle = err instanceof AppError && err.code === "MODEL_NOT_LOADED" && !d.runtime.get(modelId);
+    if (!idle || !d.config.memory.loadOnDemand) throw err;
+    worker = await loadOnDemand(modelId, version, caller, d);
+  }
   const { inputs: inputMeta, outputs: outputMeta } = worker.info!;
   let wire;
   try {

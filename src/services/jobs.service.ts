@@ -1,7 +1,7 @@
 import type { Deps } from "../context";
 import type { JobFilter } from "../db/jobs.repo";
 import { AppError } from "../errors";
-import { isFinished, type Job, type JobKind } from "../jobs/states";
+import { isFinished, type Job, type JobKind, type JobReason } from "../jobs/states";
 
 type JobDeps = Pick<Deps, "db" | "jobs" | "models" | "runtime" | "lifecycle" | "notifier" | "config" | "wake">;
 
@@ -36,6 +36,8 @@ export interface EnqueueInput {
   force?: boolean;
   activate?: boolean;
   idempotency?: { key: string; requestHash: string };
+  /** Set for jobs no person asked for directly (idle expiry, on-demand loads). */
+  reason?: JobReason;
 }
 
 /** Work to do once the transaction that decided it has committed. */
@@ -120,6 +122,7 @@ export function enqueueJob(input: EnqueueInput, d: JobDeps): { job: Job; created
       activate: input.activate,
       idempotencyKey: input.idempotency?.key,
       requestHash: input.idempotency?.requestHash,
+      reason: input.reason,
     });
     return { job, created: true };
   });

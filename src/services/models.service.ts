@@ -8,6 +8,7 @@ import type { ModelRecord, VersionRecord } from "../db/models.repo";
 import { AppError } from "../errors";
 import { fingerprint, resolveModelPath, statIdentity } from "../lifecycle/model-files";
 import { applyPatch, withDefaults, type ModelSettingsPatch } from "../model-settings";
+import { expiresAt } from "./expiry.service";
 
 export const MODEL_ID_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 /** A version is a positive integer, written as a string (Triton's layout names folders this way). */
@@ -23,7 +24,14 @@ export type ModelView = Pick<ModelRecord, "id" | "source" | "state" | "lastError
     active: boolean;
     versions: VersionView[];
     servingVersion: string | null;
+    memoryBytes: number | null;
+    estimatedBytes: number | null;
+    lastUsedAt: string | null;
+    expiresAt: string | null;
   };
+
+type ViewDeps = Pick<Deps, "models" | "settings" | "runtime" | "lifecycle" | "config">;
+const iso = (ms: number | null | undefined) => (ms == null ? null : new Date(ms).toISOString());
 
 function versionView(v: VersionRecord): VersionView {
   return { version: String(v.version), state: v.state, path: v.path, sizeBytes: v.sizeBytes, sha256: v.sha256, lastError: v.lastError, createdAt: v.createdAt, loadedAt: v.loadedAt };
@@ -33,9 +41,11 @@ function versionView(v: VersionRecord): VersionView {
  * The public shape. File facts and I/O describe the version serving, or the
  * newest one when none serves; each setting is a top-level field.
  */
-export function toView(m: ModelRecord, d: Pick<Deps, "models" | "settings">): ModelView {
+export function toView(m: ModelRecord, d: ViewDeps): ModelView {
   const versions = d.models.versions(m.id);
-  const current = versions.find((v) => v.version === m.servingVersion) ?? versions.at(-1);
+  const serving = versions.find((v) => v.version === m.servingVersion);
+  const current = serving ?? versions.at(-1);
+  const session = d.runtime.get(m.id);
   return {
     id: m.id,
     path: current?.path ?? "",
@@ -50,6 +60,10 @@ export function toView(m: ModelRecord, d: Pick<Deps, "models" | "settings">): Mo
     ...withDefaults(m.settings),
     versions: versions.map(versionView),
     servingVersion: m.servingVersion === null ? null : String(m.servingVersion),
+    memoryBytes: serving?.memoryBytes ?? null,
+    estimatedBytes: current ? d.lifecycle.estimatedBytes(current) : null,
+    lastUsedAt: iso(session?.lastUsedAt),
+    expiresAt: iso(expiresAt(m.id, d)),
     createdAt: m.createdAt,
     updatedAt: m.updatedAt,
     loadedAt: m.loadedAt,
@@ -225,4 +239,10 @@ export async function installDemoModel(modelDir: string, bytes: Uint8Array): Pro
   await mkdir(modelDir, { recursive: true });
   await writeFile(target, bytes);
   return true;
+}
+
+/** The registry, or only the loaded models, most recently used first (what Ollama's /api/ps answers). */
+export function listModels(filter: { state?: ModelRecord["state"] }, d: ViewDeps): ModelView[] {
+  const views = d.models.list(filter).map((m) => toView(m, d));
+  return filter.state === "loaded" ? views.sort((a, b) => (b.lastUsedAt ?? "").localeCompare(a.lastUsedAt ?? "")) : views;
 }

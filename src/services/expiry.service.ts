@@ -1,0 +1,38 @@
+// Idle expiry: a model idle for longer than its keepAlive is unloaded by an
+// ordinary unload job, requested by "system" with the reason "idle".
+import type { Deps } from "../context";
+import { keepAliveMs, withDefaults } from "../model-settings";
+import { enqueueJob } from "./jobs.service";
+
+type ExpiryDeps = Pick<Deps, "db" | "jobs" | "models" | "runtime" | "lifecycle" | "notifier" | "config" | "wake" | "log">;
+
+/** When the routed session of `modelId` expires (ms since epoch), or null: pinned, forever, or in use. */
+export function expiresAt(modelId: string, d: Pick<Deps, "models" | "runtime" | "config">): number | null {
+  const session = d.runtime.get(modelId);
+  const model = d.models.get(modelId);
+  if (!session || session.phase !== "ready" || session.inflight > 0 || !model) return null;
+  const settings = withDefaults(model.settings);
+  const keep = keepAliveMs(settings, d.config.memory.keepAliveMs);
+  return settings.pinned || keep < 0 ? null : session.lastUsedAt + keep;
+}
+
+/** Checks the routed sessions every `everyMs`; returns a function that stops it. */
+export function startExpiry(d: ExpiryDeps, everyMs = 200): () => void {
+  const check = () => {
+    const now = Date.now();
+    for (const session of d.runtime.sessions()) {
+      const at = expiresAt(session.modelId, d);
+      if (at === null || at > now || d.runtime.get(session.modelId) !== session) continue;
+      // Whatever is queued for the model says what happens next; expiry waits for it.
+      if (d.jobs.latestUnfinished(session.modelId)) continue;
+      try {
+        const { job } = enqueueJob({ kind: "unload", modelId: session.modelId, requestedBy: "system", reason: { kind: "idle" } }, d);
+        d.log.info("model idle past its keepAlive: unloading", { modelId: session.modelId, jobId: job.id });
+      } catch (err) {
+        d.log.warn("idle unload not queued", { modelId: session.modelId, error: (err as Error).message });
+      }
+    }
+  };
+  const timer = setInterval(check, everyMs);
+  return () => clearInterval(timer);
+}
