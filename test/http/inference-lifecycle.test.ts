@@ -37,7 +37,8 @@ describe("inference during unload", () => {
   test("graceful unload lets every accepted request finish; later ones get 503 or 400, never 5xx", async () => {
     await loadModel("slow");
     const accepted = fire(24);
-    await Bun.sleep(5);
+    // Accepted means in flight on the model's session, not merely sent.
+    for (let i = 0; (svc.deps.runtime.get("slow")?.inflight ?? 0) < 24 && i < 2000; i++) await Bun.sleep(1);
     const unload = await api.json("POST", "/api/v1/models/slow/unload");
     const late = await api.json("POST", "/v2/models/slow/infer", { token: infer, body: slowBody() });
     const results = await Promise.all(accepted);

@@ -1,0 +1,201 @@
+// Memory as a managed resource: measured footprints, a budget with LRU
+// eviction, in-flight and pinning protection, idle expiry and on-demand loads.
+import { describe, expect, test } from "bun:test";
+import type { Service } from "../../src/server";
+import { affineModel, bigModel, matmulChainModel } from "../fixtures/onnx-builder";
+import { cleanup, client, startTestService, testEnv, token, writeModel, type Client, type TestEnv } from "../helpers";
+
+async function withService(env: Record<string, string>, models: Record<string, Uint8Array | string>, run: (api: Client, svc: Service, t: TestEnv) => Promise<void>) {
+  const t = testEnv(env);
+  for (const [rel, bytes] of Object.entries(models)) writeModel(t.modelDir, rel, bytes);
+  const svc = await startTestService(t);
+  try {
+    await run(await client(svc), svc, t);
+  } finally {
+    await svc.close();
+    cleanup(t);
+  }
+}
+
+const load = async (api: Client, id: string) => api.waitJob((await api.json("POST", `/api/v1/models/${id}/load?activate=false`)).body.id);
+const model = async (api: Client, id: string) => (await api.json("GET", `/api/v1/models/${id}`)).body;
+const gatherBody = { inputs: [{ name: "i", datatype: "INT64", shape: [1], data: [7] }] };
+/** The process's first session pays ONNX Runtime's one-time setup; take it out of the figures under test. */
+const warmUp = async (api: Client) => {
+  await load(api, "warm");
+  await api.waitJob((await api.json("POST", "/api/v1/models/warm/unload")).body.id);
+};
+
+// About 50 MB each (measured ~1.0× on CPU), so a 140 MiB budget holds two, not three.
+const three = { "warm.onnx": affineModel(), "a.onnx": bigModel(50), "b.onnx": bigModel(51), "c.onnx": bigModel(60) };
+
+describe("footprints", () => {
+  test("a load measures its cost and an unload what came back; both are on the jobs and the model", async () => {
+    await withService({}, three, async (api) => {
+      await warmUp(api);
+      const fresh = await model(api, "a");
+      expect(fresh.estimatedBytes).toBe(Math.ceil(fresh.sizeBytes * 1.2)); // never loaded: size × 1.2
+      const loaded = await load(api, "a");
+      expect(Number.isInteger(loaded.outcome!.memoryBytes)).toBe(true);
+      expect(loaded.outcome!.memoryBytes).toBeGreaterThan(25 * 1024 * 1024);
+      const m = await model(api, "a");
+      // The measurement is the estimate from now on, for this file's bytes.
+      expect(m).toMatchObject({ memoryBytes: loaded.outcome!.memoryBytes, estimatedBytes: loaded.outcome!.memoryBytes, lastUsedAt: expect.any(String), expiresAt: null });
+      const unloaded = await api.waitJob((await api.json("POST", "/api/v1/models/a/unload")).body.id);
+      expect(Number.isInteger(unloaded.outcome!.reclaimedBytes)).toBe(true);
+      expect(unloaded.outcome!.reclaimedBytes).toBeGreaterThan(25 * 1024 * 1024);
+      expect(await model(api, "a")).toMatchObject({ memoryBytes: null, estimatedBytes: loaded.outcome!.memoryBytes, lastUsedAt: null });
+    });
+  }, 60_000);
+});
+
+describe("budget and eviction", () => {
+  test("loading C over the budget evicts the least recently used idle model, as a system job with a reason", async () => {
+    await withService({ MODELD_MEMORY_BUDGET: "140MiB" }, three, async (api) => {
+      await warmUp(api);
+      expect((await load(api, "a")).state).toBe("completed");
+      expect((await load(api, "b")).state).toBe("completed");
+      expect((await api.json("POST", "/v2/models/a/infer", { body: gatherBody })).status).toBe(200); // A is now the most recently used
+      const c = await load(api, "c");
+      expect(c.state).toBe("completed");
+      const evictions = (await api.json("GET", "/api/v1/jobs?reason=evicted")).body.jobs;
+      expect(evictions).toHaveLength(1);
+      expect(evictions[0]).toMatchObject({ kind: "unload", modelId: "b", state: "completed", requestedBy: "system", reason: { kind: "evicted", for: "c@1" } });
+      expect(evictions[0].outcome.reclaimedBytes).toBeGreaterThanOrEqual(0);
+      expect((await model(api, "b")).state).toBe("unloaded");
+      for (const id of ["a", "c"]) expect((await api.json("POST", `/v2/models/${id}/infer`, { body: gatherBody })).status).toBe(200);
+      const loaded = (await api.json("GET", "/api/v1/models?state=loaded")).body.models.map((m: any) => m.id);
+      expect(loaded).toEqual(["c", "a"]); // most recently used first
+      // People's jobs carry no reason.
+      expect((await api.json("GET", `/api/v1/jobs/${c.id}`)).body.reason).toBeNull();
+      const audit = (await api.json("GET", "/api/v1/audit?limit=50")).body.entries;
+      expect(audit.some((e: any) => e.action.startsWith("POST /api/v1/models/:id/load") && e.target === "c")).toBe(true);
+    });
+  }, 60_000);
+
+  test("pinned models are never evicted; when only they stand in the way the load fails INSUFFICIENT_MEMORY naming them", async () => {
+    await withService({ MODELD_MEMORY_BUDGET: "140MiB" }, three, async (api) => {
+      await warmUp(api);
+      for (const id of ["a", "b"]) {
+        await load(api, id);
+        expect((await api.json("PATCH", `/api/v1/models/${id}`, { body: { pinned: true } })).body.pinned).toBe(true);
+      }
+      const c = await load(api, "c");
+      expect(c).toMatchObject({ state: "failed", error: { code: "INSUFFICIENT_MEMORY" } });
+      expect(c.error!.message).toMatch(/needs .* bytes/);
+      expect(c.error!.message).toContain("a@1");
+      expect(c.error!.message).toContain("b@1");
+      expect(c.error!.message).toContain("pinned");
+      expect(await model(api, "c")).toMatchObject({ state: "failed", lastError: { code: "INSUFFICIENT_MEMORY" } });
+      for (const id of ["a", "b"]) expect((await model(api, id)).state).toBe("loaded");
+      expect((await api.json("GET", "/api/v1/jobs?reason=evicted")).body.jobs).toEqual([]);
+      // Unpinned, B gives way.
+      await api.json("PATCH", "/api/v1/models/b", { body: { pinned: false } });
+      expect((await load(api, "c")).state).toBe("completed");
+      expect((await model(api, "b")).state).toBe("unloaded");
+    });
+  }, 60_000);
+
+  test("a model with requests in flight is skipped: the next least recently used gives way", async () => {
+    const N = 512;
+    await withService({ MODELD_MEMORY_BUDGET: "140MiB", MODELD_MAX_QUEUE_PER_MODEL: "64" }, { ...three, "slow.onnx": matmulChainModel(N, 150), "c.onnx": bigModel(90) }, async (api, svc) => {
+      await warmUp(api);
+      await load(api, "slow"); // loaded first: the least recently used
+      await load(api, "a");
+      const infer = await token({ role: "infer" });
+      const busy = Array.from({ length: 40 }, () => api.json("POST", "/v2/models/slow/infer", { token: infer, body: { inputs: [{ name: "x", datatype: "FP32", shape: [1, N], data: new Array(N).fill(1) }] } }));
+      for (let i = 0; (svc.deps.runtime.get("slow")?.inflight ?? 0) < 10 && i < 2000; i++) await Bun.sleep(1);
+      const c = await load(api, "c");
+      expect(c.state).toBe("completed");
+      expect((await api.json("GET", "/api/v1/jobs?reason=evicted")).body.jobs.map((j: any) => j.modelId)).toEqual(["a"]);
+      expect((await Promise.all(busy)).every((r) => r.status === 200)).toBe(true);
+      expect((await model(api, "slow")).state).toBe("loaded");
+    });
+  }, 60_000);
+
+  test("MODELD_MEMORY_BUDGET refuses what is not a size", () => {
+    for (const bad of ["lots", "10XB", "0", "150%", "-5MiB"]) {
+      const r = Bun.spawnSync([process.execPath, "src/main.ts", "migrate"], { env: { ...process.env, MODELD_MEMORY_BUDGET: bad, MODELD_DATA_DIR: "/nonexistent" }, cwd: `${import.meta.dir}/../..` });
+      expect({ bad, code: r.exitCode, err: r.stderr.toString().includes("MODELD_MEMORY_BUDGET") }).toEqual({ bad, code: 1, err: true });
+    }
+  });
+});
+
+describe("idle expiry", () => {
+  test("keepAlive 1s unloads a model after a second idle; a request in between resets the clock", async () => {
+    await withService({}, { "m.onnx": affineModel() }, async (api) => {
+      expect((await api.json("PATCH", "/api/v1/models/m", { body: { keepAlive: "1s" } })).body.keepAlive).toBe("1s");
+      await load(api, "m");
+      const body = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
+      for (let i = 0; i < 3; i++) {
+        await Bun.sleep(600);
+        expect((await api.json("POST", "/v2/models/m/infer", { body })).status).toBe(200);
+      }
+      const m = await model(api, "m");
+      expect(m.state).toBe("loaded");
+      expect(Date.parse(m.expiresAt) - Date.parse(m.lastUsedAt)).toBe(1000);
+      for (let i = 0; (await model(api, "m")).state === "loaded" && i < 100; i++) await Bun.sleep(50);
+      expect((await model(api, "m")).state).toBe("unloaded");
+      const idle = (await api.json("GET", "/api/v1/jobs?reason=idle")).body.jobs;
+      expect(idle).toHaveLength(1);
+      expect(idle[0]).toMatchObject({ kind: "unload", modelId: "m", requestedBy: "system", reason: { kind: "idle" } });
+      expect(Number.isInteger((await api.waitJob(idle[0].id)).outcome!.reclaimedBytes)).toBe(true);
+      for (const bad of ["soon", "1d", "-2", "5 m"]) expect((await api.json("PATCH", "/api/v1/models/m", { body: { keepAlive: bad } })).status).toBe(400);
+    });
+  }, 30_000);
+
+  test("a pinned model and the default keepAlive (-1) never expire", async () => {
+    await withService({ MODELD_KEEP_ALIVE: "300ms" }, { "p.onnx": affineModel(), "q.onnx": affineModel() }, async (api) => {
+      await api.json("PATCH", "/api/v1/models/p", { body: { pinned: true } });
+      await api.json("PATCH", "/api/v1/models/q", { body: { keepAlive: "-1" } });
+      await load(api, "p");
+      await load(api, "q");
+      await Bun.sleep(1200);
+      expect((await model(api, "p")).state).toBe("loaded");
+      expect((await model(api, "q")).state).toBe("loaded");
+      expect((await api.json("GET", "/api/v1/jobs?reason=idle")).body.jobs).toEqual([]);
+    });
+  }, 30_000);
+});
+
+describe("on-demand loads", () => {
+  test("8 concurrent requests to an unloaded model share one load job and all succeed", async () => {
+    await withService({ MODELD_LOAD_ON_DEMAND: "true" }, { "m.onnx": affineModel(), "broken.onnx": "not a model" }, async (api) => {
+      const body = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
+      const results = await Promise.all(Array.from({ length: 8 }, () => api.json("POST", "/v2/models/m/infer", { body })));
+      expect(results.map((r) => r.status)).toEqual(new Array(8).fill(200));
+      expect(results[0]!.body.outputs[0].data).toEqual([3, 5, 7, 9]);
+      const jobs = (await api.json("GET", "/api/v1/jobs?modelId=m")).body.jobs;
+      expect(jobs).toHaveLength(1);
+      expect(jobs[0]).toMatchObject({ kind: "load", state: "completed", reason: { kind: "on-demand" }, activate: false });
+
+      // A load that fails answers every waiting request with its error, at once, not at the end of the wait.
+      const started = Date.now();
+      const failed = await Promise.all(Array.from({ length: 4 }, () => api.json("POST", "/v2/models/broken/infer", { body })));
+      expect(Date.now() - started).toBeLessThan(10_000);
+      for (const r of failed) {
+        expect(r.status).toBe(400);
+        expect(r.body.error).toMatch(/protobuf|parse|model/i);
+      }
+      expect((await api.json("GET", "/api/v1/jobs?modelId=broken")).body.jobs).toHaveLength(1);
+      // Unknown models stay 404; /api/v1 keeps its error shape.
+      expect((await api.json("POST", "/v2/models/ghost/infer", { body })).status).toBe(404);
+      expect((await api.json("POST", "/api/v1/models/broken/predict", { body })).body.error.code).toBe("MODEL_LOAD_FAILED");
+    });
+  }, 30_000);
+
+  test("a load that outlasts MODELD_ON_DEMAND_WAIT_MS answers 503 with Retry-After; off by default", async () => {
+    await withService({ MODELD_LOAD_ON_DEMAND: "true", MODELD_ON_DEMAND_WAIT_MS: "20", MODELD_VERIFY_CHECKSUM: "false" }, { "big.onnx": bigModel(150) }, async (api) => {
+      const res = await api.json("POST", "/v2/models/big/infer", { body: gatherBody });
+      expect(res.status).toBe(503);
+      expect(res.res.headers.get("retry-after")).toBe("1");
+      await api.waitJob((await api.json("GET", "/api/v1/jobs?modelId=big")).body.jobs[0].id);
+      expect((await api.json("POST", "/v2/models/big/infer", { body: gatherBody })).status).toBe(200);
+    });
+    await withService({}, { "m.onnx": affineModel() }, async (api) => {
+      const body = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
+      expect((await api.json("POST", "/v2/models/m/infer", { body })).status).toBe(400);
+      expect((await api.json("GET", "/api/v1/jobs")).body.jobs).toEqual([]);
+    });
+  }, 30_000);
+});
