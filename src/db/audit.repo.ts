@@ -29,6 +29,10 @@ export function createAuditRepo(db: Db) {
         rid: e.requestId,
       });
     },
+    /** What modeld does by itself (evictions, idle expiry): actor "system", status 0, the job's id as request id. */
+    recordSystem(action: string, target: string, outcome: string, jobId: string): void {
+      this.record({ actor: "system", action, target, sourceIp: null, status: 0, outcome, requestId: jobId });
+    },
     /** Newest first; `before` is the seq of the last entry of the previous page. */
     list(limit: number, before?: number): AuditEntry[] {
       return db

@@ -55,13 +55,13 @@ const AuditEntry = z
   .object({
     seq: z.number().int(),
     at: z.string(),
-    actor: z.string().openapi({ description: "The token's `sub`, or `unauthenticated`." }),
+    actor: z.string().openapi({ description: "The token's `sub`, `unauthenticated`, or `system` for what modeld does by itself (evictions, idle expiry)." }),
     action: z.string().openapi({ example: "POST /api/v1/models/:id/load" }),
     target: z.string().nullable(),
     sourceIp: z.string().nullable(),
-    status: z.number().int(),
+    status: z.number().int().openapi({ description: "The HTTP status; 0 for a system action." }),
     outcome: z.string().openapi({ description: "`ok`, or the error code." }),
-    requestId: z.string().nullable(),
+    requestId: z.string().nullable().openapi({ description: "The request's id; for a system action, its job's id." }),
   })
   .openapi("AuditEntry");
 

@@ -6,7 +6,7 @@ import type { Eviction, LifecycleControl } from "../lifecycle/phases";
 import type { JobSteps } from "./loop";
 import { JobError, type Job, type JobOutcome } from "./states";
 
-type ExecDeps = Pick<Deps, "jobs" | "lifecycle" | "notifier" | "config" | "log">;
+type ExecDeps = Pick<Deps, "jobs" | "lifecycle" | "notifier" | "audit" | "config" | "log">;
 
 export function asJobError(err: unknown): JobError {
   if (err instanceof JobError) return err;
@@ -36,19 +36,22 @@ function startEviction(modelId: string, forWhat: string, d: ExecDeps): Eviction 
   const job = d.jobs.insertRunning({ kind: "unload", modelId, requestedBy: "system", reason: { kind: "evicted", for: forWhat } });
   if (!job) return undefined;
   const log = d.log.child({ jobId: job.id, modelId, kind: "unload" });
-  const end = () => d.notifier.notify(job.id);
+  const end = (outcome: string) => {
+    d.audit.recordSystem(`unload ${modelId}: evicted for ${forWhat}`, modelId, outcome, job.id);
+    d.notifier.notify(job.id);
+  };
   return {
     ctl: controlFor(job, d),
     finish(outcome) {
       d.jobs.complete(job.id, outcome);
       log.info("evicted", { for: forWhat, outcome });
-      end();
+      end("ok");
     },
     fail(err) {
       const e = asJobError(err);
       d.jobs.fail(job.id, { code: e.code, message: e.message });
       log.warn("eviction failed", { for: forWhat, code: e.code, error: e.message });
-      end();
+      end(e.code);
     },
   };
 }

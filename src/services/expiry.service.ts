@@ -4,7 +4,7 @@ import type { Deps } from "../context";
 import { keepAliveMs, withDefaults } from "../model-settings";
 import { enqueueJob } from "./jobs.service";
 
-type ExpiryDeps = Pick<Deps, "db" | "jobs" | "models" | "runtime" | "lifecycle" | "notifier" | "config" | "wake" | "log">;
+type ExpiryDeps = Pick<Deps, "db" | "jobs" | "models" | "runtime" | "lifecycle" | "notifier" | "audit" | "config" | "wake" | "log">;
 
 /** When the routed session of `modelId` expires (ms since epoch), or null: pinned, forever, or in use. */
 export function expiresAt(modelId: string, d: Pick<Deps, "models" | "runtime" | "config">): number | null {
@@ -28,6 +28,7 @@ export function startExpiry(d: ExpiryDeps, everyMs = 200): () => void {
       try {
         const { job } = enqueueJob({ kind: "unload", modelId: session.modelId, requestedBy: "system", reason: { kind: "idle" } }, d);
         d.log.info("model idle past its keepAlive: unloading", { modelId: session.modelId, jobId: job.id });
+        d.audit.recordSystem(`unload ${session.modelId}: idle past its keepAlive`, session.modelId, "queued", job.id);
       } catch (err) {
         d.log.warn("idle unload not queued", { modelId: session.modelId, error: (err as Error).message });
       }

@@ -69,7 +69,7 @@ describe("budget and eviction", () => {
       // People's jobs carry no reason.
       expect((await api.json("GET", `/api/v1/jobs/${c.id}`)).body.reason).toBeNull();
       const audit = (await api.json("GET", "/api/v1/audit?limit=50")).body.entries;
-      expect(audit.some((e: any) => e.action.startsWith("POST /api/v1/models/:id/load") && e.target === "c")).toBe(true);
+      expect(audit).toContainEqual(expect.objectContaining({ actor: "system", action: "unload b: evicted for c@1", target: "b", status: 0, outcome: "ok", requestId: evictions[0].id }));
     });
   }, 60_000);
 
@@ -139,6 +139,8 @@ describe("idle expiry", () => {
       const idle = (await api.json("GET", "/api/v1/jobs?reason=idle")).body.jobs;
       expect(idle).toHaveLength(1);
       expect(idle[0]).toMatchObject({ kind: "unload", modelId: "m", requestedBy: "system", reason: { kind: "idle" } });
+      const audit = (await api.json("GET", "/api/v1/audit?limit=5")).body.entries;
+      expect(audit).toContainEqual(expect.objectContaining({ actor: "system", target: "m", status: 0, requestId: idle[0].id }));
       expect(Number.isInteger((await api.waitJob(idle[0].id)).outcome!.reclaimedBytes)).toBe(true);
       for (const bad of ["soon", "1d", "-2", "5 m"]) expect((await api.json("PATCH", "/api/v1/models/m", { body: { keepAlive: bad } })).status).toBe(400);
     });
