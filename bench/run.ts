@@ -2,6 +2,7 @@
 // are printed next to the figures, never asserted.
 import { benchInference } from "./inference.bench";
 import { benchLoad } from "./load.bench";
+import { benchMemory } from "./memory.bench";
 import { benchStartup } from "./startup.bench";
 import { benchSwap } from "./swap.bench";
 
@@ -11,3 +12,4 @@ if (!only || only === "load") await benchLoad();
 if (!only || only === "inference") await benchInference();
 if (!only || only === "startup") await benchStartup();
 if (!only || only === "swap") await benchSwap();
+if (!only || only === "memory") await benchMemory();

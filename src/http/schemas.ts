@@ -108,7 +108,7 @@ export const Model = z
     versions: z.array(ModelVersion).openapi({ description: "Every registered version, oldest first." }),
     servingVersion: z.string().nullable().openapi({ description: "The version answering unversioned requests, or null." }),
     memoryBytes: z.number().int().nullable().openapi({ description: "The serving version's resident cost, measured when it loaded; null when nothing serves." }),
-    estimatedBytes: z.number().int().nullable().openapi({ description: "What loading the current version is expected to cost: its file's last measured footprint, else its size × 1.2." }),
+    estimatedBytes: z.number().int().nullable().openapi({ description: "What loading the current version is expected to cost, and what it counts against MODELD_MEMORY_BUDGET: its file's last measured footprint (else its size × 1.2), never less than the file's size." }),
     lastUsedAt: z.string().nullable().openapi({ description: "When a request last started or finished on the serving session." }),
     expiresAt: z.string().nullable().openapi({ description: "When idle expiry will unload it, given its keepAlive; null when pinned, kept forever, in use or not loaded." }),
     createdAt: z.string(),

@@ -118,9 +118,13 @@ export function createLifecycle(d: LifecycleDeps) {
 
   const cancelled = () => new LifecycleError("CANCELLED", "cancelled while the session was being created");
 
-  /** What a version is expected to cost: its file's measured footprint, else its size times the estimate factor. */
+  /**
+   * What a version is expected to cost: its file's measured footprint, else its
+   * size times the estimate factor; never less than the file, because an RSS
+   * delta undercounts when the allocator reuses memory an earlier unload freed.
+   */
   function estimatedBytes(v: VersionRecord): number {
-    return d.models.footprint(v.sha256) ?? estimateFromSize(v.sizeBytes);
+    return Math.max(d.models.footprint(v.sha256) ?? estimateFromSize(v.sizeBytes), v.sizeBytes);
   }
 
   /** Every live session as the budget sees it, and whether it could give way to `forModel`. */
@@ -246,7 +250,8 @@ export function createLifecycle(d: LifecycleDeps) {
       if (verified.status === "rejected") throw verified.reason;
       if (made.status === "rejected") throw made.reason;
       const { session, info } = made.value;
-      session.accountedBytes = measured;
+      // Counted against the budget as estimated from now on (the measurement, never less than the file).
+      session.accountedBytes = Math.max(measured, target.sizeBytes);
       d.models.recordFootprint(target.sha256, measured);
       if (ctl.cancelled()) throw cancelled();
       ctl.phase("switching");
