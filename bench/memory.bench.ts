@@ -6,7 +6,7 @@
 //   load job followed by the same request.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { affineModel, bigModel } from "../test/fixtures/onnx-builder";
+import { bigModel } from "../test/fixtures/onnx-builder";
 import { adminToken, api, fmtStats, header, removeDir, startModeld, stats, tempDir } from "./lib";
 
 const CYCLES = (process.env.BENCH_CYCLES ?? "10,100").split(",").map(Number);
@@ -59,15 +59,11 @@ async function benchAdmission(): Promise<void> {
   const dir = tempDir();
   mkdirSync(join(dir, "models"), { recursive: true });
   for (const id of ["a", "b"]) writeFileSync(join(dir, "models", `${id}.onnx`), bigModel(100));
-  writeFileSync(join(dir, "models", "warm.onnx"), affineModel());
   // Room for one 100 MB model, not two: loading one evicts the other.
   const server = await startModeld(dir, { MODELD_MEMORY_BUDGET: "180MiB", MODELD_LOAD_ON_DEMAND: "true" });
   const token = await adminToken();
   const infer = await adminToken("infer");
   try {
-    await job(server.url, token, "POST", "/api/v1/models/warm/load");
-    await job(server.url, token, "POST", "/api/v1/models/warm/unload");
-
     header("A load that must evict first vs a plain load (100 MB, budget 180 MiB)");
     const plain: number[] = [];
     const evicting: number[] = [];

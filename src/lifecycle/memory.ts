@@ -8,8 +8,8 @@ import { formatBytes } from "../units";
 /**
  * Before a file's first load its cost is its size times this. Measured here
  * on CPU for weight-dominated models of 50 to 400 MB: 0.80–1.04× the file
- * (allocator reuse makes some loads look cheaper), and 1.43× for the process's
- * very first session, which pays ONNX Runtime's one-time setup.
+ * (allocator reuse makes some loads look cheaper). ONNX Runtime's one-time
+ * process setup (~26 MiB) is paid by the spare thread before any measurement.
  */
 export const ESTIMATE_FACTOR = 1.2;
 

@@ -20,19 +20,12 @@ async function withService(env: Record<string, string>, models: Record<string, U
 const load = async (api: Client, id: string) => api.waitJob((await api.json("POST", `/api/v1/models/${id}/load?activate=false`)).body.id);
 const model = async (api: Client, id: string) => (await api.json("GET", `/api/v1/models/${id}`)).body;
 const gatherBody = { inputs: [{ name: "i", datatype: "INT64", shape: [1], data: [7] }] };
-/** The process's first session pays ONNX Runtime's one-time setup; take it out of the figures under test. */
-const warmUp = async (api: Client) => {
-  await load(api, "warm");
-  await api.waitJob((await api.json("POST", "/api/v1/models/warm/unload")).body.id);
-};
-
 // About 50 MB each (measured ~1.0× on CPU), so a 140 MiB budget holds two, not three.
-const three = { "warm.onnx": affineModel(), "a.onnx": bigModel(50), "b.onnx": bigModel(51), "c.onnx": bigModel(60) };
+const three = { "a.onnx": bigModel(50), "b.onnx": bigModel(51), "c.onnx": bigModel(60) };
 
 describe("footprints", () => {
   test("a load measures its cost and an unload what came back; both are on the jobs and the model", async () => {
     await withService({}, three, async (api) => {
-      await warmUp(api);
       const fresh = await model(api, "a");
       expect(fresh.estimatedBytes).toBe(Math.ceil(fresh.sizeBytes * 1.2)); // never loaded: size × 1.2
       const loaded = await load(api, "a");
@@ -53,7 +46,6 @@ describe("footprints", () => {
 describe("budget and eviction", () => {
   test("loading C over the budget evicts the least recently used idle model, as a system job with a reason", async () => {
     await withService({ MODELD_MEMORY_BUDGET: "140MiB" }, three, async (api) => {
-      await warmUp(api);
       expect((await load(api, "a")).state).toBe("completed");
       expect((await load(api, "b")).state).toBe("completed");
       expect((await api.json("POST", "/v2/models/a/infer", { body: gatherBody })).status).toBe(200); // A is now the most recently used
@@ -76,7 +68,6 @@ describe("budget and eviction", () => {
 
   test("pinned models are never evicted; when only they stand in the way the load fails INSUFFICIENT_MEMORY naming them", async () => {
     await withService({ MODELD_MEMORY_BUDGET: "140MiB" }, three, async (api) => {
-      await warmUp(api);
       for (const id of ["a", "b"]) {
         await load(api, id);
         expect((await api.json("PATCH", `/api/v1/models/${id}`, { body: { pinned: true } })).body.pinned).toBe(true);
@@ -100,7 +91,6 @@ describe("budget and eviction", () => {
   test("a model with requests in flight is skipped: the next least recently used gives way", async () => {
     const N = 512;
     await withService({ MODELD_MEMORY_BUDGET: "140MiB", MODELD_MAX_QUEUE_PER_MODEL: "64" }, { ...three, "slow.onnx": matmulChainModel(N, 150), "c.onnx": bigModel(90) }, async (api, svc) => {
-      await warmUp(api);
       await load(api, "slow"); // loaded first: the least recently used
       await load(api, "a");
       const infer = await token({ role: "infer" });
