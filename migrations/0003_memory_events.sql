@@ -26,22 +26,23 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_job ON events (job_id, seq);
 
+-- A job row as JSON, read back from the table so every column is plain text.
+CREATE VIEW job_snapshots AS
+  SELECT id, model_id, requested_by,
+         json_object('seq', seq, 'id', id, 'kind', kind, 'model_id', model_id, 'version', version,
+           'state', state, 'phase', phase, 'timeline', timeline, 'outcome', outcome, 'reason', reason,
+           'force', force, 'activate', activate, 'error_code', error_code, 'error_message', error_message,
+           'requested_by', requested_by, 'created_at', created_at, 'started_at', started_at, 'finished_at', finished_at) AS payload
+  FROM jobs;
+
 CREATE TRIGGER job_inserted AFTER INSERT ON jobs BEGIN
   INSERT INTO events (at, kind, job_id, model_id, requested_by, payload)
-  VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'job', NEW.id, NEW.model_id, NEW.requested_by,
-          json_object('seq', NEW.seq, 'id', NEW.id, 'kind', NEW.kind, 'model_id', NEW.model_id, 'version', NEW.version,
-            'state', NEW.state, 'phase', NEW.phase, 'timeline', NEW.timeline, 'outcome', NEW.outcome, 'reason', NEW.reason,
-            'force', NEW.force, 'activate', NEW.activate, 'error_code', NEW.error_code, 'error_message', NEW.error_message,
-            'requested_by', NEW.requested_by, 'created_at', NEW.created_at, 'started_at', NEW.started_at, 'finished_at', NEW.finished_at));
+  SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'job', id, model_id, requested_by, payload FROM job_snapshots WHERE id = NEW.id;
 END;
 
 CREATE TRIGGER job_updated AFTER UPDATE ON jobs BEGIN
   INSERT INTO events (at, kind, job_id, model_id, requested_by, payload)
-  VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'job', NEW.id, NEW.model_id, NEW.requested_by,
-          json_object('seq', NEW.seq, 'id', NEW.id, 'kind', NEW.kind, 'model_id', NEW.model_id, 'version', NEW.version,
-            'state', NEW.state, 'phase', NEW.phase, 'timeline', NEW.timeline, 'outcome', NEW.outcome, 'reason', NEW.reason,
-            'force', NEW.force, 'activate', NEW.activate, 'error_code', NEW.error_code, 'error_message', NEW.error_message,
-            'requested_by', NEW.requested_by, 'created_at', NEW.created_at, 'started_at', NEW.started_at, 'finished_at', NEW.finished_at));
+  SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'job', id, model_id, requested_by, payload FROM job_snapshots WHERE id = NEW.id;
 END;
 
 CREATE TRIGGER model_changed AFTER UPDATE OF state, serving_version ON models

@@ -30,19 +30,6 @@ export interface EventFilter {
   requestedBy?: string;
 }
 
-/**
- * The trigger's snapshot of a jobs row. A JSON column written in the same
- * statement keeps SQLite's JSON subtype, so json_object() nests it instead of
- * quoting it: accept both forms.
- */
-function jobRowOf(payload: Record<string, unknown>): JobRow {
-  for (const k of ["timeline", "outcome", "reason"]) {
-    const v = payload[k];
-    if (v !== null && typeof v !== "string") payload[k] = JSON.stringify(v);
-  }
-  return payload as unknown as JobRow;
-}
-
 export function createEventsRepo(db: Db) {
   return {
     latestSeq(): number {
@@ -58,7 +45,7 @@ export function createEventsRepo(db: Db) {
         .all(p)
         .map((r) =>
           r.kind === "job"
-            ? { seq: r.seq, at: r.at, kind: "job" as const, job: toJob(jobRowOf(JSON.parse(r.payload))) }
+            ? { seq: r.seq, at: r.at, kind: "job" as const, job: toJob(JSON.parse(r.payload) as JobRow) }
             : { seq: r.seq, at: r.at, kind: "model" as const, model: JSON.parse(r.payload) as ModelEvent },
         );
     },
