@@ -25,11 +25,14 @@ async function job(url: string, token: string, method: string, path: string, bod
   return done;
 }
 
-async function benchCycles(): Promise<void> {
+export async function benchCycles(): Promise<void> {
   const dir = tempDir();
   mkdirSync(join(dir, "models"), { recursive: true });
   writeFileSync(join(dir, "models", "big.onnx"), bigModel(400));
-  const server = await startModeld(dir);
+  // glibc's arena count shapes how much freed memory stays resident; pass it through to compare.
+  const arenas = process.env.MALLOC_ARENA_MAX;
+  const server = await startModeld(dir, arenas ? { MALLOC_ARENA_MAX: arenas } : {});
+  if (arenas) console.log(`(MALLOC_ARENA_MAX=${arenas})`);
   const token = await adminToken();
   try {
     header("RSS after N load/unload cycles of a 400 MB model");
