@@ -70,9 +70,12 @@ export async function benchSwap(): Promise<void> {
       const session = await ort.InferenceSession.create(path);
       raw.push(performance.now() - t);
       await session.release();
+      // Always to the version not serving: a load of the serving one is `already-loaded`, not a swap.
+      const serving = (await api(server.url, admin, "GET", "/api/v1/models/m")).servingVersion;
       t = performance.now();
-      await swapTo(i % 2 === 0 ? "2" : "1");
+      const done = await swapTo(serving === "1" ? "2" : "1");
       idleSwaps.push(performance.now() - t);
+      if (!done.outcome.replaced) throw new Error(`not a swap: ${JSON.stringify(done.outcome)}`);
     }
     const r = stats(raw);
     const w = stats(idleSwaps);
