@@ -6,7 +6,7 @@ import { AppError } from "../errors";
 import { isFinished, type Job } from "../jobs/states";
 import { infer, servingSession } from "../services/inference.service";
 import { enqueueJob, waitForJob } from "../services/jobs.service";
-import { getModel, getVersion, newestVersion } from "../services/models.service";
+import { getModel, getVersion, modelRef, newestVersion } from "../services/models.service";
 import { protocolTensorInfo } from "../runtime/tensors";
 import { inferenceAccess, requireRole } from "./auth";
 import type { AppEnv } from "./env";
@@ -35,7 +35,7 @@ export function mountV2Routes(app: OpenAPIHono<AppEnv>, d: Deps, verify: TokenVe
     const v = version === undefined ? (registered.find((x) => x.version === model.servingVersion) ?? registered.at(-1)) : getVersion(name, version, d);
     const live = d.runtime.get(name);
     const info = live?.info && live.version === String(v?.version) ? live.info : v?.inputs && v.outputs ? { inputs: v.inputs, outputs: v.outputs } : undefined;
-    if (!info) throw new AppError("MODEL_NOT_LOADED", `model ${name}${version === undefined ? "" : ` version ${version}`} has not been loaded yet, so its inputs are unknown`);
+    if (!info) throw new AppError("MODEL_NOT_LOADED", `${modelRef(name, version)} has not been loaded yet, so its inputs are unknown`);
     return c.json(
       {
         name,
@@ -51,7 +51,7 @@ export function mountV2Routes(app: OpenAPIHono<AppEnv>, d: Deps, verify: TokenVe
   app.openapi({ ...r.metadataRoutes.versioned, middleware: inference }, (c) => metadata(c, c.req.valid("param").name, c.req.valid("param").version));
 
   const ready = (c: Context<AppEnv>, name: string, version?: string) => {
-    const notReady = new AppError("MODEL_NOT_LOADED", `model ${name}${version === undefined ? "" : ` version ${version}`} is not ready`);
+    const notReady = new AppError("MODEL_NOT_LOADED", `${modelRef(name, version)} is not ready`);
     try {
       if (servingSession(name, version, d).phase !== "ready") throw notReady;
     } catch (err) {

@@ -4,7 +4,7 @@ import type { Deps } from "../context";
 import { AppError } from "../errors";
 import { isFinished } from "../jobs/states";
 import { enqueueJob, waitForJob } from "./jobs.service";
-import { getVersion, newestVersion, VERSION_PATTERN } from "./models.service";
+import { getVersion, modelRef, newestVersion, VERSION_PATTERN } from "./models.service";
 import { RuntimeError, type ModelWorker } from "../runtime/model-worker";
 import {
   datatypeOf,
@@ -56,7 +56,7 @@ function notServing(modelId: string, version: string | undefined, d: Pick<Deps, 
   if (version !== undefined && !(VERSION_PATTERN.test(version) && d.models.version(modelId, Number(version)))) {
     return new AppError("MODEL_VERSION_NOT_FOUND", `model ${modelId} has no version ${version}`);
   }
-  return new AppError("MODEL_NOT_LOADED", `model ${modelId}${version === undefined ? "" : ` version ${version}`} is not loaded`);
+  return new AppError("MODEL_NOT_LOADED", `${modelRef(modelId, version)} is not loaded`);
 }
 
 /** The session that answers: the routed one, if it serves the requested version. */

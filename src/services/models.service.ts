@@ -14,6 +14,9 @@ export const MODEL_ID_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 /** A version is a positive integer, written as a string (Triton's layout names folders this way). */
 export const VERSION_PATTERN = /^[1-9][0-9]{0,8}$/;
 
+/** "model m" or "model m version 2", as messages name them. */
+export const modelRef = (id: string, version?: string) => (version === undefined ? `model ${id}` : `model ${id} version ${version}`);
+
 type ModelDeps = Pick<Deps, "db" | "models" | "jobs" | "settings" | "config" | "log">;
 
 export type VersionView = Pick<VersionRecord, "state" | "path" | "sizeBytes" | "sha256" | "lastError" | "createdAt" | "loadedAt"> & { version: string };
