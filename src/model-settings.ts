@@ -30,6 +30,18 @@ export const KeepAlive = z
 
 export const Pinned = z.boolean().openapi({ description: "Never evicted for room, never expired for idleness." });
 
+/** ONNX Runtime session options; each one absent means ONNX Runtime's own default. */
+export const SessionSettings = z
+  .object({
+    intraOpThreads: z.number().int().min(0).max(256).optional().openapi({ description: "Threads inside one operator; 0 lets ONNX Runtime choose (one per physical core)." }),
+    interOpThreads: z.number().int().min(0).max(256).optional().openapi({ description: "Threads across operators, used with executionMode parallel; 0 lets ONNX Runtime choose." }),
+    graphOptimizationLevel: z.enum(["disabled", "basic", "extended", "all"]).optional().openapi({ description: "How much ONNX Runtime rewrites the graph at load (default all)." }),
+    executionMode: z.enum(["sequential", "parallel"]).optional().openapi({ description: "Run independent operators one at a time (default) or in parallel." }),
+  })
+  .strict()
+  .openapi("SessionSettings", { description: "Taken into account at the next load; loading the serving version then swaps in a fresh session without downtime." });
+export type SessionSettings = z.infer<typeof SessionSettings>;
+
 /** Every field optional: a PATCH changes only what it names. Unknown fields are refused. */
 export const ModelSettingsPatch = z
   .object({
@@ -37,6 +49,7 @@ export const ModelSettingsPatch = z
     providers: Providers.nullable().optional(),
     keepAlive: KeepAlive.nullable().optional(),
     pinned: Pinned.optional(),
+    session: SessionSettings.nullable().optional(),
   })
   .strict()
   .openapi("ModelSettingsPatch");
@@ -49,9 +62,10 @@ export interface ModelSettings {
   /** Null: MODELD_KEEP_ALIVE applies. */
   keepAlive: string | null;
   pinned: boolean;
+  session: SessionSettings;
 }
 
-export const DEFAULT_SETTINGS: ModelSettings = { warmup: { runs: 0 }, providers: null, keepAlive: null, pinned: false };
+export const DEFAULT_SETTINGS: ModelSettings = { warmup: { runs: 0 }, providers: null, keepAlive: null, pinned: false, session: {} };
 
 export function withDefaults(stored: Partial<ModelSettings>): ModelSettings {
   return { ...DEFAULT_SETTINGS, ...stored };

@@ -3,7 +3,7 @@ import { z } from "@hono/zod-openapi";
 import { ERROR_CODES, type ErrorCode } from "../errors";
 import { JOB_KINDS, JOB_PHASES, JOB_STATES, REASON_KINDS } from "../jobs/states";
 import { MODEL_STATES } from "../db/models.repo";
-import { KeepAlive, Pinned, Providers, Warmup } from "../model-settings";
+import { KeepAlive, Pinned, Providers, SessionSettings, Warmup } from "../model-settings";
 import { MODEL_ID_PATTERN, VERSION_PATTERN } from "../services/models.service";
 
 export const ErrorBody = z
@@ -105,6 +105,7 @@ export const Model = z
     warmup: Warmup,
     keepAlive: KeepAlive.nullable(),
     pinned: Pinned,
+    session: SessionSettings,
     versions: z.array(ModelVersion).openapi({ description: "Every registered version, oldest first." }),
     servingVersion: z.string().nullable().openapi({ description: "The version answering unversioned requests, or null." }),
     memoryBytes: z.number().int().nullable().openapi({ description: "The serving version's resident cost, measured when it loaded; null when nothing serves." }),

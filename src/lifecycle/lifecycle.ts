@@ -12,6 +12,7 @@ import { withDefaults, type ModelSettings } from "../model-settings";
 import { budgetBytes, formatBytes } from "../units";
 import { RuntimeError, type SessionIdentity } from "../runtime/model-worker";
 import type { CrashReport, ModelRuntime } from "../runtime/model-runtime";
+import type { SessionOptions } from "../runtime/protocol";
 import { sha256File } from "../runtime/sha256";
 import { AppError } from "../errors";
 import { IllegalTransition, LifecycleError } from "./errors";
@@ -47,7 +48,17 @@ const RESTARTED: ModelState[] = ["loading", "loaded", "unloading"];
 
 /** The settings that need a new session when they change, as one comparable string. */
 export function sessionTag(settings: ModelSettings, providers: string[]): string {
-  return JSON.stringify({ warmup: settings.warmup, providers });
+  return JSON.stringify({ warmup: settings.warmup, providers, session: sessionOptions(settings.session) });
+}
+
+/** The model's session settings in ONNX Runtime's names. */
+function sessionOptions(s: ModelSettings["session"]): SessionOptions {
+  return {
+    ...(s.intraOpThreads !== undefined ? { intraOpNumThreads: s.intraOpThreads } : {}),
+    ...(s.interOpThreads !== undefined ? { interOpNumThreads: s.interOpThreads } : {}),
+    ...(s.graphOptimizationLevel ? { graphOptimizationLevel: s.graphOptimizationLevel } : {}),
+    ...(s.executionMode ? { executionMode: s.executionMode } : {}),
+  };
 }
 
 function must(changed: boolean, what: string): void {
@@ -236,7 +247,8 @@ export function createLifecycle(d: LifecycleDeps) {
         const unchanged = target.statIdentity !== null && (await statIdentity(path)) === target.statIdentity;
         const checksum = d.config.runtime.verifyChecksum && !unchanged ? verifyChecksum(path, target.sha256) : Promise.resolve();
         checksum.catch((e: Error) => d.runtime.stopCreating(model.id, e));
-        created = d.runtime.create(identity, { path, executionProviders: providers.chosen, warmup: settings.warmup }, d.config.jobs.loadTimeoutMs, {
+        const request = { path, executionProviders: providers.chosen, warmup: settings.warmup, sessionOptions: sessionOptions(settings.session) };
+        created = d.runtime.create(identity, request, d.config.jobs.loadTimeoutMs, {
           onWarming: () => ctl.phase("warming"),
           accountedBytes: need,
         });

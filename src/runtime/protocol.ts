@@ -31,10 +31,19 @@ export interface WarmupSpec {
   shapes?: Record<string, number[]>;
 }
 
+/** ONNX Runtime's own names; absent means its default. */
+export interface SessionOptions {
+  intraOpNumThreads?: number;
+  interOpNumThreads?: number;
+  graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+  executionMode?: "sequential" | "parallel";
+}
+
 export interface LoadRequest {
   path: string;
   executionProviders: string[];
   warmup?: WarmupSpec;
+  sessionOptions?: SessionOptions;
 }
 
 export type ToWorker =

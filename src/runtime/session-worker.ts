@@ -54,7 +54,7 @@ async function load(req: LoadRequest): Promise<void> {
     if (unsafe) return post({ type: "load-error", code: "UNSAFE_EXTERNAL_DATA", message: `refused external data: ${unsafe}` });
   } catch {}
   try {
-    session = await ort.InferenceSession.create(req.path, { executionProviders: req.executionProviders });
+    session = await ort.InferenceSession.create(req.path, { ...req.sessionOptions, executionProviders: req.executionProviders });
   } catch (err) {
     return post({ type: "load-error", code: "LOAD_FAILED", message: (err as Error).message });
   }

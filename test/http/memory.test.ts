@@ -125,7 +125,7 @@ describe("idle expiry", () => {
       const m = await model(api, "m");
       expect(m.state).toBe("loaded");
       expect(Date.parse(m.expiresAt) - Date.parse(m.lastUsedAt)).toBe(1000);
-      for (let i = 0; (await model(api, "m")).state === "loaded" && i < 100; i++) await Bun.sleep(50);
+      for (let i = 0; (await model(api, "m")).state !== "unloaded" && i < 100; i++) await Bun.sleep(50);
       expect((await model(api, "m")).state).toBe("unloaded");
       const idle = (await api.json("GET", "/api/v1/jobs?reason=idle")).body.jobs;
       expect(idle).toHaveLength(1);

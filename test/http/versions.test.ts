@@ -1,6 +1,7 @@
 // Versions: registered from Triton's layout, the API and rescans; loaded by
 // number; swapped without downtime; inference and metadata per version.
 import { describe, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
 import { affineModel, reshapeBy3Model } from "../fixtures/onnx-builder";
 import { client, startTestService, testEnv, token, useService, writeModel, cleanup } from "../helpers";
 
@@ -227,6 +228,32 @@ describe("settings and warmup", () => {
     expect(fresh).toMatchObject({ state: "completed", outcome: { version: "1", replaced: { version: "1", release: "released" } } });
     expect(phases(fresh)).toEqual(["queued", "verifying", "creating_session", "warming", "switching", "draining", "releasing"]);
     expect((await run()).body.model_version).toBe("1");
+  });
+});
+
+describe("session settings", () => {
+  test("ONNX Runtime session options are settings: validated, reported, and applied by a swap to a fresh session", async () => {
+    for (const b of [{ session: { intraOpThreads: -1 } }, { session: { graphOptimizationLevel: "max" } }, { session: { executionMode: "parallel", extra: 1 } }]) {
+      expect((await svc.api.json("PATCH", "/api/v1/models/tri", { body: b })).status).toBe(400);
+    }
+    const threads = () => readdirSync("/proc/self/task").length;
+    const settle = async () => {
+      for (let i = 0; svc.svc.deps.runtime.threadsOf("tri") > 1 && i < 500; i++) await Bun.sleep(10);
+      await Bun.sleep(200);
+    };
+    await svc.api.json("PATCH", "/api/v1/models/tri", { body: { session: { intraOpThreads: 1 } } });
+    expect((await load("tri")).state).toBe("completed");
+    await settle();
+    const one = threads();
+    const res = await svc.api.json("PATCH", "/api/v1/models/tri", { body: { session: { intraOpThreads: 6, graphOptimizationLevel: "basic" } } });
+    expect(res.body.session).toEqual({ intraOpThreads: 6, graphOptimizationLevel: "basic" });
+    const swapped = await load("tri");
+    expect(swapped.outcome).toMatchObject({ replaced: { version: swapped.version } });
+    await settle();
+    // An intra-op pool of 6 runs 5 threads beside the caller's; a pool of 1 runs none.
+    expect(threads() - one).toBeGreaterThanOrEqual(4);
+    expect((await load("tri")).outcome?.summary).toBe("already-loaded");
+    expect((await svc.api.json("PATCH", "/api/v1/models/tri", { body: { session: null } })).body.session).toEqual({});
   });
 });
 
