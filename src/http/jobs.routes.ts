@@ -19,7 +19,7 @@ export const listJobsRoute = createRoute({
   path: "/api/v1/jobs",
   tags,
   security,
-  summary: "List jobs, newest first",
+  summary: "List jobs, newest first; filter by state, kind, model or reason",
   request: { query: JobListQuery },
   responses: { 200: { description: "A page of jobs", content: { "application/json": { schema: JobList } } }, ...errorResponses(400, 401, 403) },
 });
@@ -30,7 +30,8 @@ export const cancelJobRoute = createRoute({
   tags,
   security,
   summary: "Cancel a job (admin)",
-  description: "A pending job is cancelled at once; a running load is answered as cancelled at once, and its worker releases the memory as soon as ONNX Runtime returns. Finished jobs and running unloads answer 409.",
+  description:
+    "A pending job is cancelled at once; a running load is answered as cancelled at once, and its new session's worker releases the memory as soon as ONNX Runtime returns (a cancelled swap leaves the old version serving). Finished jobs, running unloads and loads past their `switching` step (the new version already serves) answer 409.",
   request: { params: z.object({ id: JobId }) },
   responses: { 200: { description: "The cancelled job", content: { "application/json": { schema: Job } } }, ...errorResponses(401, 403, 404, 409) },
 });

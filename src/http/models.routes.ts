@@ -36,7 +36,8 @@ export const registerModelRoute = createRoute({
   tags,
   security,
   summary: "Register a model file from the model dir (admin)",
-  description: "The path must resolve inside MODELD_MODEL_DIR; `..`, outside absolute paths and escaping symlinks are refused with 400. The file's size and sha256 are recorded.",
+  description:
+    "The path must resolve inside MODELD_MODEL_DIR; `..`, outside absolute paths and escaping symlinks are refused with 400. The file becomes version 1; its size, sha256 (computed off the HTTP thread) and stat identity are recorded. Add versions with POST /api/v1/models/{id}/versions.",
   request: { body: { required: true, content: { "application/json": { schema: RegisterModelBody } } } },
   responses: {
     201: { description: "Registered", content: { "application/json": { schema: Model } } },
