@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Service } from "../../src/server";
 import { affineModel, bigModel, buildModel } from "../fixtures/onnx-builder";
@@ -76,6 +76,27 @@ describe("model files", () => {
     const done = await load("drift");
     expect(done.error?.code).toBe("CHECKSUM_MISMATCH");
     truncateSync(join(t.modelDir, "drift.onnx"), 0);
+  });
+
+  test("same size, new content and the mtime forged back: the ctime still differs, so the re-hash runs and fails", async () => {
+    const path = writeModel(t.modelDir, "forged.onnx", affineModel(2, 1));
+    await api.json("POST", "/api/v1/models", { body: { id: "forged", path: "forged.onnx" } });
+    const before = statSync(path, { bigint: true });
+    expect((await load("forged")).state).toBe("completed"); // unchanged: no re-hash needed
+    await api.waitJob((await api.json("POST", "/api/v1/models/forged/unload")).body.id);
+    const replacement = affineModel(2, 3); // other weights, the same number of bytes
+    expect(BigInt(replacement.byteLength)).toBe(before.size);
+    await Bun.sleep(20); // a distinct ctime
+    writeFileSync(path, replacement);
+    // Back to the nanosecond: what an attacker (or a careless deploy script) can forge.
+    const ns = before.mtimeNs;
+    const forged = Bun.spawnSync(["touch", "-d", `@${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, "0")}`, path]);
+    expect(forged.exitCode).toBe(0);
+    const after = statSync(path, { bigint: true });
+    expect({ size: after.size, mtimeNs: after.mtimeNs, ino: after.ino }).toEqual({ size: before.size, mtimeNs: before.mtimeNs, ino: before.ino });
+    expect(after.ctimeNs).not.toBe(before.ctimeNs);
+    const done = await load("forged");
+    expect(done.error?.code).toBe("CHECKSUM_MISMATCH");
   });
 });
 
