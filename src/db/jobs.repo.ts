@@ -134,6 +134,13 @@ export function createJobsRepo(db: Db) {
         .get({ m: modelId });
       return r && toJob(r);
     },
+    /** An unfinished load of this version, if any. */
+    unfinishedLoadOf(modelId: string, version: number): Job | undefined {
+      const r = db
+        .prepare<JobRow>("SELECT * FROM jobs WHERE model_id = @m AND version = @v AND kind = 'load' AND state IN ('pending', 'running') LIMIT 1")
+        .get({ m: modelId, v: version });
+      return r && toJob(r);
+    },
     countUnfinished(): number {
       return db.prepare<{ n: number }>("SELECT count(*) AS n FROM jobs WHERE state IN ('pending', 'running')").get()!.n;
     },

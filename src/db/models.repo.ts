@@ -190,6 +190,9 @@ export function createModelsRepo(db: Db) {
       ).run({ m: v.modelId, v: v.version, path: v.path, size: v.sizeBytes, sha: v.sha256, mtime: v.mtimeMs, ident: v.statIdentity, source: v.source, at });
       return this.version(v.modelId, v.version)!;
     },
+    deleteVersion(modelId: string, version: number): boolean {
+      return db.prepare("DELETE FROM model_versions WHERE model_id = @m AND version = @v").run({ m: modelId, v: version }).changes > 0;
+    },
     /** The file on disk changed while the version was not loaded: record what it is now. */
     updateVersionFile(modelId: string, version: number, f: Omit<FileFacts, "path">): void {
       db.prepare(

@@ -4,12 +4,13 @@ import type { Context } from "hono";
 import type { Deps } from "../context";
 import type { Job } from "../jobs/states";
 import { enqueueJob, type EnqueueInput } from "../services/jobs.service";
-import { activeModelId, addVersion, listModels, deleteModel, getModel, getVersion, newestVersion, registerModel, scanModelDir, toView, updateSettings } from "../services/models.service";
+import { activeModelId, addVersion, deleteVersion, listModels, deleteModel, getModel, getVersion, newestVersion, registerModel, scanModelDir, toView, updateSettings } from "../services/models.service";
 import { requireRole } from "./auth";
 import type { AppEnv } from "./env";
 import {
   addVersionRoute,
   deleteModelRoute,
+  deleteVersionRoute,
   patchModelRoute,
   rescanRoute,
   getModelRoute,
@@ -61,6 +62,12 @@ export function mountModelRoutes(app: OpenAPIHono<AppEnv>, d: Deps): void {
   app.openapi({ ...addVersionRoute, middleware: [admin] }, async (c) => {
     const model = await addVersion(c.req.valid("param").id, c.req.valid("json"), d);
     return c.json(toView(model, d), 201);
+  });
+
+  app.openapi({ ...deleteVersionRoute, middleware: [admin] }, (c) => {
+    const { id, version } = c.req.valid("param");
+    deleteVersion(id, version, d);
+    return c.body(null, 204);
   });
 
   app.openapi({ ...loadModelRoute, middleware: [admin] }, (c) => {

@@ -100,6 +100,18 @@ export const addVersionRoute = createRoute({
   },
 });
 
+export const deleteVersionRoute = createRoute({
+  method: "delete",
+  path: "/api/v1/models/{id}/versions/{version}",
+  tags,
+  security,
+  summary: "Remove a version from the registry (admin); the file stays",
+  description:
+    "409 MODEL_BUSY while the version serves, loads or unloads, while a load of it is queued, and for the model's only version (delete the model instead). A scan or rescan registers the file again if it sits in the model dir's layout.",
+  request: { params: z.object({ id: ModelId, version: z.string().min(1).max(32).openapi({ param: { name: "version", in: "path" }, example: "3" }) }) },
+  responses: { 204: { description: "Removed" }, ...errorResponses(401, 403, 404, 409) },
+});
+
 export const rescanRoute = createRoute({
   method: "post",
   path: "/api/v1/models/rescan",

@@ -130,6 +130,20 @@ export async function addVersion(id: string, input: { path: string; version?: st
   });
 }
 
+/**
+ * Removes a version's registration (the file stays). Refused while it serves
+ * or moves, while a load of it is queued, and for the model's last version.
+ */
+export function deleteVersion(id: string, version: string, d: Pick<Deps, "db" | "models" | "jobs">): void {
+  d.db.tx(() => {
+    const v = getVersion(id, version, d);
+    if (v.state !== "unloaded" && v.state !== "failed") throw new AppError("MODEL_BUSY", `${modelRef(id, version)} is ${v.state}; unload it or swap to another version first`);
+    if (d.jobs.unfinishedLoadOf(id, v.version)) throw new AppError("MODEL_BUSY", `${modelRef(id, version)} has a load queued`);
+    if (d.models.versions(id).length === 1) throw new AppError("MODEL_BUSY", `version ${version} is the only version of model ${id}; delete the model instead`);
+    d.models.deleteVersion(id, v.version);
+  });
+}
+
 export function updateSettings(id: string, patch: ModelSettingsPatch, d: Pick<Deps, "db" | "models">): ModelRecord {
   return d.db.tx(() => {
     const model = getModel(id, d);

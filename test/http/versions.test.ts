@@ -168,6 +168,21 @@ describe("loading versions", () => {
     await svc.api.waitJob(newest.body.id);
   });
 
+  test("a version that does not serve can be removed; one that serves, or the last one, cannot", async () => {
+    const serving = (await model("tri")).servingVersion;
+    const del = (v: string) => svc.api.json("DELETE", `/api/v1/models/tri/versions/${v}`);
+    const busy = await del(serving);
+    expect({ status: busy.status, code: busy.body.error.code }).toEqual({ status: 409, code: "MODEL_BUSY" });
+    expect((await del("3")).status).toBe(204); // the corrupt one
+    expect((await model("tri")).versions.map((v: any) => v.version)).not.toContain("3");
+    expect((await del("3")).status).toBe(404);
+    expect((await del("nope")).status).toBe(404);
+    expect((await svc.api.json("DELETE", "/api/v1/models/tri/versions/9", { token: await token({ role: "infer" }) })).status).toBe(403);
+    const only = await svc.api.json("DELETE", "/api/v1/models/fresh/versions/1");
+    expect({ status: only.status, code: only.body.error.code }).toEqual({ status: 409, code: "MODEL_BUSY" });
+    expect(only.body.error.message).toContain("only version");
+  });
+
   test("swaps queued for one model run in order", async () => {
     const ids: string[] = [];
     for (const v of ["2", "1", "2"]) ids.push((await svc.api.json("POST", "/api/v1/models/tri/load", { body: { version: v } })).body.id);
