@@ -30,14 +30,23 @@ export async function benchInference(): Promise<void> {
   const models = join(dir, "models");
   mkdirSync(models, { recursive: true });
   writeFileSync(join(models, "tiny.onnx"), affineModel());
+  writeFileSync(join(models, "tiny-batched.onnx"), affineModel());
   writeFileSync(join(models, "compute.onnx"), matmulChainModel(1024, 160));
+  writeFileSync(join(models, "compute-batched.onnx"), matmulChainModel(1024, 160));
   writeFileSync(join(models, "wide.onnx"), identityModel("float32", [1, "n"]));
   const server = await startModeld(dir, { MODELD_MAX_BODY_BYTES: String(64 * 1024 * 1024) });
   const bare = await startBinary([process.execPath, join(repo, "bench/bare-hono.ts")], {}, repo);
   const token = await adminToken("infer");
   const admin = await adminToken();
   try {
-    for (const id of ["tiny", "compute", "wide"]) await loadAndWait(server.url, admin, id);
+    for (const id of ["tiny-batched", "compute-batched"]) {
+      await fetch(`${server.url}/api/v1/models/${id}`, {
+        method: "PATCH",
+        headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+        body: JSON.stringify({ batching: { maxBatchSize: 64 } }),
+      });
+    }
+    for (const id of ["tiny", "tiny-batched", "compute", "compute-batched", "wide"]) await loadAndWait(server.url, admin, id);
     const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" };
 
     header("Tiny model (y = 2x + 1, [1,4] float32): latency at concurrency 1");
@@ -60,6 +69,8 @@ export async function benchInference(): Promise<void> {
     console.log(`modeld infer:   ${m64.rps.toFixed(0)} req/s (p99 ${stats(m64.latencies).p99.toFixed(2)} ms, errors ${m64.errors})`);
     console.log(`raw run (one session, sequential): ${raw1.rps.toFixed(0)} runs/s`);
     console.log(`ratio modeld / bare Hono: ${((m64.rps / bareRun.rps) * 100).toFixed(0)}% (target ≥ 35%)`);
+    const b64 = await hammer(64, SECONDS, infer("tiny-batched", tinyBody));
+    console.log(`modeld infer, batching {maxBatchSize: 64}: ${b64.rps.toFixed(0)} req/s (p99 ${stats(b64.latencies).p99.toFixed(2)} ms, errors ${b64.errors}); ${((b64.rps / m64.rps) * 100).toFixed(0)}% of unbatched`);
 
     header("Compute-bound model (160 × MatMul 1024², a few ms per run): throughput");
     const x = new Array(1024).fill(0.5);
@@ -69,6 +80,10 @@ export async function benchInference(): Promise<void> {
     console.log(`raw run:        ${rawC.rps.toFixed(1)} runs/s, ${fmtStats(stats(rawC.latencies))}`);
     console.log(`modeld (c=4):   ${mC.rps.toFixed(1)} req/s, ${fmtStats(stats(mC.latencies))}`);
     console.log(`ratio modeld / raw: ${((mC.rps / rawC.rps) * 100).toFixed(0)}% (target ≥ 95%)`);
+    const mC16 = await hammer(16, SECONDS, infer("compute", computeBody));
+    const bC16 = await hammer(16, SECONDS, infer("compute-batched", computeBody));
+    console.log(`modeld (c=16):  ${mC16.rps.toFixed(1)} req/s, ${fmtStats(stats(mC16.latencies))}`);
+    console.log(`modeld (c=16), batching {maxBatchSize: 64}: ${bC16.rps.toFixed(1)} req/s, ${fmtStats(stats(bC16.latencies))}; ${((bC16.rps / mC16.rps) * 100).toFixed(0)}% of unbatched, ${((bC16.rps / rawC.rps) * 100).toFixed(0)}% of raw one-at-a-time`);
 
     header("A 4 MB tensor ([1, 1048576] float32 identity): binary vs JSON, concurrency 1");
     const n = 1024 * 1024;

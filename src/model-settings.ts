@@ -30,6 +30,19 @@ export const KeepAlive = z
 
 export const Pinned = z.boolean().openapi({ description: "Never evicted for room, never expired for idleness." });
 
+export const Batching = z
+  .object({
+    maxBatchSize: z.number().int().min(1).max(4096).openapi({ description: "Most rows one merged run may hold." }),
+    maxQueueDelayUs: z.number().int().min(0).max(1_000_000).default(0).openapi({ description: "How long a batch that is not full may wait for more requests, in µs. 0: requests that arrive while the session is busy are merged into its next run, and a lone request is never delayed." }),
+    preferredBatchSizes: z.array(z.number().int().min(1).max(4096)).max(16).optional().openapi({ description: "With a delay: batch sizes worth waiting for." }),
+  })
+  .strict()
+  .openapi("Batching", {
+    description:
+      "Dynamic batching along dimension 0, for models whose inputs and outputs all have a dynamic first dimension (otherwise it stays off). Requests with other non-batch dimensions or other requested outputs are never merged. Takes effect at the next load.",
+  });
+export type Batching = z.infer<typeof Batching>;
+
 /** ONNX Runtime session options; each one absent means ONNX Runtime's own default. */
 export const SessionSettings = z
   .object({
@@ -50,6 +63,7 @@ export const ModelSettingsPatch = z
     keepAlive: KeepAlive.nullable().optional(),
     pinned: Pinned.optional(),
     session: SessionSettings.nullable().optional(),
+    batching: Batching.nullable().optional(),
   })
   .strict()
   .openapi("ModelSettingsPatch");
@@ -63,9 +77,11 @@ export interface ModelSettings {
   keepAlive: string | null;
   pinned: boolean;
   session: SessionSettings;
+  /** Null: off. */
+  batching: Batching | null;
 }
 
-export const DEFAULT_SETTINGS: ModelSettings = { warmup: { runs: 0 }, providers: null, keepAlive: null, pinned: false, session: {} };
+export const DEFAULT_SETTINGS: ModelSettings = { warmup: { runs: 0 }, providers: null, keepAlive: null, pinned: false, session: {}, batching: null };
 
 export function withDefaults(stored: Partial<ModelSettings>): ModelSettings {
   return { ...DEFAULT_SETTINGS, ...stored };

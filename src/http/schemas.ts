@@ -3,7 +3,7 @@ import { z } from "@hono/zod-openapi";
 import { ERROR_CODES, type ErrorCode } from "../errors";
 import { JOB_KINDS, JOB_PHASES, JOB_STATES, REASON_KINDS } from "../jobs/states";
 import { MODEL_STATES } from "../db/models.repo";
-import { KeepAlive, Pinned, Providers, SessionSettings, Warmup } from "../model-settings";
+import { Batching, KeepAlive, Pinned, Providers, SessionSettings, Warmup } from "../model-settings";
 import { MODEL_ID_PATTERN, VERSION_PATTERN } from "../services/models.service";
 
 export const ErrorBody = z
@@ -26,6 +26,7 @@ export const JobOutcome = z
     summary: z.string().openapi({ description: "`loaded on cpu`, `already-loaded`, `released`, `forced`, `not-loaded`…", example: "loaded on cpu" }),
     reclaimedBytes: z.number().int().min(0).optional().openapi({ description: "Every completed unload: the process's resident memory before the release minus after the worker ended (0 when nothing came back)." }),
     memoryBytes: z.number().int().min(0).optional().openapi({ description: "A load: the new session's measured resident cost." }),
+    batching: z.boolean().optional().openapi({ description: "A load of a model with batching settings: false when its inputs or outputs lack a dynamic first dimension, so batching stays off." }),
     version: z.string().optional().openapi({ description: "The version serving after a load." }),
     replaced: z
       .object({ version: z.string(), release: z.enum(["released", "forced"]) })
@@ -106,6 +107,7 @@ export const Model = z
     keepAlive: KeepAlive.nullable(),
     pinned: Pinned,
     session: SessionSettings,
+    batching: Batching.nullable(),
     versions: z.array(ModelVersion).openapi({ description: "Every registered version, oldest first." }),
     servingVersion: z.string().nullable().openapi({ description: "The version answering unversioned requests, or null." }),
     memoryBytes: z.number().int().nullable().openapi({ description: "The serving version's resident cost, measured when it loaded; null when nothing serves." }),

@@ -48,7 +48,7 @@ const RESTARTED: ModelState[] = ["loading", "loaded", "unloading"];
 
 /** The settings that need a new session when they change, as one comparable string. */
 export function sessionTag(settings: ModelSettings, providers: string[]): string {
-  return JSON.stringify({ warmup: settings.warmup, providers, session: sessionOptions(settings.session) });
+  return JSON.stringify({ warmup: settings.warmup, providers, session: sessionOptions(settings.session), batching: settings.batching });
 }
 
 /** The model's session settings in ONNX Runtime's names. */
@@ -247,7 +247,13 @@ export function createLifecycle(d: LifecycleDeps) {
         const unchanged = target.statIdentity !== null && (await statIdentity(path)) === target.statIdentity;
         const checksum = d.config.runtime.verifyChecksum && !unchanged ? verifyChecksum(path, target.sha256) : Promise.resolve();
         checksum.catch((e: Error) => d.runtime.stopCreating(model.id, e));
-        const request = { path, executionProviders: providers.chosen, warmup: settings.warmup, sessionOptions: sessionOptions(settings.session) };
+        const request = {
+          path,
+          executionProviders: providers.chosen,
+          warmup: settings.warmup,
+          sessionOptions: sessionOptions(settings.session),
+          batching: settings.batching ?? undefined,
+        };
         created = d.runtime.create(identity, request, d.config.jobs.loadTimeoutMs, {
           onWarming: () => ctl.phase("warming"),
           accountedBytes: need,
@@ -286,7 +292,12 @@ export function createLifecycle(d: LifecycleDeps) {
         if (req.activate) d.settings.setActiveModel(model.id);
       });
       const previous = d.runtime.route(session);
-      const outcome: LifecycleOutcome = { summary: `loaded on ${info.providers.join(",")}`, version: identity.version, memoryBytes: measured };
+      const outcome: LifecycleOutcome = {
+        summary: `loaded on ${info.providers.join(",")}`,
+        version: identity.version,
+        memoryBytes: measured,
+        ...(settings.batching ? { batching: info.batching } : {}),
+      };
       if (!previous) return outcome;
 
       ctl.phase("draining");

@@ -9,6 +9,8 @@ export interface LifecycleOutcome {
   reclaimedBytes?: number;
   /** A load: the measured resident cost of the new session. */
   memoryBytes?: number;
+  /** A load of a model with batching settings: whether its session really batches (every input and output needs a dynamic first dimension). */
+  batching?: boolean;
   /** The version now serving (loads). */
   version?: string;
   /** The version a swap replaced, and how its session ended. */

@@ -37,6 +37,8 @@ export interface LoadedInfo {
   inputs: TensorInfo[];
   outputs: TensorInfo[];
   providers: string[];
+  /** Whether this session merges requests into batches. */
+  batching: boolean;
 }
 
 interface Pending {
@@ -75,6 +77,9 @@ export class ModelWorker {
   accountedBytes = 0;
   /** When a request last started or finished here (ms since epoch); the load's end before any. */
   lastUsedAt = Date.now();
+  /** Requests answered, and the session.run calls that answered them (fewer when batched). */
+  inferences = 0;
+  executions = 0;
 
   constructor(
     identity: SessionIdentity,
@@ -213,7 +218,7 @@ export class ModelWorker {
         if (this.#phase !== "loading") return; // stopped meanwhile; the worker is on its way out
         this.#phase = "ready";
         this.lastUsedAt = Date.now();
-        this.info = { inputs: msg.inputs, outputs: msg.outputs, providers: msg.providers };
+        this.info = { inputs: msg.inputs, outputs: msg.outputs, providers: msg.providers, batching: msg.batching };
         this.#onLoad?.resolve(this.info);
         this.#onLoad = undefined;
         break;
@@ -222,6 +227,8 @@ export class ModelWorker {
         break;
       case "results":
         this.lastUsedAt = Date.now();
+        this.inferences += msg.items.length;
+        this.executions += msg.executions;
         for (const r of msg.items) {
           const p = this.#runs.get(r.id);
           this.#runs.delete(r.id);

@@ -1,5 +1,6 @@
 // Messages between the HTTP thread and a model's session worker. Tensor bytes
 // travel as transferred ArrayBuffers, never as copies or JSON.
+import type { BatchingSpec } from "./batching";
 
 export type OrtType =
   | "float32" | "float64" | "float16" | "int8" | "int16" | "int32" | "int64"
@@ -44,6 +45,7 @@ export interface LoadRequest {
   executionProviders: string[];
   warmup?: WarmupSpec;
   sessionOptions?: SessionOptions;
+  batching?: BatchingSpec;
 }
 
 export type ToWorker =
@@ -60,9 +62,11 @@ export type FromWorker =
   | { type: "ready" }
   /** The session exists and warmup runs are starting. */
   | { type: "warming" }
-  | { type: "loaded"; inputs: TensorInfo[]; outputs: TensorInfo[]; providers: string[] }
+  /** `batching`: whether requests are merged (asked for, and every input and output has a dynamic first dimension). */
+  | { type: "loaded"; inputs: TensorInfo[]; outputs: TensorInfo[]; providers: string[]; batching: boolean }
   | { type: "load-error"; code: LoadErrorCode; message: string }
-  | { type: "results"; items: RunResult[] };
+  /** `executions`: the session.run calls these results took (fewer than the items when batched). */
+  | { type: "results"; items: RunResult[]; executions: number };
 
 export interface RunItem {
   id: number;

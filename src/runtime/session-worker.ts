@@ -8,9 +8,10 @@
 // running: pending runs finish or are skipped, the session is released, and
 // the thread closes.
 import * as ort from "onnxruntime-node";
+import { canBatch, mergeInputs, queuedRows, splitOutputs, takeBatch, type BatchingSpec } from "./batching";
 import { externalDataLocations, unsafeLocation } from "./external-data";
 import { keepFloat16AsUint16 } from "./ort-float16";
-import { transferList, type FromWorker, type LoadRequest, type RunResult, type TensorInfo, type ToWorker, type WarmupSpec, type WireTensor } from "./protocol";
+import { transferList, type FromWorker, type LoadRequest, type RunItem, type RunResult, type TensorInfo, type ToWorker, type WarmupSpec, type WireTensor } from "./protocol";
 
 declare const self: Worker;
 keepFloat16AsUint16(ort);
@@ -27,12 +28,14 @@ const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => self.postMessage
 // each session.run in its own setImmediate, so a flush scheduled the same way
 // follows every run that was already queued.
 let outbox: RunResult[] = [];
+let executions = 0;
 function reply(result: RunResult): void {
   if (outbox.push(result) === 1) {
     setImmediate(() => {
       const items = outbox;
       outbox = [];
-      post({ type: "results", items }, items.flatMap((r) => ("outputs" in r ? transferList(r.outputs) : [])));
+      post({ type: "results", items, executions }, items.flatMap((r) => ("outputs" in r ? transferList(r.outputs) : [])));
+      executions = 0;
     });
   }
 }
@@ -67,7 +70,9 @@ async function load(req: LoadRequest): Promise<void> {
       return post({ type: "load-error", code: "WARMUP_FAILED", message: `warmup failed: ${(err as Error).message}` });
     }
   }
-  post({ type: "loaded", inputs, outputs: describe(session.outputMetadata), providers: req.executionProviders });
+  const outputs = describe(session.outputMetadata);
+  batching = req.batching && canBatch(inputs, outputs) ? req.batching : undefined;
+  post({ type: "loaded", inputs, outputs, providers: req.executionProviders, batching: batching !== undefined });
 }
 
 /** A zero (or empty-string) tensor for one input; dynamic dimensions take the given shape, else 1. */
@@ -118,18 +123,57 @@ function fromOrtTensor(name: string, t: ort.Tensor): WireTensor {
   return { name, type: t.type as WireTensor["type"], dims, data };
 }
 
+async function execute(inputs: WireTensor[], outputs?: string[]): Promise<WireTensor[]> {
+  const feeds = Object.fromEntries(inputs.map((t) => [t.name, toOrtTensor(t)]));
+  executions++;
+  const result = outputs?.length ? await session!.run(feeds, outputs) : await session!.run(feeds);
+  return Object.entries(result).map(([name, t]) => fromOrtTensor(name, t));
+}
+
 async function run(id: number, inputs: WireTensor[], outputs?: string[]): Promise<void> {
   // The caller was already answered when stop was set; skip the work.
   if (stopping()) return;
   if (!session) return reply({ id, error: "model is not loaded" });
   try {
-    const feeds = Object.fromEntries(inputs.map((t) => [t.name, toOrtTensor(t)]));
-    const result = outputs?.length ? await session.run(feeds, outputs) : await session.run(feeds);
-    const wire = Object.entries(result).map(([name, t]) => fromOrtTensor(name, t));
-    reply({ id, outputs: wire });
+    reply({ id, outputs: await execute(inputs, outputs) });
   } catch (err) {
     reply({ id, error: (err as Error).message });
   }
+}
+
+// Batching: requests wait in `queue` while the session runs, and leave in merged runs.
+let batching: BatchingSpec | undefined;
+const queue: RunItem[] = [];
+let pumping: Promise<void> | undefined;
+
+/** The batch size worth waiting for: the next preferred size above what waits, else the maximum. */
+function target(spec: BatchingSpec, rows: number): number {
+  return spec.preferredBatchSizes?.filter((p) => p >= rows && p <= spec.maxBatchSize).sort((a, b) => a - b)[0] ?? spec.maxBatchSize;
+}
+
+async function runBatch(batch: RunItem[]): Promise<void> {
+  if (stopping()) return;
+  if (batch.length === 1) return run(batch[0]!.id, batch[0]!.inputs, batch[0]!.outputs);
+  let parts: WireTensor[][] | undefined;
+  try {
+    parts = splitOutputs(batch, await execute(mergeInputs(batch), batch[0]!.outputs));
+  } catch {
+    // One bad request must not fail its neighbours: run each alone, so only the
+    // requests that really fail get ONNX Runtime's error.
+  }
+  // Outputs whose rows cannot be told apart (or a failed merged run): each request runs alone.
+  if (!parts) return void (await Promise.all(batch.map((i) => run(i.id, i.inputs, i.outputs))));
+  batch.forEach((item, k) => reply({ id: item.id, outputs: parts[k]! }));
+}
+
+async function pump(spec: BatchingSpec): Promise<void> {
+  while (queue.length && !stopping()) {
+    const rows = queuedRows(queue);
+    // A lone request is never held back unless the model asks for a delay.
+    if (spec.maxQueueDelayUs > 0 && rows < target(spec, rows)) await new Promise((r) => setTimeout(r, spec.maxQueueDelayUs / 1000));
+    await runBatch(takeBatch(queue, spec.maxBatchSize));
+  }
+  pumping = undefined;
 }
 
 async function exit(): Promise<void> {
@@ -166,6 +210,14 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
     stop = new Int32Array(msg.stop);
     loading = load(msg);
   } else if (msg.type === "runs") {
+    if (batching) {
+      queue.push(...msg.items);
+      if (!pumping) {
+        const p: Promise<void> = (pumping = pump(batching)).finally(() => running.delete(p));
+        running.add(p);
+      }
+      return;
+    }
     for (const item of msg.items) {
       const p = run(item.id, item.inputs, item.outputs).finally(() => running.delete(p));
       running.add(p);
