@@ -6,7 +6,7 @@ import { AppError } from "../errors";
 import { isFinished, type Job } from "../jobs/states";
 import { infer, servingSession } from "../services/inference.service";
 import { enqueueJob, waitForJob } from "../services/jobs.service";
-import { getModel, getVersion, modelRef, newestVersion } from "../services/models.service";
+import { currentVersion, getModel, getVersion, modelRef, newestVersion } from "../services/models.service";
 import { protocolTensorInfo } from "../runtime/tensors";
 import { inferenceAccess, requireRole } from "./auth";
 import type { AppEnv } from "./env";
@@ -32,7 +32,7 @@ export function mountV2Routes(app: OpenAPIHono<AppEnv>, d: Deps, verify: TokenVe
     const model = getModel(name, d);
     const registered = d.models.versions(name);
     // A version's metadata is what its session reported, live or recorded at its last load.
-    const v = version === undefined ? (registered.find((x) => x.version === model.servingVersion) ?? registered.at(-1)) : getVersion(name, version, d);
+    const v = version === undefined ? currentVersion(model, registered) : getVersion(name, version, d);
     const live = d.runtime.get(name);
     const info = live?.info && live.version === String(v?.version) ? live.info : v?.inputs && v.outputs ? { inputs: v.inputs, outputs: v.outputs } : undefined;
     if (!info) throw new AppError("MODEL_NOT_LOADED", `${modelRef(name, version)} has not been loaded yet, so its inputs are unknown`);

@@ -133,11 +133,6 @@ export class ModelRuntime {
     for (const w of this.#threadsOf(modelId)) if (w.phase !== "closed") w.stop(reason);
   }
 
-  /** Every live session of the model that is draining (a swap's old session or an unload). */
-  draining(modelId: string): ModelWorker[] {
-    return this.#threadsOf(modelId).filter((w) => w.phase === "draining");
-  }
-
   /** Every live session: routed, being created, draining, or stopped but still in ONNX Runtime. */
   sessions(): ModelWorker[] {
     return [...this.#threads];

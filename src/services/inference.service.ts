@@ -4,7 +4,7 @@ import type { Deps } from "../context";
 import { AppError } from "../errors";
 import { isFinished } from "../jobs/states";
 import { enqueueJob, waitForJob } from "./jobs.service";
-import { getVersion, modelRef, newestVersion, VERSION_PATTERN } from "./models.service";
+import { getModel, getVersion, modelRef, newestVersion } from "./models.service";
 import { RuntimeError, type ModelWorker } from "../runtime/model-worker";
 import {
   datatypeOf,
@@ -50,12 +50,10 @@ function runtimeToAppError(err: unknown, modelId: string): AppError {
 const wantsBinary = (p: Record<string, unknown> | undefined, key: string): boolean | undefined =>
   p && typeof p[key] === "boolean" ? (p[key] as boolean) : undefined;
 
-/** Why nothing answers: an unknown model or version is 404, a known one that is not serving is "not loaded". */
+/** Why nothing answers: an unknown model or version is 404 (thrown by the registry), a known one that is not serving is "not loaded". */
 function notServing(modelId: string, version: string | undefined, d: Pick<Deps, "models">): AppError {
-  if (!d.models.get(modelId)) return new AppError("MODEL_NOT_FOUND", `no model ${modelId}`);
-  if (version !== undefined && !(VERSION_PATTERN.test(version) && d.models.version(modelId, Number(version)))) {
-    return new AppError("MODEL_VERSION_NOT_FOUND", `model ${modelId} has no version ${version}`);
-  }
+  if (version === undefined) getModel(modelId, d);
+  else getVersion(modelId, version, d);
   return new AppError("MODEL_NOT_LOADED", `${modelRef(modelId, version)} is not loaded`);
 }
 

@@ -44,10 +44,15 @@ function versionView(v: VersionRecord): VersionView {
  * The public shape. File facts and I/O describe the version serving, or the
  * newest one when none serves; each setting is a top-level field.
  */
+/** The version a model is described by: the one serving, else the newest. */
+export function currentVersion(m: ModelRecord, versions: VersionRecord[]): VersionRecord | undefined {
+  return versions.find((v) => v.version === m.servingVersion) ?? versions.at(-1);
+}
+
 export function toView(m: ModelRecord, d: ViewDeps): ModelView {
   const versions = d.models.versions(m.id);
   const serving = versions.find((v) => v.version === m.servingVersion);
-  const current = serving ?? versions.at(-1);
+  const current = currentVersion(m, versions);
   const session = d.runtime.get(m.id);
   return {
     id: m.id,
