@@ -268,9 +268,9 @@ export function createLifecycle(d: LifecycleDeps) {
       if (verified.status === "rejected") throw verified.reason;
       if (made.status === "rejected") throw made.reason;
       const { session, info } = made.value;
-      // Counted against the budget as estimated from now on (the measurement, never less than the file).
-      session.accountedBytes = Math.max(measured, target.sizeBytes);
       d.models.recordFootprint(target.sha256, measured);
+      // From now on the session counts what the next load of this file would be estimated at.
+      session.accountedBytes = estimatedBytes(target);
       if (ctl.cancelled()) throw cancelled();
       ctl.phase("switching");
       // Checked synchronously before the commit and the switch, so the session the
