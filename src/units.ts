@@ -3,7 +3,7 @@
 import { totalmem } from "node:os";
 
 const BYTE_UNITS: Record<string, number> = { "": 1, B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
-export const BYTES_PATTERN = /^(\d+)(B|KiB|MiB|GiB|TiB)?$|^(\d+(?:\.\d+)?)%$/;
+const BYTES_PATTERN = /^(\d+)(B|KiB|MiB|GiB|TiB)?$|^(\d+(?:\.\d+)?)%$/;
 
 /** A memory budget: bytes, or a share of the host's RAM, resolved when it is used. */
 export type Budget = { bytes: number } | { percentOfHost: number };
@@ -36,5 +36,5 @@ export function parseKeepAlive(text: string): number {
   return Number(m[1]) * DURATION_UNITS[m[2]!]!;
 }
 
-export const MiB = 1024 * 1024;
+const MiB = 1024 * 1024;
 export const formatBytes = (n: number) => (n >= 1024 * MiB ? `${(n / 1024 / MiB).toFixed(2)} GiB` : `${(n / MiB).toFixed(1)} MiB`);

@@ -47,7 +47,7 @@ export interface WasServing {
 const RESTARTED: ModelState[] = ["loading", "loaded", "unloading"];
 
 /** The settings that need a new session when they change, as one comparable string. */
-export function sessionTag(settings: ModelSettings, providers: string[]): string {
+function sessionTag(settings: ModelSettings, providers: string[]): string {
   return JSON.stringify({ warmup: settings.warmup, providers, session: sessionOptions(settings.session), batching: settings.batching });
 }
 
@@ -69,7 +69,7 @@ function must(changed: boolean, what: string): void {
 }
 
 /** Runtime and file errors, in the lifecycle's words. */
-export function toLifecycleError(err: unknown): LifecycleError {
+function toLifecycleError(err: unknown): LifecycleError {
   if (err instanceof LifecycleError) return err;
   if (err instanceof RuntimeError) {
     switch (err.reason) {

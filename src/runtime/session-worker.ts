@@ -7,7 +7,9 @@
 // Napi::Error). It stops itself instead, on "exit", once no native call is
 // running: pending runs finish or are skipped, the session is released, and
 // the thread closes.
+import { readFileSync } from "node:fs";
 import * as ort from "onnxruntime-node";
+import demoModel from "../../assets/demo.onnx" with { type: "file" };
 import { canBatch, mergeInputs, queuedRows, splitOutputs, takeBatch, type BatchingSpec } from "./batching";
 import { externalDataLocations, unsafeLocation } from "./external-data";
 import { keepFloat16AsUint16 } from "./ort-float16";
@@ -187,16 +189,14 @@ async function exit(): Promise<void> {
 }
 
 /**
- * y = 2x + 1 (the demo model), inline so the compiled binary needs no extra
- * asset. ONNX Runtime's first session in a process sets up ~26 MiB of
- * process-wide state (measured here; later sessions add ~0.3 MiB); creating
- * one now keeps that out of the first real session's measured footprint.
+ * ONNX Runtime's first session in a process sets up ~26 MiB of process-wide
+ * state (measured here; later sessions add ~0.3 MiB). Creating one from the
+ * shipped demo model now keeps that out of the first real session's measured
+ * footprint.
  */
-const WARM_MODEL = "CAgSDG1vZGVsZC10ZXN0czqDAQoVCgF4CgN0d28SAngyGgJuMCIDTXVsChUKAngyCgNvbmUSAXkaAm4xIgNBZGQSAWcqDRABIgQAAABAQgN0d28qDRABIgQAAIA/QgNvbmVaGAoBeBITChEIARINCgcSBWJhdGNoCgIIBGIYCgF5EhMKEQgBEg0KBxIFYmF0Y2gKAggEQgQKABAR";
-
 async function warmProcess(): Promise<void> {
   try {
-    const s = await ort.InferenceSession.create(Buffer.from(WARM_MODEL, "base64"));
+    const s = await ort.InferenceSession.create(readFileSync(demoModel));
     await s.release();
   } catch {} // a failure here only blurs the first measurement
 }
