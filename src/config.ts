@@ -32,6 +32,9 @@ export const envSchema = z.object({
   MODELD_ADMIN_ROLE: z.string().min(1).default("admin"),
   MODELD_INFER_ROLE: z.string().min(1).default("infer"),
   MODELD_PUBLIC_INFERENCE: bool.default(false),
+  MODELD_METRICS_ROLE: z.string().min(1).default("metrics"),
+  MODELD_METRICS_PUBLIC: bool.default(false),
+  MODELD_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   MODELD_LOAD_TIMEOUT_MS: ms(120_000),
   MODELD_UNLOAD_TIMEOUT_MS: ms(30_000),
   MODELD_POLL_MS: ms(1000),
@@ -86,7 +89,15 @@ export interface Config {
     roleClaim: string;
     adminRole: string;
     inferRole: string;
+    /** May read /metrics (admins may too). */
+    metricsRole: string;
     publicInference: boolean;
+  };
+  metrics: {
+    /** /metrics without a token on the API port. */
+    public: boolean;
+    /** A second listener serving only /metrics, without auth, as Triton's 8002; absent: none. */
+    port?: number;
   };
   jobs: {
     pollMs: number;
@@ -181,8 +192,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       roleClaim: e.MODELD_ROLE_CLAIM,
       adminRole: e.MODELD_ADMIN_ROLE,
       inferRole: e.MODELD_INFER_ROLE,
+      metricsRole: e.MODELD_METRICS_ROLE,
       publicInference: e.MODELD_PUBLIC_INFERENCE,
     },
+    metrics: { public: e.MODELD_METRICS_PUBLIC, port: e.MODELD_METRICS_PORT },
     jobs: {
       pollMs: e.MODELD_POLL_MS,
       loadTimeoutMs: e.MODELD_LOAD_TIMEOUT_MS,

@@ -11,6 +11,8 @@ import type { Lifecycle } from "./lifecycle/lifecycle";
 import type { Logger } from "./log";
 import type { ModelRuntime } from "./runtime/model-runtime";
 import type { NativeRuntime } from "./runtime/native";
+import type { Metrics } from "./services/metrics.service";
+import type { InferenceStats } from "./services/stats.service";
 
 export interface Deps {
   config: Config;
@@ -25,6 +27,9 @@ export interface Deps {
   lifecycle: Lifecycle;
   native: NativeRuntime;
   notifier: JobNotifier;
+  /** Per-version inference statistics since the start, for /v2 stats and /metrics. */
+  stats: InferenceStats;
+  metrics: Metrics;
   log: Logger;
   /** Wakes the job loop so a new job is picked up in milliseconds, not a poll period. */
   wake: () => void;

@@ -4,6 +4,7 @@ import { mintToken, parseTtl, resolveAuthSource } from "./auth";
 import { ConfigError, envNameToFlag, envSchema, flagToEnvName, loadConfig, type Config } from "./config";
 import { createModelsRepo } from "./db/models.repo";
 import { VERSION } from "./http/app";
+import { createMetricsApp } from "./http/metrics.handlers";
 import { createLogger } from "./log";
 import { isCompiledBinary } from "./runtime/native";
 import { escapeNoexecTmp } from "./runtime/noexec-tmp";
@@ -64,6 +65,8 @@ async function serve(config: Config): Promise<void> {
   let draining = false;
   const service = await startService(config, log, { isDraining: () => draining });
   const server = Bun.serve({ hostname: config.host, port: config.port, fetch: service.app.fetch, idleTimeout: 120 });
+  const metricsServer =
+    config.metrics.port === undefined ? undefined : Bun.serve({ hostname: config.host, port: config.metrics.port, fetch: createMetricsApp(service.deps).fetch });
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   const tokenHint =
     service.auth.kind === "secret"
@@ -72,7 +75,7 @@ async function serve(config: Config): Promise<void> {
   process.stderr.write(
     `\nmodeld ${VERSION} listening on ${url}\n  API docs:  ${url}/docs\n  data dir:  ${config.dataDir}\n  model dir: ${config.modelDir}\n  token:     ${tokenHint}\n\n`,
   );
-  log.info("listening", { url, dataDir: config.dataDir, modelDir: config.modelDir, auth: service.auth.kind });
+  log.info("listening", { url, dataDir: config.dataDir, modelDir: config.modelDir, auth: service.auth.kind, ...(metricsServer ? { metricsPort: metricsServer.port } : {}) });
 
   let stopping: Promise<void> | undefined;
   const shutdown = (signal: string) => {
@@ -80,6 +83,7 @@ async function serve(config: Config): Promise<void> {
       draining = true;
       log.info("shutting down", { signal });
       // Stop accepting, then give in-flight requests the bound to finish.
+      void metricsServer?.stop(true);
       const closed = server.stop(false);
       await Promise.race([closed, new Promise((r) => setTimeout(r, config.shutdownTimeoutMs))]);
       await service.close();

@@ -22,6 +22,8 @@ import type { Logger } from "./log";
 import { ModelRuntime } from "./runtime/model-runtime";
 import { availableProviders, prepareNativeRuntime } from "./runtime/native";
 import { startExpiry } from "./services/expiry.service";
+import { createMetrics } from "./services/metrics.service";
+import { createInferenceStats } from "./services/stats.service";
 import { installDemoModel, scanModelDir } from "./services/models.service";
 
 export async function openStore(config: Config): Promise<Db> {
@@ -56,7 +58,7 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
   let lifecycle: Lifecycle | undefined;
   const runtime = new ModelRuntime({ maxQueuePerModel: config.runtime.maxQueuePerModel, onCrash: (report) => lifecycle?.workerCrashed(report) });
   lifecycle = createLifecycle({ config, db, models, settings, runtime, availableProviders: providers, log });
-  const base = { config, db, models, jobs, settings, audit: createAuditRepo(db), events: createEventsRepo(db), runtime, lifecycle, native, notifier: createJobNotifier(), log, availableProviders: providers };
+  const base = { config, db, models, jobs, settings, audit: createAuditRepo(db), events: createEventsRepo(db), runtime, lifecycle, native, notifier: createJobNotifier(), stats: createInferenceStats(), log, availableProviders: providers };
 
   if (config.demoModel && config.modelDirIsDefault) {
     if (await installDemoModel(config.modelDir, readFileSync(demoModel))) log.info("installed the demo model", { modelDir: config.modelDir });
@@ -67,7 +69,7 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
   recover(base);
 
   const loop = startJobLoop(jobSteps(base), { concurrency: config.jobs.concurrency, pollMs: config.jobs.pollMs, log });
-  const deps: Deps = { ...base, wake: loop.wake };
+  const deps: Deps = { ...base, wake: loop.wake, metrics: createMetrics(base) };
   const stopExpiry = startExpiry(deps);
   const app = createApp(deps, verify, opts);
   return {

@@ -1,22 +1,37 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import type { Context } from "hono";
 import { requestId } from "hono/request-id";
 import type { TokenVerifier } from "../auth";
 import type { Deps } from "../context";
 import { AppError } from "../errors";
-import { auditAdminActions, mountAuditRoutes } from "./audit";
-import { authenticate } from "./auth";
+import { mountAuditRoutes } from "./audit";
+import { authenticate, inferenceAccess, requireRole } from "./auth";
 import { mountDocs } from "./docs";
 import type { AppEnv } from "./env";
 import { errorResponse, onError, validationError } from "./errors";
 import { mountEventRoutes } from "./events.handlers";
 import { mountJobRoutes } from "./jobs.handlers";
 import { mountModelRoutes } from "./models.handlers";
-import { mountPredictRoutes, PREDICT_PATH } from "./predict.handlers";
+import { policyRouter, type Policy, type PolicyRouter } from "./policy";
+import { mountMetricsRoute } from "./metrics.handlers";
+import { mountPredictRoutes } from "./predict.handlers";
 import { mountV2Routes } from "./v2.handlers";
 
 export const VERSION = "0.1.0";
+
+/** /api/v1: reads for any valid token, audited admin changes, and inference. */
+export interface ApiRouters {
+  read: PolicyRouter;
+  admin: PolicyRouter;
+  predict: PolicyRouter;
+}
+/** /v2: open health, reads and inference under the inference policy, the admin-only repository. */
+export interface V2Routers {
+  open: PolicyRouter;
+  read: PolicyRouter;
+  infer: PolicyRouter;
+  repository: PolicyRouter;
+}
 /** Admin JSON bodies are tiny; only inference carries tensors. */
 const ADMIN_BODY_LIMIT = 1024 * 1024;
 
@@ -46,37 +61,43 @@ export function createApp(d: Deps, verify: TokenVerifier, opts: { isDraining?: (
     c.set("log", log);
     const started = performance.now();
     await next();
+    // The template of the route that answered; "/*" when none did.
+    d.metrics.countRequest(c.req.routePath, c.res.status);
     log.debug("request", { method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - started).toFixed(2) });
   });
   app.onError(onError);
-  app.notFound((c) => errorResponse(c, new AppError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`)));
+  const noRoute = (c: Context<AppEnv>) => errorResponse(c, new AppError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`));
+  app.notFound(noRoute);
 
   app.openapi(healthRoute, (c) => c.json({ status: opts.isDraining?.() ? ("draining" as const) : ("ok" as const), version: VERSION }, 200));
 
-  const limit = (maxSize: number) =>
-    bodyLimit({
-      maxSize,
-      onError: () => {
-        throw new AppError("PAYLOAD_TOO_LARGE", `request body exceeds ${maxSize} bytes`);
-      },
-    });
-  const adminLimit = limit(ADMIN_BODY_LIMIT);
-  const tensorLimit = limit(d.config.maxBodyBytes);
-  const carriesTensors = (path: string) => PREDICT_PATH.test(path) || /^\/v2\/models\/.+\/infer$/.test(path);
-  const limitByRoute: MiddlewareHandler<AppEnv> = (c, next) => (carriesTensors(c.req.path) ? tensorLimit(c, next) : adminLimit(c, next));
-  app.use("/api/v1/*", limitByRoute);
-  app.use("/v2/*", limitByRoute);
-
-  app.use(auditAdminActions(d.audit));
-  // Predict routes authenticate themselves: MODELD_PUBLIC_INFERENCE may open them.
   const strict = authenticate(verify);
-  app.use("/api/v1/*", (c, next) => (PREDICT_PATH.test(c.req.path) ? next() : strict(c, next)));
-  mountModelRoutes(app, d);
-  mountJobRoutes(app, d);
-  mountEventRoutes(app, d);
-  mountAuditRoutes(app, d);
-  mountPredictRoutes(app, d, verify);
-  mountV2Routes(app, d, verify, { version: VERSION, isDraining: opts.isDraining });
+  const inference = inferenceAccess(d.config.auth, verify);
+  const adminOnly = [strict, requireRole(d.config.auth, "admin")];
+  const tensors = d.config.maxBodyBytes;
+  const router = (errors: Policy["errors"], access: Policy["access"], extra: Partial<Policy> = {}) =>
+    policyRouter(app, { errors, access, maxBodyBytes: ADMIN_BODY_LIMIT, ...extra });
+  const api: ApiRouters = {
+    read: router("api", [strict]),
+    admin: router("api", adminOnly, { audit: d.audit }),
+    predict: router("api", inference, { maxBodyBytes: tensors }),
+  };
+  const v2: V2Routers = {
+    open: router("protocol", []),
+    read: router("protocol", inference),
+    infer: router("protocol", inference, { maxBodyBytes: tensors }),
+    repository: router("protocol", adminOnly, { audit: d.audit }),
+  };
+  mountModelRoutes(api, d);
+  mountJobRoutes(api, d);
+  mountEventRoutes(api, d);
+  mountAuditRoutes(api, d);
+  mountPredictRoutes(api, d);
+  mountV2Routes(v2, d, { version: VERSION, isDraining: opts.isDraining });
+  // Unknown /v2 paths answer in the protocol's shape, after every real route had its chance.
+  v2.open.fallback("/v2/*", noRoute);
+
+  mountMetricsRoute(router("api", d.config.metrics.public ? [] : [strict, requireRole(d.config.auth, "metrics")]), d);
 
   mountDocs(app, { title: "modeld", version: VERSION });
   return app;

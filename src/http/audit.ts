@@ -1,19 +1,16 @@
-// Records every admin action (any change under /api/v1 and the v2 model
-// repository), including refused attempts, with who, what, from where and the
-// outcome.
+// Records every admin action, including refused attempts, with who, what, from
+// where and the outcome. Which routes are admin actions is decided by the policy
+// router they are registered on (see policy.ts).
 import type { MiddlewareHandler } from "hono";
 import { getConnInfo } from "hono/bun";
-import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { Deps } from "../context";
 import type { AuditRepo } from "../db/audit.repo";
-import { requireRole } from "./auth";
+import type { ApiRouters } from "./app";
 import type { AppEnv } from "./env";
 import { errorResponses } from "./schemas";
-import { PREDICT_PATH } from "./predict.handlers";
 
-const isAdminAction = (method: string, path: string) =>
-  (method !== "GET" && method !== "HEAD" && path.startsWith("/api/v1/") && !PREDICT_PATH.test(path)) ||
-  (method === "POST" && path.startsWith("/v2/repository/"));
+const isRead = (method: string) => method === "GET" || method === "HEAD";
 
 function sourceIp(c: Parameters<MiddlewareHandler<AppEnv>>[0]): string | null {
   try {
@@ -23,9 +20,10 @@ function sourceIp(c: Parameters<MiddlewareHandler<AppEnv>>[0]): string | null {
   }
 }
 
-export function auditAdminActions(audit: AuditRepo): MiddlewareHandler<AppEnv> {
+/** Records every call through it except reads. */
+export function auditChanges(audit: AuditRepo): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    if (!isAdminAction(c.req.method, c.req.path)) return next();
+    if (isRead(c.req.method)) return next();
     try {
       await next();
     } finally {
@@ -83,8 +81,8 @@ const listAuditRoute = createRoute({
   },
 });
 
-export function mountAuditRoutes(app: OpenAPIHono<AppEnv>, d: Deps): void {
-  app.openapi({ ...listAuditRoute, middleware: [requireRole(d.config.auth, "admin")] }, (c) => {
+export function mountAuditRoutes({ admin }: ApiRouters, d: Deps): void {
+  admin.openapi(listAuditRoute, (c) => {
     const q = c.req.valid("query");
     const entries = d.audit.list(q.limit, q.before);
     return c.json({ entries, nextBefore: entries.length === q.limit ? entries[entries.length - 1]!.seq : null }, 200);

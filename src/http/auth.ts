@@ -36,8 +36,8 @@ export function authenticateUnless(open: boolean, verify: TokenVerifier): Middle
 export const isAdmin = (p: Principal, auth: Config["auth"]) => p.roles.includes(auth.adminRole);
 
 /** 403 unless the principal holds one of the roles (admin always passes); 401 for anonymous callers. */
-export function requireRole(auth: Config["auth"], ...roles: ("admin" | "infer")[]): MiddlewareHandler<AppEnv> {
-  const names = roles.map((r) => (r === "admin" ? auth.adminRole : auth.inferRole));
+export function requireRole(auth: Config["auth"], ...roles: ("admin" | "infer" | "metrics")[]): MiddlewareHandler<AppEnv> {
+  const names = roles.map((r) => ({ admin: auth.adminRole, infer: auth.inferRole, metrics: auth.metricsRole })[r]);
   return async (c, next) => {
     const p = c.get("principal");
     if (!p || p.anonymous) throw new AppError("UNAUTHORIZED", "missing Authorization: Bearer token");

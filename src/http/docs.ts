@@ -25,6 +25,7 @@ export function mountDocs(app: OpenAPIHono<AppEnv>, info: { title: string; versi
       { name: "inference (v2)", description: "The Open Inference Protocol (KServe v2), JSON and binary tensors." },
       { name: "model repository (v2)", description: "Triton's repository extension, on the same job queue." },
       { name: "audit", description: "Who did what to which model, and how it ended." },
+      { name: "metrics", description: "Prometheus metrics, on Triton's names where Triton has them." },
       { name: "health", description: "Open liveness; readiness is /v2/health/ready." },
     ],
     info: {

@@ -24,12 +24,10 @@ export function toAppError(err: unknown): AppError {
   return new AppError("INTERNAL", "internal error");
 }
 
-export const isProtocolPath = (path: string) => path === "/v2" || path.startsWith("/v2/");
-
 export function errorResponse(c: Context<AppEnv>, err: AppError): Response {
   const headers: Record<string, string> = { ...err.headers };
   if (err.status === 401) headers["WWW-Authenticate"] = 'Bearer realm="modeld"';
-  if (isProtocolPath(c.req.path)) return c.json({ error: err.message }, protocolStatus(err) as 400, headers);
+  if (c.get("errorShape") === "protocol") return c.json({ error: err.message }, protocolStatus(err) as 400, headers);
   const body = {
     error: { code: err.code, message: err.message, requestId: c.get("requestId") ?? "", ...(err.details ? { details: err.details } : {}) },
   };

@@ -1,7 +1,7 @@
 // Server-Sent Events of job and model changes, read from the SQLite change log
 // (migration 0003's triggers), so a client that reconnects with Last-Event-ID
 // resumes exactly where it stopped, within the job retention window.
-import { z, type OpenAPIHono } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { Deps } from "../context";
@@ -10,6 +10,7 @@ import { AppError } from "../errors";
 import { isFinished } from "../jobs/states";
 import { getJob } from "../services/jobs.service";
 import { isAdmin } from "./auth";
+import type { ApiRouters } from "./app";
 import type { AppEnv } from "./env";
 import { errorResponses, JobId } from "./schemas";
 
@@ -25,7 +26,7 @@ const description =
 
 const sse = { "text/event-stream": { schema: z.string() } };
 
-export function mountEventRoutes(app: OpenAPIHono<AppEnv>, d: Deps): void {
+export function mountEventRoutes({ read }: ApiRouters, d: Deps): void {
   let open = 0;
 
   const stream = (c: Context<AppEnv>, filter: EventFilter, from: number, endsWith?: (e: ChangeEvent) => boolean) => {
@@ -66,7 +67,7 @@ export function mountEventRoutes(app: OpenAPIHono<AppEnv>, d: Deps): void {
     return n;
   };
 
-  app.openAPIRegistry.registerPath({
+  read.doc({
     method: "get",
     path: "/api/v1/events",
     tags: ["events"],
@@ -75,13 +76,13 @@ export function mountEventRoutes(app: OpenAPIHono<AppEnv>, d: Deps): void {
     description: `${description} Admins see every event; other tokens see the events of the jobs they created. Without Last-Event-ID the stream starts now.`,
     responses: { 200: { description: "The event stream", content: sse }, ...errorResponses(400, 401, 503) },
   });
-  app.get("/api/v1/events", (c) => {
+  read.get("/api/v1/events", (c) => {
     const p = c.get("principal");
     const filter = isAdmin(p, d.config.auth) ? {} : { requestedBy: p.sub };
     return stream(c, filter, resumeFrom(c) ?? d.events.latestSeq());
   });
 
-  app.openAPIRegistry.registerPath({
+  read.doc({
     method: "get",
     path: "/api/v1/jobs/{id}/events",
     tags: ["events"],
@@ -91,8 +92,8 @@ export function mountEventRoutes(app: OpenAPIHono<AppEnv>, d: Deps): void {
     request: { params: z.object({ id: JobId }) },
     responses: { 200: { description: "The event stream", content: sse }, ...errorResponses(400, 401, 403, 404, 503) },
   });
-  app.get("/api/v1/jobs/:id/events", (c) => {
-    const job = getJob(c.req.param("id"), d);
+  read.get("/api/v1/jobs/:id/events", (c) => {
+    const job = getJob(c.req.param("id")!, d);
     const p = c.get("principal");
     if (!isAdmin(p, d.config.auth) && job.requestedBy !== p.sub) throw new AppError("FORBIDDEN", "only admins and the job's creator may follow it");
     return stream(c, { jobId: job.id }, resumeFrom(c) ?? 0, (e) => e.kind === "job" && isFinished(e.job.state));

@@ -2,31 +2,15 @@
 // data extension: a JSON header of Inference-Header-Content-Length bytes
 // followed by raw tensor bytes) and writes the response the same way.
 import type { Context } from "hono";
-import { ZodError } from "zod";
 import { AppError } from "../errors";
 import type { InferRequest, InferResult } from "../services/inference.service";
+import { parseJson, parseWith } from "./body";
 import type { AppEnv } from "./env";
-import { validationError } from "./errors";
 import { InferRequestSchema } from "./v2.schemas";
 
 export const HEADER_LENGTH = "Inference-Header-Content-Length";
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new AppError("MALFORMED_JSON", "request body is not valid JSON");
-  }
-}
-
-function parseRequest(value: unknown): InferRequest {
-  try {
-    return InferRequestSchema.parse(value) as InferRequest;
-  } catch (err) {
-    if (err instanceof ZodError) throw validationError(err);
-    throw err;
-  }
-}
+const parseRequest = (value: unknown) => parseWith(InferRequestSchema, value) as InferRequest;
 
 export async function readInferRequest(c: Context<AppEnv>): Promise<InferRequest> {
   const headerLength = c.req.header(HEADER_LENGTH);

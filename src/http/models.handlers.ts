@@ -1,11 +1,10 @@
-import type { OpenAPIHono } from "@hono/zod-openapi";
 import { createHash } from "node:crypto";
 import type { Context } from "hono";
 import type { Deps } from "../context";
 import type { Job } from "../jobs/states";
 import { enqueueJob, type EnqueueInput } from "../services/jobs.service";
 import { activeModelId, addVersion, deleteVersion, listModels, deleteModel, getModel, getVersion, newestVersion, registerModel, scanModelDir, toView, updateSettings } from "../services/models.service";
-import { requireRole } from "./auth";
+import type { ApiRouters } from "./app";
 import type { AppEnv } from "./env";
 import {
   addVersionRoute,
@@ -35,42 +34,40 @@ export function accepted(c: Context<AppEnv>, job: Job) {
   return c.json(job, 202, { Location: `/api/v1/jobs/${job.id}` });
 }
 
-export function mountModelRoutes(app: OpenAPIHono<AppEnv>, d: Deps): void {
-  const admin = requireRole(d.config.auth, "admin");
+export function mountModelRoutes({ read, admin }: ApiRouters, d: Deps): void {
+  read.openapi(listModelsRoute, (c) => c.json({ models: listModels(c.req.valid("query"), d) }, 200));
 
-  app.openapi(listModelsRoute, (c) => c.json({ models: listModels(c.req.valid("query"), d) }, 200));
+  read.openapi(getModelRoute, (c) => c.json(toView(getModel(c.req.valid("param").id, d), d), 200));
 
-  app.openapi(getModelRoute, (c) => c.json(toView(getModel(c.req.valid("param").id, d), d), 200));
-
-  app.openapi({ ...registerModelRoute, middleware: [admin] }, async (c) => {
+  admin.openapi(registerModelRoute, async (c) => {
     const model = await registerModel(c.req.valid("json"), d);
     return c.json(toView(model, d), 201);
   });
 
-  app.openapi({ ...deleteModelRoute, middleware: [admin] }, (c) => {
+  admin.openapi(deleteModelRoute, (c) => {
     const { id } = c.req.valid("param");
     deleteModel(id, d);
     return c.body(null, 204);
   });
 
-  app.openapi({ ...rescanRoute, middleware: [admin] }, async (c) => c.json(await scanModelDir(d), 200));
+  admin.openapi(rescanRoute, async (c) => c.json(await scanModelDir(d), 200));
 
-  app.openapi({ ...patchModelRoute, middleware: [admin] }, (c) =>
+  admin.openapi(patchModelRoute, (c) =>
     c.json(toView(updateSettings(c.req.valid("param").id, c.req.valid("json"), d), d), 200),
   );
 
-  app.openapi({ ...addVersionRoute, middleware: [admin] }, async (c) => {
+  admin.openapi(addVersionRoute, async (c) => {
     const model = await addVersion(c.req.valid("param").id, c.req.valid("json"), d);
     return c.json(toView(model, d), 201);
   });
 
-  app.openapi({ ...deleteVersionRoute, middleware: [admin] }, (c) => {
+  admin.openapi(deleteVersionRoute, (c) => {
     const { id, version } = c.req.valid("param");
     deleteVersion(id, version, d);
     return c.body(null, 204);
   });
 
-  app.openapi({ ...loadModelRoute, middleware: [admin] }, (c) => {
+  admin.openapi(loadModelRoute, (c) => {
     const model = getModel(c.req.valid("param").id, d);
     const body = c.req.valid("json");
     const version = body.version === undefined ? newestVersion(model.id, d) : getVersion(model.id, body.version, d);
@@ -88,7 +85,7 @@ export function mountModelRoutes(app: OpenAPIHono<AppEnv>, d: Deps): void {
     return accepted(c, job);
   });
 
-  app.openapi({ ...unloadActiveRoute, middleware: [admin] }, (c) => {
+  admin.openapi(unloadActiveRoute, (c) => {
     const { job } = enqueueJob(
       { kind: "unload", modelId: activeModelId(d), force: c.req.valid("query").force, requestedBy: c.get("principal").sub, idempotency: idempotencyOf(c) },
       d,
@@ -96,7 +93,7 @@ export function mountModelRoutes(app: OpenAPIHono<AppEnv>, d: Deps): void {
     return accepted(c, job);
   });
 
-  app.openapi({ ...unloadModelRoute, middleware: [admin] }, (c) => {
+  admin.openapi(unloadModelRoute, (c) => {
     const model = getModel(c.req.valid("param").id, d);
     const { job } = enqueueJob(
       { kind: "unload", modelId: model.id, force: c.req.valid("query").force, requestedBy: c.get("principal").sub, idempotency: idempotencyOf(c) },

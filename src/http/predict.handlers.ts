@@ -1,19 +1,15 @@
 // /api/v1 convenience for single-model deployments: the same tensor JSON as
 // /v2 infer, for the active model or a named one, with /api/v1's error shape.
-import type { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { TokenVerifier } from "../auth";
 import type { Deps } from "../context";
 import { infer } from "../services/inference.service";
 import { activeModelId } from "../services/models.service";
-import { inferenceAccess } from "./auth";
+import type { ApiRouters } from "./app";
 import type { AppEnv } from "./env";
 import { readInferRequest, writeInferResponse } from "./infer-body";
 import { errorResponses, ModelId } from "./schemas";
 import { InferRequestSchema, InferResponse } from "./v2.schemas";
-
-export const PREDICT_PATH = /^\/api\/v1\/(predict|models\/[^/]+\/predict)$/;
 
 const doc = {
   method: "post" as const,
@@ -26,21 +22,18 @@ const doc = {
   },
 };
 
-export function mountPredictRoutes(app: OpenAPIHono<AppEnv>, d: Deps, verify: TokenVerifier): void {
-  const access = inferenceAccess(d.config.auth, verify);
+export function mountPredictRoutes({ predict }: ApiRouters, d: Deps): void {
   const run = async (c: Context<AppEnv>, modelId: string) => writeInferResponse(c, await infer(modelId, undefined, await readInferRequest(c), d, c.get("principal").sub));
 
-  app.openAPIRegistry.registerPath({ ...doc, path: "/api/v1/predict", summary: "Run the active model (infer role)" });
-  app.use("/api/v1/predict", ...access);
-  app.post("/api/v1/predict", (c) => run(c, activeModelId(d)));
+  predict.doc({ ...doc, path: "/api/v1/predict", summary: "Run the active model (infer role)" });
+  predict.post("/api/v1/predict", (c) => run(c, activeModelId(d)));
 
-  app.openAPIRegistry.registerPath({
+  predict.doc({
     ...doc,
     path: "/api/v1/models/{id}/predict",
     summary: "Run a named model (infer role)",
     request: { ...doc.request, params: z.object({ id: ModelId }) },
   });
-  app.use("/api/v1/models/:id/predict", ...access);
   // infer() tells an unknown model (404) from one not loaded, without a registry read per request.
-  app.post("/api/v1/models/:id/predict", (c) => run(c, c.req.param("id")!));
+  predict.post("/api/v1/models/:id/predict", (c) => run(c, c.req.param("id")!));
 }

@@ -1,5 +1,13 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { InferRequestSchema, InferResponse, ModelMetadata, protocolErrors, RepositoryEntry } from "./v2.schemas";
+import {
+  InferRequestSchema,
+  InferResponse,
+  ModelConfig,
+  ModelMetadata,
+  ModelStatistics,
+  protocolErrors,
+  RepositoryEntry,
+} from "./v2.schemas";
 
 const tags = ["inference (v2)"];
 const security = [{ bearerAuth: [] }];
@@ -62,6 +70,21 @@ export const readyRoutes = withVersions(
   modelResponses("Loaded and serving", z.object({ name: z.string(), ready: z.boolean() })),
 );
 
+export const configRoutes = withVersions(
+  "/config",
+  "Model configuration (Triton's model configuration extension): 400 until the version has been loaded once",
+  modelResponses("The version's configuration: the serving version's, unversioned", ModelConfig),
+);
+
+const statsDescription = "Triton's statistics extension. Counters are integers and are updated before the response to the request they count is sent.";
+export const statsRoutes = {
+  all: createRoute({
+    method: "get", path: "/v2/models/stats", tags, security, summary: "Inference statistics of every registered model version", description: statsDescription,
+    responses: modelResponses("One entry per registered version", ModelStatistics),
+  }),
+  ...withVersions("/stats", "Inference statistics", modelResponses("One entry per registered version of the model, or the one asked for", ModelStatistics)),
+};
+
 const inferDoc = {
   tags,
   security,
@@ -94,6 +117,8 @@ export const inferVersionRouteDoc = {
 };
 
 const repoTags = ["model repository (v2)"];
+// Triton's clients send these bodies with any Content-Type or none, so they are read by hand (see v2.handlers.ts).
+const actionBody = "The optional JSON body `{\"parameters\": {...}}`: unload accepts `unload_dependents` (modeld has no ensembles, so it changes nothing); a `config` override or a `file:` upload on load is refused with 400 (set batching, session and warmup with PATCH /api/v1/models/{id}).";
 export const repositoryIndexRoute = createRoute({
   method: "post", path: "/v2/repository/index", tags: repoTags, security, summary: "List every model version with its state (admin)",
   description: "One entry per registered version: READY while it serves, LOADING, UNLOADING, or UNAVAILABLE with the reason. The optional body `{\"ready\": true}` lists only READY versions.",
@@ -102,13 +127,14 @@ export const repositoryIndexRoute = createRoute({
 export const repositoryLoadRoute = createRoute({
   method: "post", path: "/v2/repository/models/{name}/load", tags: repoTags, security,
   summary: "Load a model and answer when its job has finished (admin)",
-  description: "Runs through the same job queue as POST /api/v1/models/{id}/load and loads the newest version (a swap, without downtime, when another serves): 200 when the job completed, 400 with the job's error otherwise.",
+  description: `Runs through the same job queue as POST /api/v1/models/{id}/load and loads the newest version (a swap, without downtime, when another serves): 200 when the job completed, 400 with the job's error otherwise. ${actionBody}`,
   request: { params: z.object({ name: Name }) },
   responses: { 200: { description: "Loaded", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(400, 401, 403, 404) },
 });
 export const repositoryUnloadRoute = createRoute({
   method: "post", path: "/v2/repository/models/{name}/unload", tags: repoTags, security,
   summary: "Unload a model and answer when its job has finished (admin)",
+  description: actionBody,
   request: { params: z.object({ name: Name }) },
   responses: { 200: { description: "Unloaded", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(400, 401, 403, 404) },
 });

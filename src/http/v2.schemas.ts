@@ -72,3 +72,57 @@ export function protocolErrors(...statuses: number[]) {
     statuses.map((s) => [s, { description: "Error in the protocol's shape", content: { "application/json": { schema: ProtocolError } } }]),
   );
 }
+
+const ConfigTensor = z.object({ name: z.string(), data_type: z.string().openapi({ example: "TYPE_FP32" }), dims: z.array(z.number().int()) }).passthrough();
+
+export const ModelConfig = z
+  .object({
+    name: z.string(),
+    platform: z.literal("onnxruntime_onnx"),
+    backend: z.literal("onnxruntime"),
+    version_policy: z.object({ specific: z.object({ versions: z.array(z.number().int()) }) }),
+    max_batch_size: z.number().int().openapi({ description: "Above 0 only while dynamic batching is on; then `dims` leave out the batch dimension." }),
+    input: z.array(ConfigTensor),
+    output: z.array(ConfigTensor),
+    dynamic_batching: z
+      .object({ preferred_batch_size: z.array(z.number().int()), max_queue_delay_microseconds: z.number().int() })
+      .passthrough()
+      .optional()
+      .openapi({ description: "Present when the model batches (PATCH /api/v1/models/{id} `batching`)." }),
+    instance_group: z.array(z.object({ name: z.string(), kind: z.enum(["KIND_CPU", "KIND_GPU"]), count: z.number().int() }).passthrough()),
+    parameters: z.record(z.string(), z.object({ string_value: z.string() })),
+  })
+  .passthrough()
+  .openapi("ModelConfig", { description: "Triton's ModelConfig in its JSON form, as tritonclient and perf_analyzer read it." });
+
+const Duration = z.object({ count: z.number().int(), ns: z.number().int() });
+export const ModelStatistics = z
+  .object({
+    model_stats: z.array(
+      z.object({
+        name: z.string(),
+        version: z.string(),
+        last_inference: z.number().int().openapi({ description: "ms since epoch; 0 before the first request." }),
+        inference_count: z.number().int(),
+        execution_count: z.number().int(),
+        inference_stats: z.object({
+          success: Duration,
+          fail: Duration,
+          queue: Duration,
+          compute_input: Duration,
+          compute_infer: Duration,
+          compute_output: Duration,
+          cache_hit: Duration,
+          cache_miss: Duration,
+        }),
+        batch_stats: z.array(z.object({ batch_size: z.number().int(), compute_input: Duration, compute_infer: Duration, compute_output: Duration })),
+      }),
+    ),
+  })
+  .openapi("ModelStatistics", {
+    description:
+      "Since the process started, per registered version. `queue`: from the request reaching the model's worker queue until its execution starts. `compute_input`/`compute_output`: turning JSON or binary tensors into the session's tensors and back. Every request of a merged batch reports the whole batch's compute time, as Triton does.",
+  });
+
+export const RepositoryIndexBody = z.object({ ready: z.boolean().optional() });
+export const RepositoryActionBody = z.object({ parameters: z.record(z.string(), z.unknown()).optional() });

@@ -18,7 +18,7 @@ export function canBatch(inputs: TensorInfo[], outputs: TensorInfo[]): boolean {
   return [...inputs, ...outputs].every((t) => t.type !== "non-tensor" && t.shape.length > 0 && t.shape[0] === -1);
 }
 
-const rowsOf = (item: RunItem) => item.inputs[0]?.dims[0] ?? 0;
+export const rowsOf = (item: RunItem): number => item.inputs[0]?.dims[0] ?? 0;
 
 /** What must match for two requests to share a run: input names, types and non-batch dims, and the requested outputs. */
 function signature(item: RunItem): string {

@@ -7,7 +7,7 @@
 // the thread releases its session and exits as soon as the native call it is
 // in returns.
 import { runtimeWorkerUrl } from "./worker-url";
-import { transferList, type FromWorker, type LoadRequest, type RunItem, type TensorInfo, type ToWorker, type WireTensor } from "./protocol";
+import { transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type TensorInfo, type ToWorker, type WireTensor } from "./protocol";
 
 export type WorkerPhase = "starting" | "loading" | "ready" | "draining" | "closed";
 
@@ -41,8 +41,14 @@ export interface LoadedInfo {
   batching: boolean;
 }
 
+/** A run's outputs, and where its execution spent its time. */
+export interface RunOutcome {
+  outputs: WireTensor[];
+  timing: ExecutionTiming;
+}
+
 interface Pending {
-  resolve: (v: WireTensor[]) => void;
+  resolve: (v: RunOutcome) => void;
   reject: (e: Error) => void;
 }
 
@@ -77,9 +83,6 @@ export class ModelWorker {
   accountedBytes = 0;
   /** When a request last started or finished here (ms since epoch); the load's end before any. */
   lastUsedAt = Date.now();
-  /** Requests answered, and the session.run calls that answered them (fewer when batched). */
-  inferences = 0;
-  executions = 0;
 
   constructor(
     identity: SessionIdentity,
@@ -137,7 +140,7 @@ export class ModelWorker {
     });
   }
 
-  run(inputs: WireTensor[], outputs?: string[]): Promise<WireTensor[]> {
+  run(inputs: WireTensor[], outputs?: string[]): Promise<RunOutcome> {
     if (this.#phase === "draining") return Promise.reject(new RuntimeError("UNLOADING", `model ${this.modelId} is unloading`));
     if (this.#phase !== "ready") return Promise.reject(new RuntimeError("NOT_READY", `model ${this.modelId} is not loaded`));
     if (this.#runs.size >= this.opts.maxQueue) {
@@ -227,12 +230,10 @@ export class ModelWorker {
         break;
       case "results":
         this.lastUsedAt = Date.now();
-        this.inferences += msg.items.length;
-        this.executions += msg.executions;
         for (const r of msg.items) {
           const p = this.#runs.get(r.id);
           this.#runs.delete(r.id);
-          if ("outputs" in r) p?.resolve(r.outputs);
+          if ("outputs" in r) p?.resolve(r);
           else p?.reject(new RuntimeError("RUN_FAILED", r.error));
         }
         if (this.#runs.size === 0) for (const w of this.#idleWaiters.splice(0)) w();

@@ -65,8 +65,7 @@ export type FromWorker =
   /** `batching`: whether requests are merged (asked for, and every input and output has a dynamic first dimension). */
   | { type: "loaded"; inputs: TensorInfo[]; outputs: TensorInfo[]; providers: string[]; batching: boolean }
   | { type: "load-error"; code: LoadErrorCode; message: string }
-  /** `executions`: the session.run calls these results took (fewer than the items when batched). */
-  | { type: "results"; items: RunResult[]; executions: number };
+  | { type: "results"; items: RunResult[] };
 
 export interface RunItem {
   id: number;
@@ -74,7 +73,22 @@ export interface RunItem {
   outputs?: string[];
 }
 
-export type RunResult = { id: number; outputs: WireTensor[] } | { id: number; error: string };
+/**
+ * Where the session.run that answered a request spent its time, in ns, measured
+ * in the worker. Every request of a batch reports the whole execution, as
+ * Triton's statistics do; `first` marks one request per execution, so
+ * executions are counted once.
+ */
+export interface ExecutionTiming {
+  inputNs: number;
+  inferNs: number;
+  outputNs: number;
+  /** Rows in the execution: the merged dimension 0 when batching, else 1. */
+  batchSize: number;
+  first: boolean;
+}
+
+export type RunResult = { id: number; outputs: WireTensor[]; timing: ExecutionTiming } | { id: number; error: string };
 
 /** The buffers a message can hand over instead of copying. */
 export function transferList(tensors: WireTensor[]): ArrayBuffer[] {

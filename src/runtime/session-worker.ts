@@ -10,10 +10,10 @@
 import { readFileSync } from "node:fs";
 import * as ort from "onnxruntime-node";
 import demoModel from "../../assets/demo.onnx" with { type: "file" };
-import { canBatch, mergeInputs, queuedRows, splitOutputs, takeBatch, type BatchingSpec } from "./batching";
+import { canBatch, mergeInputs, queuedRows, rowsOf, splitOutputs, takeBatch, type BatchingSpec } from "./batching";
 import { externalDataLocations, unsafeLocation } from "./external-data";
 import { keepFloat16AsUint16 } from "./ort-float16";
-import { transferList, type FromWorker, type LoadRequest, type RunItem, type RunResult, type TensorInfo, type ToWorker, type WarmupSpec, type WireTensor } from "./protocol";
+import { transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type RunResult, type TensorInfo, type ToWorker, type WarmupSpec, type WireTensor } from "./protocol";
 
 declare const self: Worker;
 keepFloat16AsUint16(ort);
@@ -30,17 +30,17 @@ const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => self.postMessage
 // each session.run in its own setImmediate, so a flush scheduled the same way
 // follows every run that was already queued.
 let outbox: RunResult[] = [];
-let executions = 0;
 function reply(result: RunResult): void {
   if (outbox.push(result) === 1) {
     setImmediate(() => {
       const items = outbox;
       outbox = [];
-      post({ type: "results", items, executions }, items.flatMap((r) => ("outputs" in r ? transferList(r.outputs) : [])));
-      executions = 0;
+      post({ type: "results", items }, items.flatMap((r) => ("outputs" in r ? transferList(r.outputs) : [])));
     });
   }
 }
+
+const nsSince = (t: number) => Math.round((performance.now() - t) * 1e6);
 
 function describe(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[] {
   return meta.map((m) => {
@@ -125,19 +125,28 @@ function fromOrtTensor(name: string, t: ort.Tensor): WireTensor {
   return { name, type: t.type as WireTensor["type"], dims, data };
 }
 
-async function execute(inputs: WireTensor[], outputs?: string[]): Promise<WireTensor[]> {
-  const feeds = Object.fromEntries(inputs.map((t) => [t.name, toOrtTensor(t)]));
-  executions++;
+type Timed = { outputs: WireTensor[]; timing: Omit<ExecutionTiming, "batchSize" | "first"> };
+
+async function execute(inputs: WireTensor[], outputs?: string[]): Promise<Timed> {
+  let t = performance.now();
+  const feeds = Object.fromEntries(inputs.map((x) => [x.name, toOrtTensor(x)]));
+  const inputNs = nsSince(t);
+  t = performance.now();
   const result = outputs?.length ? await session!.run(feeds, outputs) : await session!.run(feeds);
-  return Object.entries(result).map(([name, t]) => fromOrtTensor(name, t));
+  const inferNs = nsSince(t);
+  t = performance.now();
+  const wire = Object.entries(result).map(([name, x]) => fromOrtTensor(name, x));
+  return { outputs: wire, timing: { inputNs, inferNs, outputNs: nsSince(t) } };
 }
 
-async function run(id: number, inputs: WireTensor[], outputs?: string[]): Promise<void> {
+async function run(item: RunItem): Promise<void> {
+  const { id } = item;
   // The caller was already answered when stop was set; skip the work.
   if (stopping()) return;
   if (!session) return reply({ id, error: "model is not loaded" });
   try {
-    reply({ id, outputs: await execute(inputs, outputs) });
+    const { outputs, timing } = await execute(item.inputs, item.outputs);
+    reply({ id, outputs, timing: { ...timing, batchSize: batching ? rowsOf(item) : 1, first: true } });
   } catch (err) {
     reply({ id, error: (err as Error).message });
   }
@@ -155,17 +164,25 @@ function target(spec: BatchingSpec, rows: number): number {
 
 async function runBatch(batch: RunItem[]): Promise<void> {
   if (stopping()) return;
-  if (batch.length === 1) return run(batch[0]!.id, batch[0]!.inputs, batch[0]!.outputs);
+  if (batch.length === 1) return run(batch[0]!);
   let parts: WireTensor[][] | undefined;
+  let timing: Timed["timing"] | undefined;
   try {
-    parts = splitOutputs(batch, await execute(mergeInputs(batch), batch[0]!.outputs));
+    let t = performance.now();
+    const merged = mergeInputs(batch);
+    const mergeNs = nsSince(t);
+    const done = await execute(merged, batch[0]!.outputs);
+    t = performance.now();
+    parts = splitOutputs(batch, done.outputs);
+    timing = { inputNs: mergeNs + done.timing.inputNs, inferNs: done.timing.inferNs, outputNs: done.timing.outputNs + nsSince(t) };
   } catch {
     // One bad request must not fail its neighbours: run each alone, so only the
     // requests that really fail get ONNX Runtime's error.
   }
   // Outputs whose rows cannot be told apart (or a failed merged run): each request runs alone.
-  if (!parts) return void (await Promise.all(batch.map((i) => run(i.id, i.inputs, i.outputs))));
-  batch.forEach((item, k) => reply({ id: item.id, outputs: parts[k]! }));
+  if (!parts || !timing) return void (await Promise.all(batch.map(run)));
+  const batchSize = batch.reduce((n, i) => n + rowsOf(i), 0);
+  batch.forEach((item, k) => reply({ id: item.id, outputs: parts[k]!, timing: { ...timing, batchSize, first: k === 0 } }));
 }
 
 async function pump(spec: BatchingSpec): Promise<void> {
@@ -219,7 +236,7 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
       return;
     }
     for (const item of msg.items) {
-      const p = run(item.id, item.inputs, item.outputs).finally(() => running.delete(p));
+      const p = run(item).finally(() => running.delete(p));
       running.add(p);
     }
   } else if (msg.type === "exit") {

@@ -6,6 +6,7 @@ import { isFinished } from "../jobs/states";
 import { enqueueJob, waitForJob } from "./jobs.service";
 import { getModel, getVersion, modelRef, newestVersion } from "./models.service";
 import { RuntimeError, type ModelWorker } from "../runtime/model-worker";
+import type { WireTensor } from "../runtime/protocol";
 import {
   datatypeOf,
   decodeInputs,
@@ -65,7 +66,9 @@ export function servingSession(modelId: string, version: string | undefined, d: 
   return session;
 }
 
-type InferDeps = Pick<Deps, "db" | "models" | "jobs" | "runtime" | "lifecycle" | "notifier" | "config" | "wake">;
+type InferDeps = Pick<Deps, "db" | "models" | "jobs" | "runtime" | "lifecycle" | "notifier" | "config" | "wake" | "stats">;
+
+const nsSince = (t: number) => Math.round((performance.now() - t) * 1e6);
 
 /**
  * MODELD_LOAD_ON_DEMAND: a request for a registered model with nothing serving
@@ -87,6 +90,7 @@ async function loadOnDemand(modelId: string, version: string | undefined, caller
 
 /** Runs one request on the session serving `version` (or the model's serving version when absent). */
 export async function infer(modelId: string, version: string | undefined, req: InferRequest, d: InferDeps, caller = "anonymous"): Promise<InferResult> {
+  const started = performance.now();
   let worker: ModelWorker;
   try {
     worker = servingSession(modelId, version, d);
@@ -96,25 +100,61 @@ export async function infer(modelId: string, version: string | undefined, req: I
     if (!idle || !d.config.memory.loadOnDemand) throw err;
     worker = await loadOnDemand(modelId, version, caller, d);
   }
+  try {
+    return await runOn(worker, modelId, req, started, d);
+  } catch (err) {
+    d.stats.failure(modelId, worker.version, nsSince(started));
+    throw err;
+  }
+}
+
+function decodeRequest(req: InferRequest, worker: ModelWorker, maxElements: number): { wire: WireTensor[]; requested?: string[] } {
   const { inputs: inputMeta, outputs: outputMeta } = worker.info!;
   let wire;
   try {
-    wire = decodeInputs(req.inputs, inputMeta, d.config.runtime.maxTensorElements);
+    wire = decodeInputs(req.inputs, inputMeta, maxElements);
   } catch (err) {
     if (err instanceof TensorError) throw new AppError("INVALID_TENSOR", err.message);
     throw err;
   }
+  const classified = req.outputs?.find((o) => o.parameters?.classification !== undefined);
+  if (classified) throw new AppError("INVALID_TENSOR", `output ${classified.name}: the classification extension (class_count) is not supported; request the raw output`);
   const requested = req.outputs?.map((o) => o.name);
   const unknown = requested?.filter((n) => !outputMeta.some((o) => o.name === n));
   if (unknown?.length) throw new AppError("INVALID_TENSOR", `unknown output ${unknown.join(", ")}; the model's outputs are ${outputMeta.map((o) => o.name).join(", ")}`);
+  return { wire, requested };
+}
 
-  let results;
+async function runOn(worker: ModelWorker, modelId: string, req: InferRequest, started: number, d: InferDeps): Promise<InferResult> {
+  const decoded = performance.now();
+  const { wire, requested } = decodeRequest(req, worker, d.config.runtime.maxTensorElements);
+  const decodeNs = nsSince(decoded);
+  const sent = performance.now();
+  let outcome;
   try {
-    results = await worker.run(wire, requested);
+    outcome = await worker.run(wire, requested);
   } catch (err) {
     throw runtimeToAppError(err, modelId);
   }
+  const roundTripNs = nsSince(sent);
+  const shaped = performance.now();
+  const result = shapeResult(worker, modelId, req, requested, outcome.outputs);
+  const { timing } = outcome;
+  d.stats.success(modelId, worker.version, {
+    totalNs: nsSince(started),
+    // Waiting for the thread and for the runs ahead of it: the round trip less the execution's own work.
+    queueNs: Math.max(0, roundTripNs - timing.inputNs - timing.inferNs - timing.outputNs),
+    inputNs: decodeNs + timing.inputNs,
+    inferNs: timing.inferNs,
+    outputNs: timing.outputNs + nsSince(shaped),
+    rows: worker.info!.batching ? (wire[0]?.dims[0] ?? 1) : 1,
+    execution: timing.first ? timing : undefined,
+  });
+  return result;
+}
 
+function shapeResult(worker: ModelWorker, modelId: string, req: InferRequest, requested: string[] | undefined, results: WireTensor[]): InferResult {
+  const outputMeta = worker.info!.outputs;
   const allBinary = wantsBinary(req.parameters, "binary_data_output") ?? false;
   const order = requested ?? outputMeta.map((o) => o.name);
   const binary: Uint8Array[] = [];

@@ -157,7 +157,7 @@ export function updateSettings(id: string, patch: ModelSettingsPatch, d: Pick<De
   });
 }
 
-export function deleteModel(id: string, d: ModelDeps & Pick<Deps, "lifecycle">): void {
+export function deleteModel(id: string, d: ModelDeps & Pick<Deps, "lifecycle" | "stats">): void {
   d.db.tx(() => {
     const m = getModel(id, d);
     if (m.state !== "unloaded" && m.state !== "failed") {
@@ -166,6 +166,7 @@ export function deleteModel(id: string, d: ModelDeps & Pick<Deps, "lifecycle">):
     if (d.jobs.latestUnfinished(id)) throw new AppError("MODEL_BUSY", `model ${id} has unfinished jobs`);
     d.lifecycle.forget(id);
   });
+  d.stats.forget(id);
 }
 
 interface Found {

@@ -56,7 +56,7 @@ describe("Open Inference Protocol metadata and health", () => {
     expect((await api.json("GET", "/v2", { token: infer })).body).toEqual({
       name: "modeld",
       version: expect.any(String),
-      extensions: ["binary_tensor_data", "model_repository"],
+      extensions: ["binary_tensor_data", "model_repository", "model_configuration", "statistics"],
     });
     expect((await api.json("GET", "/v2/health/live", { token: null })).body).toEqual({ live: true });
     expect((await api.json("GET", "/v2/health/ready", { token: null })).body).toEqual({ ready: true });

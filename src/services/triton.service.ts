@@ -1,0 +1,118 @@
+// Triton's model configuration and statistics extensions, in the exact JSON
+// its clients parse (perf_analyzer's model parser and client backend,
+// tritonclient's http client): integers as JSON integers, versions as strings
+// in statistics, and, when max_batch_size > 0, dims without the batch dimension.
+import type { Deps } from "../context";
+import type { VersionRecord } from "../db/models.repo";
+import { AppError } from "../errors";
+import { withDefaults } from "../model-settings";
+import { canBatch } from "../runtime/batching";
+import type { ModelWorker } from "../runtime/model-worker";
+import type { TensorInfo } from "../runtime/protocol";
+import { datatypeOf } from "../runtime/tensors";
+import { currentVersion, getModel, getVersion, modelRef } from "./models.service";
+import type { Duration, VersionStats } from "./stats.service";
+
+type ReadDeps = Pick<Deps, "models" | "runtime" | "stats">;
+
+export interface VersionInfo {
+  version: VersionRecord;
+  inputs: TensorInfo[];
+  outputs: TensorInfo[];
+  /** The session serving this version, when one does. */
+  live?: ModelWorker;
+}
+
+/** A version's inputs and outputs: what its session reported, live or recorded at its last load. */
+export function versionInfo(name: string, version: string | undefined, d: Pick<Deps, "models" | "runtime">): VersionInfo {
+  const model = getModel(name, d);
+  const v = version === undefined ? currentVersion(model, d.models.versions(name)) : getVersion(name, version, d);
+  const session = d.runtime.get(name);
+  const live = session?.info && v && session.version === String(v.version) ? session : undefined;
+  const info = live?.info ?? (v?.inputs && v.outputs ? { inputs: v.inputs, outputs: v.outputs } : undefined);
+  if (!v || !info) throw new AppError("MODEL_NOT_LOADED", `${modelRef(name, version)} has not been loaded yet, so its inputs are unknown`);
+  return { version: v, inputs: info.inputs, outputs: info.outputs, live };
+}
+
+/** Triton's data_type names: TYPE_ plus the protocol datatype, with BYTES as STRING. */
+function tritonType(t: TensorInfo): string {
+  const dt = datatypeOf(t.type) ?? t.type.toUpperCase();
+  return `TYPE_${dt === "BYTES" ? "STRING" : dt}`;
+}
+
+export function modelConfig(name: string, version: string | undefined, d: ReadDeps & Pick<Deps, "availableProviders">) {
+  const info = versionInfo(name, version, d);
+  const settings = withDefaults(getModel(name, d).settings);
+  // The live session says whether it merges requests; otherwise, whether it would at its next load.
+  const batching = info.live ? info.live.info!.batching : settings.batching !== null && canBatch(info.inputs, info.outputs);
+  const maxBatchSize = batching ? settings.batching!.maxBatchSize : 0;
+  const dims = (t: TensorInfo) => (batching ? t.shape.slice(1) : t.shape);
+  const gpu = (info.live?.info?.providers ?? settings.providers ?? d.availableProviders).includes("cuda");
+  const s = settings.session;
+  // Named as Triton's onnxruntime backend names its session parameters.
+  const parameters: Record<string, { string_value: string }> = {};
+  if (s.intraOpThreads !== undefined) parameters.intra_op_thread_count = { string_value: String(s.intraOpThreads) };
+  if (s.interOpThreads !== undefined) parameters.inter_op_thread_count = { string_value: String(s.interOpThreads) };
+  if (s.executionMode !== undefined) parameters.execution_mode = { string_value: s.executionMode === "parallel" ? "1" : "0" };
+  return {
+    name,
+    platform: "onnxruntime_onnx",
+    backend: "onnxruntime",
+    version_policy: { specific: { versions: [info.version.version] } },
+    max_batch_size: maxBatchSize,
+    input: info.inputs.map((t) => ({ name: t.name, data_type: tritonType(t), format: "FORMAT_NONE", dims: dims(t), is_shape_tensor: false, allow_ragged_batch: false, optional: false })),
+    output: info.outputs.map((t) => ({ name: t.name, data_type: tritonType(t), dims: dims(t), label_filename: "", is_shape_tensor: false })),
+    ...(batching
+      ? {
+          dynamic_batching: {
+            preferred_batch_size: settings.batching!.preferredBatchSizes ?? [],
+            max_queue_delay_microseconds: settings.batching!.maxQueueDelayUs,
+            preserve_ordering: false,
+            priority_levels: 0,
+            default_priority_level: 0,
+          },
+        }
+      : {}),
+    instance_group: [{ name: `${name}_0`, kind: gpu ? "KIND_GPU" : "KIND_CPU", count: 1, gpus: gpu ? [0] : [], passive: false, host_policy: "" }],
+    default_model_filename: "model.onnx",
+    parameters,
+  };
+}
+
+const duration = (x: Duration) => ({ count: x.count, ns: x.ns });
+
+function versionStats(name: string, version: string, s: VersionStats) {
+  return {
+    name,
+    version,
+    last_inference: s.lastInference,
+    inference_count: s.inferenceCount,
+    execution_count: s.executionCount,
+    inference_stats: {
+      success: duration(s.success),
+      fail: duration(s.fail),
+      queue: duration(s.queue),
+      compute_input: duration(s.computeInput),
+      compute_infer: duration(s.computeInfer),
+      compute_output: duration(s.computeOutput),
+      // No response cache: both stay zero, and are present because perf_analyzer reads them.
+      cache_hit: duration({ count: 0, ns: 0 }),
+      cache_miss: duration({ count: 0, ns: 0 }),
+    },
+    batch_stats: [...s.batches.values()]
+      .sort((a, b) => a.batchSize - b.batchSize)
+      .map((b) => ({ batch_size: b.batchSize, compute_input: duration(b.computeInput), compute_infer: duration(b.computeInfer), compute_output: duration(b.computeOutput) })),
+  };
+}
+
+/**
+ * One entry per registered version (as the repository index lists them), of
+ * every model, of one model, or of one version; zeros where nothing ran.
+ */
+export function modelStats(name: string | undefined, version: string | undefined, d: ReadDeps) {
+  const versionsOf = (id: string) => (version === undefined ? d.models.versions(id) : [getVersion(id, version, d)]);
+  const ids = name === undefined ? d.models.list().map((m) => m.id) : [getModel(name, d).id];
+  return {
+    model_stats: ids.flatMap((id) => versionsOf(id).map((v) => versionStats(id, String(v.version), d.stats.get(id, String(v.version))))),
+  };
+}
