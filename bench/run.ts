@@ -3,6 +3,7 @@
 import { benchInference } from "./inference.bench";
 import { benchLoad } from "./load.bench";
 import { benchMemory } from "./memory.bench";
+import { benchProfile } from "./profile.bench";
 import { benchStartup } from "./startup.bench";
 import { benchSwap } from "./swap.bench";
 
@@ -10,6 +11,7 @@ console.log(`# modeld benchmarks\n\n${new Date().toISOString()}, Bun ${Bun.versi
 const only = process.argv[2];
 if (!only || only === "load") await benchLoad();
 if (!only || only === "inference") await benchInference();
+if (!only || only === "profile") await benchProfile();
 if (!only || only === "startup") await benchStartup();
 if (!only || only === "swap") await benchSwap();
 if (!only || only === "memory") await benchMemory();

@@ -8,6 +8,8 @@ export interface Logger {
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
   child(fields: Record<string, unknown>): Logger;
+  /** Whether a line at `level` would be written: lets a hot path skip building its fields. */
+  enabled(level: Level): boolean;
 }
 
 export function createLogger(
@@ -25,6 +27,7 @@ export function createLogger(
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),
     child: (fields) => createLogger(level, { ...base, ...fields }, write),
+    enabled: (lvl) => LEVELS[lvl] >= LEVELS[level],
   };
 }
 

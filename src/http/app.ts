@@ -63,7 +63,7 @@ export function createApp(d: Deps, verify: TokenVerifier, opts: { isDraining?: (
     await next();
     // The template of the route that answered; "/*" when none did.
     d.metrics.countRequest(c.req.routePath, c.res.status);
-    log.debug("request", { method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - started).toFixed(2) });
+    if (log.enabled("debug")) log.debug("request", { method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - started).toFixed(2) });
   });
   app.onError(onError);
   const noRoute = (c: Context<AppEnv>) => errorResponse(c, new AppError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`));

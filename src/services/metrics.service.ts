@@ -101,7 +101,18 @@ export function createMetrics(d: MetricsDeps) {
     }
   };
 
-  const http = new Counter({ name: "modeld_http_requests_total", help: "HTTP requests by route template and status", labelNames: ["route", "status"], registers: [registry] });
+  // Counted in a plain map on the request path; prom-client's label hashing runs only at scrape time.
+  const requests = new Map<string, { route: string; status: string; n: number }>();
+  new Counter({
+    name: "modeld_http_requests_total",
+    help: "HTTP requests by route template and status",
+    labelNames: ["route", "status"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of requests.values()) this.inc({ route: r.route, status: r.status }, r.n);
+    },
+  });
 
   return {
     contentType: registry.contentType,
@@ -111,7 +122,10 @@ export function createMetrics(d: MetricsDeps) {
     },
     /** `route` is the template that answered ("/v2/models/:name/infer"), never the raw path. */
     countRequest(route: string, status: number): void {
-      http.inc({ route, status: String(status) });
+      const key = `${status} ${route}`;
+      const r = requests.get(key);
+      if (r) r.n++;
+      else requests.set(key, { route, status: String(status), n: 1 });
     },
   };
 }
