@@ -6,8 +6,9 @@ import { createModelsRepo } from "./db/models.repo";
 import { VERSION } from "./http/app";
 import { createMetricsApp } from "./http/metrics.handlers";
 import { createLogger } from "./log";
-import { isCompiledBinary } from "./runtime/native";
-import { escapeNoexecTmp } from "./runtime/noexec-tmp";
+import { isCompiledBinary } from "./platform/assets";
+import { escapeNoexecTmp } from "./platform/noexec-tmp";
+import { listen } from "./platform/serve";
 import { openStore, startService } from "./server";
 
 const USAGE = `modeld ${VERSION}: an ONNX model server
@@ -64,9 +65,9 @@ async function serve(config: Config): Promise<void> {
   if (isCompiledBinary()) escapeNoexecTmp(config.cacheDir, (msg) => log.warn(msg));
   let draining = false;
   const service = await startService(config, log, { isDraining: () => draining });
-  const server = Bun.serve({ hostname: config.host, port: config.port, fetch: service.app.fetch, idleTimeout: 120 });
+  const server = await listen({ hostname: config.host, port: config.port, fetch: service.app.fetch });
   const metricsServer =
-    config.metrics.port === undefined ? undefined : Bun.serve({ hostname: config.host, port: config.metrics.port, fetch: createMetricsApp(service.deps).fetch });
+    config.metrics.port === undefined ? undefined : await listen({ hostname: config.host, port: config.metrics.port, fetch: createMetricsApp(service.deps).fetch });
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   const tokenHint =
     service.auth.kind === "secret"

@@ -1,7 +1,6 @@
 // Builds the running service from a Config: database, recovery, runtime, job
 // loop and HTTP app. main.ts calls it; tests call it with temp dirs.
 import { mkdirSync, readFileSync } from "node:fs";
-import demoModel from "../assets/demo.onnx" with { type: "file" };
 import { createTokenVerifier, resolveAuthSource, type TokenVerifier } from "./auth";
 import type { AuthSource, Config } from "./config";
 import type { Deps } from "./context";
@@ -13,6 +12,7 @@ import { migrate } from "./db/migrations";
 import { createModelsRepo } from "./db/models.repo";
 import { createSettingsRepo } from "./db/settings.repo";
 import { createApp } from "./http/app";
+import { demoModelPath } from "./platform/assets";
 import { jobSteps } from "./jobs/execute";
 import { startJobLoop, type JobLoop } from "./jobs/loop";
 import { createJobNotifier } from "./jobs/notifier";
@@ -61,7 +61,7 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
   const base = { config, db, models, jobs, settings, audit: createAuditRepo(db), events: createEventsRepo(db), runtime, lifecycle, native, notifier: createJobNotifier(), stats: createInferenceStats(), log, availableProviders: providers };
 
   if (config.demoModel && config.modelDirIsDefault) {
-    if (await installDemoModel(config.modelDir, readFileSync(demoModel))) log.info("installed the demo model", { modelDir: config.modelDir });
+    if (await installDemoModel(config.modelDir, readFileSync(demoModelPath()))) log.info("installed the demo model", { modelDir: config.modelDir });
   }
   mkdirSync(config.modelDir, { recursive: true });
   const scanned = await scanModelDir(base);

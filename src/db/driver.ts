@@ -1,5 +1,6 @@
-// The only module that imports a SQLite driver: bun:sqlite under Bun (and in
-// the compiled binary), better-sqlite3 under Node, which Bun cannot load.
+// One Db interface over each runtime's SQLite driver (src/platform/sqlite.ts
+// picks the driver): cached statements, pragmas, and transactions.
+import { openSqlite, type RawStatement } from "../platform/sqlite";
 
 export type SqlValue = string | number | bigint | null | Uint8Array;
 export type Params = Record<string, SqlValue>;
@@ -18,29 +19,6 @@ export interface Db {
   close(): void;
 }
 
-interface RawStatement {
-  get(...a: unknown[]): unknown;
-  all(...a: unknown[]): unknown[];
-  run(...a: unknown[]): { changes: number | bigint };
-}
-interface RawDb {
-  prepare(sql: string): RawStatement;
-  exec(sql: string): unknown;
-  close(): void;
-}
-
-const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-
-async function openRaw(path: string): Promise<RawDb> {
-  if (isBun) {
-    const { Database } = await import("bun:sqlite");
-    // strict: named parameters bind without their @ prefix, as in better-sqlite3.
-    return new Database(path, { create: true, strict: true }) as unknown as RawDb;
-  }
-  const mod = (await import("better-sqlite3")) as unknown as { default: new (p: string) => RawDb };
-  return new mod.default(path);
-}
-
 function wrapStatement<Row>(s: RawStatement): Statement<Row> {
   const args = (p?: Params) => (p === undefined ? [] : [p]);
   return {
@@ -57,7 +35,7 @@ export interface OpenOptions {
 }
 
 export async function openDatabase(path: string, opts: OpenOptions = {}): Promise<Db> {
-  const raw = await openRaw(path);
+  const raw = await openSqlite(path);
   raw.exec(`PRAGMA busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
   raw.exec("PRAGMA journal_mode = WAL");
   raw.exec(`PRAGMA synchronous = ${opts.synchronous ?? "FULL"}`);

@@ -1,8 +1,4 @@
-// Migrations are imported as text so the compiled binary carries them.
-// Add each new numbered file here; the number is the schema version.
-import m0001 from "../../migrations/0001_init.sql" with { type: "text" };
-import m0002 from "../../migrations/0002_versions.sql" with { type: "text" };
-import m0003 from "../../migrations/0003_memory_events.sql" with { type: "text" };
+import { MIGRATION_SQL } from "../platform/assets";
 import type { Db } from "./driver";
 
 export interface Migration {
@@ -11,11 +7,8 @@ export interface Migration {
   sql: string;
 }
 
-export const MIGRATIONS: Migration[] = [
-  { version: 1, name: "0001_init", sql: m0001 },
-  { version: 2, name: "0002_versions", sql: m0002 },
-  { version: 3, name: "0003_memory_events", sql: m0003 },
-];
+/** The files carried with modeld (src/platform/assets.ts lists them). */
+export const MIGRATIONS: Migration[] = MIGRATION_SQL;
 
 /** Applies every pending migration in one transaction; returns the resulting schema version. */
 export function migrate(db: Db, migrations: Migration[] = MIGRATIONS): { from: number; to: number } {

@@ -2,7 +2,6 @@
 // where and the outcome. Which routes are admin actions is decided by the policy
 // router they are registered on (see policy.ts).
 import type { MiddlewareHandler } from "hono";
-import { getConnInfo } from "hono/bun";
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Deps } from "../context";
 import type { AuditRepo } from "../db/audit.repo";
@@ -12,13 +11,8 @@ import { errorResponses } from "./schemas";
 
 const isRead = (method: string) => method === "GET" || method === "HEAD";
 
-function sourceIp(c: Parameters<MiddlewareHandler<AppEnv>>[0]): string | null {
-  try {
-    return getConnInfo(c).remote.address ?? null;
-  } catch {
-    return null; // not served by Bun.serve (in-process requests)
-  }
-}
+// Absent for in-process requests (app.request), which have no connection.
+const sourceIp = (c: Parameters<MiddlewareHandler<AppEnv>>[0]): string | null => c.env?.remoteAddress ?? null;
 
 /** Records every call through it except reads. */
 export function auditChanges(audit: AuditRepo): MiddlewareHandler<AppEnv> {

@@ -3,7 +3,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
 import { readFileSync } from "node:fs";
-import scalarScript from "../../node_modules/@scalar/api-reference/dist/browser/standalone.js" with { type: "file" };
+import { scalarScriptPath } from "../platform/assets";
 import type { AppEnv } from "./env";
 
 export const SCALAR_SCRIPT_PATH = "/docs/scalar.js";
@@ -37,7 +37,7 @@ export function mountDocs(app: OpenAPIHono<AppEnv>, info: { title: string; versi
   });
   let script: Uint8Array | undefined;
   app.get(SCALAR_SCRIPT_PATH, (c) => {
-    script ??= readFileSync(scalarScript);
+    script ??= readFileSync(scalarScriptPath());
     return c.body(script as Uint8Array<ArrayBuffer>, 200, {
       "Content-Type": "application/javascript; charset=utf-8",
       "Cache-Control": "public, max-age=86400",

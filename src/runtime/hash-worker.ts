@@ -2,19 +2,20 @@
 // measurably delays every other request (DEVELOPERS.md, fact 4).
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { parentPort } from "../platform/threads";
 
-declare const self: Worker;
+const parent = parentPort();
 
-self.onmessage = (event: MessageEvent<{ path: string }>) => {
+parent.onMessage((data) => {
   const h = createHash("sha256");
-  createReadStream(event.data.path, { highWaterMark: 1024 * 1024 })
+  createReadStream((data as { path: string }).path, { highWaterMark: 1024 * 1024 })
     .on("data", (c) => h.update(c))
     .on("error", (err) => finish({ error: err.message }))
     .on("end", () => finish({ sha256: h.digest("hex") }));
-};
+});
 
 function finish(msg: { sha256: string } | { error: string }): void {
-  self.postMessage(msg);
+  parent.postMessage(msg);
   // Ends this worker thread only; nothing native is running here.
-  process.exit(0);
+  parent.exit();
 }

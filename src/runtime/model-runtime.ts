@@ -8,6 +8,7 @@
 //
 // One spare thread is kept started once loads begin: starting a worker and
 // importing onnxruntime-node is most of a small model's load time.
+import type { Thread } from "../platform/threads";
 import { ModelWorker, RuntimeError, spawnSessionWorker, type LoadedInfo, type SessionIdentity } from "./model-worker";
 import type { LoadRequest } from "./protocol";
 
@@ -25,7 +26,7 @@ export interface RuntimeOptions {
 export class ModelRuntime {
   #routes = new Map<string, ModelWorker>();
   #threads = new Set<ModelWorker>();
-  #spare?: { worker: Worker; ready: Promise<void> };
+  #spare?: { worker: Thread; ready: Promise<void> };
   #closing = false;
 
   constructor(private readonly opts: RuntimeOptions) {}
@@ -138,7 +139,7 @@ export class ModelRuntime {
     return [...this.#threads];
   }
 
-  #takeSpare(): Worker | undefined {
+  #takeSpare(): Thread | undefined {
     const spare = this.#spare?.worker;
     this.#spare = undefined;
     return spare;
@@ -155,17 +156,15 @@ export class ModelRuntime {
     const worker = spawnSessionWorker();
     let settle!: () => void;
     const ready = new Promise<void>((r) => (settle = r));
-    const onMessage = (e: MessageEvent<{ type: string }>) => {
-      if (e.data?.type === "ready") (worker.removeEventListener("message", onMessage), settle());
-    };
+    // Settling twice is harmless, so these stay attached after the thread is handed to a session.
+    worker.onMessage((data) => (data as { type?: string })?.type === "ready" && settle());
     // A spare that fails to start (or exits) before it is used is simply dropped.
     const drop = () => {
       if (this.#spare?.worker === worker) this.#spare = undefined;
       settle();
     };
-    worker.addEventListener("message", onMessage);
-    worker.addEventListener("error", drop);
-    worker.addEventListener("close", drop);
+    worker.onError(drop);
+    worker.onExit(drop);
     this.#spare = { worker, ready };
     return ready;
   }
@@ -176,7 +175,7 @@ export class ModelRuntime {
     const spare = this.#spare?.worker;
     this.#spare = undefined;
     // Asked, not terminated: it may still be importing the native addon.
-    const spareGone = spare ? new Promise((r) => (spare.addEventListener("close", r), spare.postMessage({ type: "exit" }))) : undefined;
+    const spareGone = spare ? new Promise<void>((r) => (spare.onExit(r), spare.postMessage({ type: "exit" }))) : undefined;
     await Promise.all([...this.#threads].map((w) => w.release(timeoutMs)));
     const remaining: Promise<unknown>[] = [...this.#threads].map((w) => w.exited());
     if (spareGone) remaining.push(spareGone);

@@ -6,7 +6,7 @@
 // timeouts therefore answer every caller at once and tell the worker to stop;
 // the thread releases its session and exits as soon as the native call it is
 // in returns.
-import { runtimeWorkerUrl } from "./worker-url";
+import { spawnThread, type Thread } from "../platform/threads";
 import { transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type TensorInfo, type ToWorker, type WireTensor } from "./protocol";
 
 export type WorkerPhase = "starting" | "loading" | "ready" | "draining" | "closed";
@@ -53,7 +53,7 @@ interface Pending {
 }
 
 /** A session worker thread, importing onnxruntime-node as it starts. */
-export const spawnSessionWorker = (): Worker => new Worker(runtimeWorkerUrl("session-worker.ts"));
+export const spawnSessionWorker = (): Thread => spawnThread("session-worker");
 
 /** A crash message can quote a whole minified bundle; keep the error line. */
 function crashSummary(message: string): string {
@@ -62,7 +62,7 @@ function crashSummary(message: string): string {
 }
 
 export class ModelWorker {
-  #worker: Worker;
+  #worker: Thread;
   #stop = new SharedArrayBuffer(4);
   #phase: WorkerPhase = "starting";
   #runs = new Map<number, Pending>();
@@ -91,19 +91,17 @@ export class ModelWorker {
       onClosed: (w: ModelWorker, crashed: boolean) => void;
       onExited: (w: ModelWorker) => void;
       /** A thread started ahead of time (see ModelRuntime's spare), or a new one. */
-      thread?: Worker;
+      thread?: Thread;
     },
   ) {
     this.modelId = identity.modelId;
     this.version = identity.version;
     this.tag = identity.tag;
     this.#worker = opts.thread ?? spawnSessionWorker();
-    this.#worker.onmessage = (e: MessageEvent<FromWorker>) => this.#handle(e.data);
-    this.#worker.addEventListener("error", (e) =>
-      this.#close(new RuntimeError("TERMINATED", `worker crashed: ${crashSummary((e as ErrorEvent).message)}`), true),
-    );
+    this.#worker.onMessage((data) => this.#handle(data as FromWorker));
+    this.#worker.onError((message) => this.#close(new RuntimeError("TERMINATED", `worker crashed: ${crashSummary(message)}`), true));
     this.#exited = new Promise((resolve) =>
-      this.#worker.addEventListener("close", () => {
+      this.#worker.onExit(() => {
         this.#threadGone = true;
         this.#close(new RuntimeError("TERMINATED", "worker exited"), !this.#exitRequested);
         this.opts.onExited(this);

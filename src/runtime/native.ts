@@ -6,7 +6,9 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import embeddedLib from "../../node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1" with { type: "file" };
+import { createRequire } from "node:module";
+import { isCompiledBinary, ortLibPath } from "../platform/assets";
+import { dlopenGlobal } from "../platform/ffi";
 
 export const ORT_LIB = "libonnxruntime.so.1";
 
@@ -16,10 +18,9 @@ export interface NativeRuntime {
   source: "package" | "embedded" | "external";
 }
 
-const isEmbedded = (p: string) => p.startsWith("/$bunfs/") || p.includes("$bunfs");
 
-/** True inside the `bun build --compile` binary. */
-export const isCompiledBinary = (): boolean => isEmbedded(embeddedLib);
+/** Where onnxruntime-node's own copy is, as its addon finds it. */
+const packageLibDir = () => dirname(createRequire(import.meta.url).resolve(`onnxruntime-node/bin/napi-v6/linux/x64/${ORT_LIB}`));
 
 /** Writes bytes to `dir/name` unless present; write-then-rename so a concurrent reader never sees half a file. */
 export function extractOnce(dir: string, name: string, bytes: () => Uint8Array): string {
@@ -32,11 +33,7 @@ export function extractOnce(dir: string, name: string, bytes: () => Uint8Array):
   return target;
 }
 
-function dlopenOrt(path: string): void {
-  // Imported lazily: bun:ffi exists only under Bun, and only this path needs it.
-  const { dlopen, FFIType } = require("bun:ffi") as typeof import("bun:ffi");
-  dlopen(path, { OrtGetApiBase: { args: [], returns: FFIType.ptr } });
-}
+const dlopenOrt = (path: string) => dlopenGlobal(path, "OrtGetApiBase");
 
 const pidAlive = (pid: number) => {
   try {
@@ -65,7 +62,8 @@ export function prepareNativeRuntime(opts: { ortDir?: string; cacheDir: string }
     dlopenOrt(lib);
     return { libDir: opts.ortDir, source: "external" };
   }
-  if (!isEmbedded(embeddedLib)) return { libDir: dirname(embeddedLib), source: "package" };
+  if (!isCompiledBinary()) return { libDir: packageLibDir(), source: "package" };
+  const embeddedLib = ortLibPath();
   removeStaleOrtLogs(tmpdir());
   // Bun names embedded assets by their content hash, so the name is a version key and
   // a warm start neither reads nor hashes 45 MB. The size check catches a torn file.

@@ -9,13 +9,14 @@
 // the thread closes.
 import { readFileSync } from "node:fs";
 import * as ort from "onnxruntime-node";
-import demoModel from "../../assets/demo.onnx" with { type: "file" };
 import { canBatch, mergeInputs, queuedRows, rowsOf, splitOutputs, takeBatch, type BatchingSpec } from "./batching";
 import { externalDataLocations, unsafeLocation } from "./external-data";
+import { demoModelPath } from "../platform/assets";
+import { parentPort } from "../platform/threads";
 import { keepFloat16AsUint16 } from "./ort-float16";
 import { transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type RunResult, type TensorInfo, type ToWorker, type WarmupSpec, type WireTensor } from "./protocol";
 
-declare const self: Worker;
+const parent = parentPort();
 keepFloat16AsUint16(ort);
 
 let session: ort.InferenceSession | undefined;
@@ -24,7 +25,7 @@ let loading: Promise<void> | undefined;
 const running = new Set<Promise<void>>();
 const stopping = () => (stop ? Atomics.load(stop, 0) !== 0 : false);
 
-const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => self.postMessage(msg, transfer);
+const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => parent.postMessage(msg, transfer);
 
 // Results finished in the same turn go back in one message. onnxruntime-node runs
 // each session.run in its own setImmediate, so a flush scheduled the same way
@@ -202,7 +203,7 @@ async function exit(): Promise<void> {
   await session?.release();
   session = undefined;
   // Ends this worker thread only, not the process.
-  process.exit(0);
+  parent.exit();
 }
 
 /**
@@ -213,7 +214,7 @@ async function exit(): Promise<void> {
  */
 async function warmProcess(): Promise<void> {
   try {
-    const s = await ort.InferenceSession.create(readFileSync(demoModel));
+    const s = await ort.InferenceSession.create(readFileSync(demoModelPath()));
     await s.release();
   } catch {} // a failure here only blurs the first measurement
 }
@@ -221,8 +222,8 @@ async function warmProcess(): Promise<void> {
 // Say so once ONNX Runtime is imported and warm, so a spare thread's start is over before anyone measures memory.
 void warmProcess().then(() => post({ type: "ready" }));
 
-self.onmessage = (event: MessageEvent<ToWorker>) => {
-  const msg = event.data;
+parent.onMessage((data) => {
+  const msg = data as ToWorker;
   if (msg.type === "load") {
     stop = new Int32Array(msg.stop);
     loading = load(msg);
@@ -242,4 +243,4 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
   } else if (msg.type === "exit") {
     void exit();
   }
-};
+});

@@ -1,17 +1,18 @@
-import { runtimeWorkerUrl } from "./worker-url";
+import { spawnThread } from "../platform/threads";
 
 /** The file's sha256, computed in a worker thread so the caller's thread never hashes. */
 export function sha256File(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(runtimeWorkerUrl("hash-worker.ts"));
+    const worker = spawnThread("hash-worker");
     let answered = false;
-    worker.onmessage = (e: MessageEvent<{ sha256: string } | { error: string }>) => {
+    worker.onMessage((data) => {
+      const msg = data as { sha256: string } | { error: string };
       answered = true;
-      if ("sha256" in e.data) resolve(e.data.sha256);
-      else reject(new Error(e.data.error));
-    };
-    worker.addEventListener("error", (e) => reject(new Error(`hashing ${path} failed: ${(e as ErrorEvent).message}`)));
-    worker.addEventListener("close", () => {
+      if ("sha256" in msg) resolve(msg.sha256);
+      else reject(new Error(msg.error));
+    });
+    worker.onError((message) => reject(new Error(`hashing ${path} failed: ${message}`)));
+    worker.onExit(() => {
       if (!answered) reject(new Error(`hashing ${path} failed: the hash worker exited`));
     });
     worker.postMessage({ path });

@@ -1,0 +1,56 @@
+// The HTTP listener of each runtime, with one graceful-shutdown contract:
+// stop(false) stops accepting and resolves when in-flight requests are done;
+// stop(true) drops what is left.
+import { deno, runtimeName } from "./runtime";
+
+/** What the listener hands the app with every request (Hono's `c.env`). */
+export interface ConnEnv {
+  remoteAddress?: string;
+}
+
+export type FetchHandler = (req: Request, env: ConnEnv) => Response | Promise<Response>;
+
+export interface Listener {
+  port: number;
+  stop(force: boolean): Promise<void>;
+}
+
+export async function listen(opts: { hostname: string; port: number; fetch: FetchHandler }): Promise<Listener> {
+  if (runtimeName === "bun") {
+    const server = Bun.serve({
+      hostname: opts.hostname,
+      port: opts.port,
+      idleTimeout: 120,
+      fetch: (req, srv) => opts.fetch(req, { remoteAddress: srv.requestIP(req)?.address }),
+    });
+    return { port: server.port!, stop: async (force) => void (await server.stop(force)) };
+  }
+  if (runtimeName === "deno") {
+    const listening = Promise.withResolvers<number>();
+    const server = deno().serve(
+      { hostname: opts.hostname, port: opts.port, onListen: ({ port }) => listening.resolve(port) },
+      (req, info) => opts.fetch(req, { remoteAddress: info.remoteAddr.hostname }),
+    );
+    const port = await listening.promise;
+    // Deno's shutdown() is the graceful stop; nothing is left to drop after it.
+    return { port, stop: async () => void (await server.shutdown()) };
+  }
+  const { serve } = await import("@hono/node-server");
+  type Incoming = { incoming?: { socket?: { remoteAddress?: string } } };
+  const server = serve({
+    hostname: opts.hostname,
+    port: opts.port,
+    fetch: (req: Request, env: Incoming) => opts.fetch(req, { remoteAddress: env.incoming?.socket?.remoteAddress }),
+  }) as import("node:http").Server;
+  await new Promise<void>((resolve, reject) => (server.listening ? resolve() : server.once("listening", resolve).once("error", reject)));
+  const port = (server.address() as import("node:net").AddressInfo).port;
+  return {
+    port,
+    stop: (force) =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        if (force) server.closeAllConnections();
+        else server.closeIdleConnections();
+      }),
+  };
+}
