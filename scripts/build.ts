@@ -35,7 +35,7 @@ if (portable) {
     naming: { entry: "[dir]/[name].[ext]", asset: "assets/[name]-[hash].[ext]" },
     sourcemap: "linked",
   });
-  console.log(`built ${outdir}`);
+  console.error(`built ${outdir}`);
 } else {
   const outfile = resolve(target ?? "dist/modeld");
   await build({

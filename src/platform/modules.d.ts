@@ -1,3 +1,4 @@
+// Types of the files src/platform/assets.ts imports through Bun, and of Node's SQLite driver.
 declare module "*.sql" {
   const text: string;
   export default text;

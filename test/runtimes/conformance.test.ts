@@ -1,0 +1,202 @@
+// The same behaviour on every runtime: this suite drives a real server over
+// HTTP, started on the runtime named by RUNTIME_UNDER_TEST (bun by default,
+// as part of `npm test`; `npm run test:node` and `npm run test:deno` run it on
+// the others, from the bundle they run). It covers the seed API's lifecycle,
+// auth, error shapes, JSON and binary inference, restart recovery, a swap
+// under load, and the token CLI.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
+import { startBinary, type RunningBinary } from "../fixtures/binary";
+import { cleanup, testEnv, token, type TestEnv } from "../helpers";
+
+const repo = join(import.meta.dir, "../..");
+const RUNTIME = (process.env.RUNTIME_UNDER_TEST ?? "bun") as "bun" | "node" | "deno";
+
+/** The command line of `modeld`, exactly as the npm scripts run it on this runtime. */
+function modeldCommand(): string[] {
+  if (RUNTIME === "bun") return [process.execPath, join(repo, "src/main.ts")];
+  const scripts = JSON.parse(readFileSync(join(repo, "package.json"), "utf8")).scripts as Record<string, string>;
+  // "bun scripts/build.ts --portable && deno run --allow-… dist/portable/main.js"
+  const run = scripts[`modeld:${RUNTIME}`]!.split("&&")[1]!.trim().split(/\s+/);
+  const bin = run[0] === "deno" ? join(repo, "node_modules/.bin/deno") : run[0]!;
+  return [bin, ...run.slice(1, -1), join(repo, run.at(-1)!)];
+}
+
+const modelDirLayout = (t: TestEnv, version: number, mul: number) => {
+  mkdirSync(join(t.modelDir, "affine", String(version)), { recursive: true });
+  writeFileSync(join(t.modelDir, "affine", String(version), "model.onnx"), affineModel(mul, 1));
+};
+
+async function start(t: TestEnv): Promise<RunningBinary> {
+  const env = { ...t.env, PATH: `${process.env.PATH}` };
+  return startBinary([...modeldCommand(), "serve"], env, repo, 60_000);
+}
+
+let t: TestEnv;
+let server: RunningBinary;
+let admin: string;
+
+beforeAll(async () => {
+  if (RUNTIME !== "bun") {
+    const built = Bun.spawnSync([process.execPath, join(repo, "scripts/build.ts"), "--portable"], { cwd: repo, stderr: "pipe" });
+    if (built.exitCode !== 0) throw new Error(`the portable build failed: ${built.stderr.toString()}`);
+  }
+  t = testEnv({ MODELD_RESTORE: "true" });
+  modelDirLayout(t, 1, 2);
+  writeFileSync(join(t.modelDir, "slow.onnx"), matmulChainModel(512, 150));
+  server = await start(t);
+  admin = await token();
+}, 120_000);
+
+afterAll(async () => {
+  await server?.stop();
+  if (t) cleanup(t);
+});
+
+async function call(method: string, path: string, opts: { token?: string | null; body?: unknown; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { ...opts.headers };
+  const tok = opts.token === undefined ? admin : opts.token;
+  if (tok) headers.authorization = `Bearer ${tok}`;
+  if (opts.body !== undefined && !(opts.body instanceof Uint8Array)) headers["content-type"] ??= "application/json";
+  const res = await fetch(server.url + path, {
+    method,
+    headers,
+    body: opts.body === undefined || opts.body instanceof Uint8Array || typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body),
+  });
+  const text = await res.text();
+  let body: any = text;
+  try {
+    body = JSON.parse(text);
+  } catch {}
+  return { status: res.status, body, headers: res.headers };
+}
+
+async function waitJob(id: string) {
+  for (;;) {
+    const { body } = await call("GET", `/api/v1/jobs/${id}?wait=10`);
+    if (["completed", "failed", "cancelled"].includes(body.state)) return body;
+  }
+}
+
+const x = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
+
+describe(`on ${RUNTIME}`, () => {
+  test("lifecycle: load answers 202 with a job; the job completes; the model serves; unload releases it", async () => {
+    const load = await call("POST", "/api/v1/models/affine/load");
+    expect(load.status).toBe(202);
+    expect(load.headers.get("location")).toBe(`/api/v1/jobs/${load.body.id}`);
+    expect((await waitJob(load.body.id)).state).toBe("completed");
+    expect((await call("GET", "/api/v1/models/affine")).body).toMatchObject({ state: "loaded", servingVersion: "1" });
+    expect((await call("POST", "/v2/models/affine/infer", { body: x })).body.outputs[0].data).toEqual([3, 5, 7, 9]);
+    const unload = await call("POST", "/api/v1/models/affine/unload");
+    expect(unload.status).toBe(202);
+    expect((await waitJob(unload.body.id)).state).toBe("completed");
+    expect((await call("GET", "/api/v1/models/affine")).body.state).toBe("unloaded");
+    expect((await call("POST", "/v2/models/affine/infer", { body: x })).status).toBe(400);
+  });
+
+  test("auth: no token or a bad one 401, a valid non-admin 403, with the error shapes of each API", async () => {
+    const none = await call("POST", "/api/v1/models/affine/load", { token: null });
+    expect(none.status).toBe(401);
+    expect(none.body.error).toMatchObject({ code: "UNAUTHORIZED", requestId: expect.any(String) });
+    expect(none.headers.get("www-authenticate")).toContain("Bearer");
+    expect((await call("GET", "/api/v1/models", { token: "not.a.token" })).status).toBe(401);
+    const infer = await token({ role: "infer" });
+    expect((await call("POST", "/api/v1/models/affine/load", { token: infer })).body.error.code).toBe("FORBIDDEN");
+    const v2 = await call("POST", "/v2/repository/models/affine/load", { token: infer });
+    expect(v2.status).toBe(403);
+    expect(typeof v2.body.error).toBe("string");
+  });
+
+  test("errors: malformed JSON, unknown model, bad tensor: clear 4xx in one shape per API", async () => {
+    const bad = await call("POST", "/api/v1/models", { body: "{not json", headers: { "content-type": "application/json" } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe("MALFORMED_JSON");
+    expect((await call("POST", "/api/v1/models/ghost/load")).body.error.code).toBe("MODEL_NOT_FOUND");
+    expect((await call("GET", "/v2/models/ghost")).status).toBe(404);
+    await waitJob((await call("POST", "/api/v1/models/affine/load")).body.id);
+    const shape = await call("POST", "/v2/models/affine/infer", { body: { inputs: [{ name: "x", datatype: "FP32", shape: [1, 3], data: [1, 2, 3] }] } });
+    expect(shape.status).toBe(400);
+    expect(shape.body.error).toContain("dimension");
+  });
+
+  test("inference: JSON and the binary tensor extension give the same answer", async () => {
+    await waitJob((await call("POST", "/api/v1/models/affine/load")).body.id);
+    const header = new TextEncoder().encode(JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], parameters: { binary_data_size: 16 } }], parameters: { binary_data_output: true } }));
+    const data = new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer);
+    const body = new Uint8Array(header.byteLength + data.byteLength);
+    body.set(header);
+    body.set(data, header.byteLength);
+    const res = await fetch(`${server.url}/v2/models/affine/infer`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${admin}`, "Inference-Header-Content-Length": String(header.byteLength), "content-type": "application/octet-stream" },
+      body,
+    });
+    expect(res.status).toBe(200);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const n = Number(res.headers.get("inference-header-content-length"));
+    const json = JSON.parse(new TextDecoder().decode(bytes.subarray(0, n)));
+    expect(json.outputs[0]).toMatchObject({ name: "y", datatype: "FP32", shape: [1, 4], parameters: { binary_data_size: 16 } });
+    expect([...new Float32Array(bytes.slice(n).buffer)]).toEqual((await call("POST", "/v2/models/affine/infer", { body: x })).body.outputs[0].data);
+  });
+
+  test("a swap under load: version 2 replaces version 1 while 8 clients send requests, and none fails", async () => {
+    await waitJob((await call("POST", "/api/v1/models/affine/load")).body.id);
+    modelDirLayout(t, 2, 3);
+    expect((await call("POST", "/api/v1/models/rescan")).status).toBe(200);
+    let running = true;
+    const seen: Record<string, number> = {};
+    const failures: number[] = [];
+    const client = async () => {
+      while (running) {
+        const r = await call("POST", "/v2/models/affine/infer", { body: x, token: admin });
+        if (r.status !== 200) failures.push(r.status);
+        else seen[`${r.body.model_version}:${r.body.outputs[0].data[0]}`] = (seen[`${r.body.model_version}:${r.body.outputs[0].data[0]}`] ?? 0) + 1;
+      }
+    };
+    const clients = Array.from({ length: 8 }, client);
+    await Bun.sleep(200);
+    const swap = await call("POST", "/api/v1/models/affine/load", { body: { version: "2" } });
+    expect((await waitJob(swap.body.id)).state).toBe("completed");
+    await Bun.sleep(200);
+    running = false;
+    await Promise.all(clients);
+    expect(failures).toEqual([]);
+    // Version 1 answers 2x+1 = 3, version 2 answers 3x+1 = 4, and nothing else.
+    expect(Object.keys(seen).sort()).toEqual(["1:3", "2:4"]);
+  });
+
+  test("restart recovery: a graceful stop exits 0, and the model serving before it serves again after it", async () => {
+    expect((await call("GET", "/api/v1/models/affine")).body).toMatchObject({ state: "loaded", servingVersion: "2" });
+    expect(await server.stop("SIGTERM")).toBe(0);
+    server = await start(t);
+    for (let i = 0; i < 200 && (await call("GET", "/api/v1/models/affine")).body.state !== "loaded"; i++) await Bun.sleep(50);
+    expect((await call("GET", "/api/v1/models/affine")).body).toMatchObject({ state: "loaded", servingVersion: "2" });
+    expect((await call("POST", "/v2/models/affine/infer", { body: x })).body).toMatchObject({ model_version: "2", outputs: [{ data: [4, 7, 10, 13] }] });
+  }, 90_000);
+
+  test("a force unload mid-request answers the waiting requests 503, the thread exits, and the model loads again", async () => {
+    await waitJob((await call("POST", "/api/v1/models/slow/load")).body.id);
+    const N = 512;
+    const body = { inputs: [{ name: "x", datatype: "FP32", shape: [1, N], data: new Array(N).fill(1) }] };
+    const inflight = Array.from({ length: 12 }, () => call("POST", "/v2/models/slow/infer", { body }));
+    await Bun.sleep(100);
+    const unload = await call("POST", "/api/v1/models/slow/unload?force=true");
+    expect((await waitJob(unload.body.id)).state).toBe("completed");
+    const statuses = (await Promise.all(inflight)).map((r) => r.status);
+    expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
+    expect(statuses).toContain(503);
+    expect((await waitJob((await call("POST", "/api/v1/models/slow/load")).body.id)).state).toBe("completed");
+    expect((await call("POST", "/v2/models/slow/infer", { body })).status).toBe(200);
+  });
+
+  test("modeld token mints a token this runtime's server accepts", async () => {
+    const p = Bun.spawnSync([...modeldCommand(), "token", "--sub", "cli", "--role", "admin"], { cwd: repo, env: { ...process.env, ...t.env } });
+    expect(p.exitCode).toBe(0);
+    const minted = p.stdout.toString().trim();
+    const res = await call("GET", "/api/v1/models", { token: minted });
+    expect(res.status).toBe(200);
+  });
+});
