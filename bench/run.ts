@@ -4,6 +4,7 @@ import { benchInference } from "./inference.bench";
 import { benchLoad } from "./load.bench";
 import { benchMemory } from "./memory.bench";
 import { benchProfile } from "./profile.bench";
+import { benchRuntimes } from "./runtimes.bench";
 import { benchStartup } from "./startup.bench";
 import { benchSwap } from "./swap.bench";
 
@@ -15,3 +16,4 @@ if (!only || only === "profile") await benchProfile();
 if (!only || only === "startup") await benchStartup();
 if (!only || only === "swap") await benchSwap();
 if (!only || only === "memory") await benchMemory();
+if (!only || only === "runtimes") await benchRuntimes();

@@ -5,24 +5,16 @@
 // auth, error shapes, JSON and binary inference, restart recovery, a swap
 // under load, and the token CLI.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
 import { startBinary, type RunningBinary } from "../fixtures/binary";
+import { buildPortable, modeldCommand as command, type Runtime } from "../fixtures/runtimes";
 import { cleanup, testEnv, token, type TestEnv } from "../helpers";
 
 const repo = join(import.meta.dir, "../..");
-const RUNTIME = (process.env.RUNTIME_UNDER_TEST ?? "bun") as "bun" | "node" | "deno";
-
-/** The command line of `modeld`, exactly as the npm scripts run it on this runtime. */
-function modeldCommand(): string[] {
-  if (RUNTIME === "bun") return [process.execPath, join(repo, "src/main.ts")];
-  const scripts = JSON.parse(readFileSync(join(repo, "package.json"), "utf8")).scripts as Record<string, string>;
-  // "bun scripts/build.ts --portable && deno run --allow-… dist/portable/main.js"
-  const run = scripts[`modeld:${RUNTIME}`]!.split("&&")[1]!.trim().split(/\s+/);
-  const bin = run[0] === "deno" ? join(repo, "node_modules/.bin/deno") : run[0]!;
-  return [bin, ...run.slice(1, -1), join(repo, run.at(-1)!)];
-}
+const RUNTIME = (process.env.RUNTIME_UNDER_TEST ?? "bun") as Runtime;
+const modeldCommand = () => command(RUNTIME);
 
 const modelDirLayout = (t: TestEnv, version: number, mul: number) => {
   mkdirSync(join(t.modelDir, "affine", String(version)), { recursive: true });
@@ -39,10 +31,7 @@ let server: RunningBinary;
 let admin: string;
 
 beforeAll(async () => {
-  if (RUNTIME !== "bun") {
-    const built = Bun.spawnSync([process.execPath, join(repo, "scripts/build.ts"), "--portable"], { cwd: repo, stderr: "pipe" });
-    if (built.exitCode !== 0) throw new Error(`the portable build failed: ${built.stderr.toString()}`);
-  }
+  if (RUNTIME !== "bun") buildPortable();
   t = testEnv({ MODELD_RESTORE: "true" });
   modelDirLayout(t, 1, 2);
   writeFileSync(join(t.modelDir, "slow.onnx"), matmulChainModel(512, 150));
