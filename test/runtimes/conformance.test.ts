@@ -34,7 +34,8 @@ beforeAll(async () => {
   if (RUNTIME !== "bun") buildPortable();
   t = testEnv({ MODELD_RESTORE: "true" });
   modelDirLayout(t, 1, 2);
-  writeFileSync(join(t.modelDir, "slow.onnx"), matmulChainModel(512, 150));
+  // A few ms per run: 40 queued requests keep the worker busy for a while.
+  writeFileSync(join(t.modelDir, "slow.onnx"), matmulChainModel(1024, 160));
   server = await start(t);
   admin = await token();
 }, 120_000);
@@ -168,10 +169,10 @@ describe(`on ${RUNTIME}`, () => {
 
   test("a force unload mid-request answers the waiting requests 503, the thread exits, and the model loads again", async () => {
     await waitJob((await call("POST", "/api/v1/models/slow/load")).body.id);
-    const N = 512;
+    const N = 1024;
     const body = { inputs: [{ name: "x", datatype: "FP32", shape: [1, N], data: new Array(N).fill(1) }] };
-    const inflight = Array.from({ length: 12 }, () => call("POST", "/v2/models/slow/infer", { body }));
-    await Bun.sleep(100);
+    const inflight = Array.from({ length: 40 }, () => call("POST", "/v2/models/slow/infer", { body }));
+    await Bun.sleep(50);
     const unload = await call("POST", "/api/v1/models/slow/unload?force=true");
     expect((await waitJob(unload.body.id)).state).toBe("completed");
     const statuses = (await Promise.all(inflight)).map((r) => r.status);
