@@ -61,6 +61,11 @@ export const envSchema = z.object({
     .optional(),
   MODELD_KEEP_ALIVE: z.string().regex(KEEP_ALIVE_PATTERN, "-1 (forever), 0, or a duration like 30s, 5m, 1h").default("-1"),
   MODELD_LOAD_ON_DEMAND: bool.default(false),
+  MODELD_LOAD_ON_START: z
+    .string()
+    .default("")
+    .transform((s) => (s.trim() === "*" ? ("*" as const) : s.split(/[\s,]+/).filter(Boolean)))
+    .pipe(z.union([z.literal("*"), z.array(z.string())])),
   MODELD_ON_DEMAND_WAIT_MS: ms(30_000),
   MODELD_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
@@ -123,6 +128,8 @@ export interface Config {
     loadOnDemand: boolean;
     onDemandWaitMs: number;
   };
+  /** Models loaded at start, as Triton's --load-model; readiness waits for them. `*`: every registered model. */
+  loadOnStart: "*" | string[];
   shutdownTimeoutMs: number;
   maxBodyBytes: number;
   restore: boolean;
@@ -218,6 +225,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       loadOnDemand: e.MODELD_LOAD_ON_DEMAND,
       onDemandWaitMs: e.MODELD_ON_DEMAND_WAIT_MS,
     },
+    loadOnStart: e.MODELD_LOAD_ON_START,
     shutdownTimeoutMs: e.MODELD_SHUTDOWN_TIMEOUT_MS,
     maxBodyBytes: e.MODELD_MAX_BODY_BYTES,
     restore: e.MODELD_RESTORE,

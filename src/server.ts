@@ -22,6 +22,7 @@ import type { Logger } from "./log";
 import { ModelRuntime } from "./runtime/model-runtime";
 import { availableProviders, prepareNativeRuntime } from "./runtime/native";
 import { startExpiry } from "./services/expiry.service";
+import { loadOnStart, startupModels, startupModelsServe } from "./services/startup.service";
 import { createMetrics } from "./services/metrics.service";
 import { createInferenceStats } from "./services/stats.service";
 import { installDemoModel, scanModelDir } from "./services/models.service";
@@ -67,11 +68,19 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
   const scanned = await scanModelDir(base);
   if (scanned.added.length || scanned.updated.length) log.info("scanned the model dir", { ...scanned });
   recover(base);
+  let loadedAtStart: string[];
+  try {
+    loadedAtStart = startupModels(base);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
 
   const loop = startJobLoop(jobSteps(base), { concurrency: config.jobs.concurrency, pollMs: config.jobs.pollMs, log });
   const deps: Deps = { ...base, wake: loop.wake, metrics: createMetrics(base) };
+  loadOnStart(loadedAtStart, deps);
   const stopExpiry = startExpiry(deps);
-  const app = createApp(deps, verify, opts);
+  const app = createApp(deps, verify, { ...opts, isReady: () => startupModelsServe(loadedAtStart, deps) });
   return {
     deps,
     app,

@@ -48,7 +48,14 @@ const healthRoute = createRoute({
   },
 });
 
-export function createApp(d: Deps, verify: TokenVerifier, opts: { isDraining?: () => boolean } = {}): OpenAPIHono<AppEnv> {
+export interface AppOptions {
+  /** True during a graceful shutdown: readiness answers 503. */
+  isDraining?: () => boolean;
+  /** False until the models MODELD_LOAD_ON_START names serve: readiness answers 503. */
+  isReady?: () => boolean;
+}
+
+export function createApp(d: Deps, verify: TokenVerifier, opts: AppOptions = {}): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
       if (!result.success) throw validationError(result.error);
@@ -93,7 +100,7 @@ export function createApp(d: Deps, verify: TokenVerifier, opts: { isDraining?: (
   mountEventRoutes(api, d);
   mountAuditRoutes(api, d);
   mountPredictRoutes(api, d);
-  mountV2Routes(v2, d, { version: VERSION, isDraining: opts.isDraining });
+  mountV2Routes(v2, d, { version: VERSION, ...opts });
   // Unknown /v2 paths answer in the protocol's shape, after every real route had its chance.
   v2.open.fallback("/v2/*", noRoute);
 

@@ -7,7 +7,7 @@ import { enqueueJob, waitForJob } from "../services/jobs.service";
 import { getModel, modelRef, newestVersion } from "../services/models.service";
 import { modelConfig, modelStats, versionInfo } from "../services/triton.service";
 import { protocolTensorInfo } from "../runtime/tensors";
-import type { V2Routers } from "./app";
+import type { AppOptions, V2Routers } from "./app";
 import type { AppEnv } from "./env";
 import { readInferRequest, writeInferResponse } from "./infer-body";
 import * as r from "./v2.routes";
@@ -33,9 +33,9 @@ function checkRepositoryParameters(kind: "load" | "unload", parameters: Record<s
 
 const REPOSITORY_STATE = { loaded: "READY", loading: "LOADING", unloading: "UNLOADING", unloaded: "UNAVAILABLE", failed: "UNAVAILABLE" } as const;
 
-export function mountV2Routes({ open, read, infer: inference, repository }: V2Routers, d: Deps, opts: { version: string; isDraining?: () => boolean }): void {
+export function mountV2Routes({ open, read, infer: inference, repository }: V2Routers, d: Deps, opts: AppOptions & { version: string }): void {
   open.openapi(r.liveRoute, (c) => c.json({ live: true }, 200));
-  open.openapi(r.readyRoute, (c) => (opts.isDraining?.() ? c.json({ ready: false }, 503) : c.json({ ready: true }, 200)));
+  open.openapi(r.readyRoute, (c) => (opts.isDraining?.() || opts.isReady?.() === false ? c.json({ ready: false }, 503) : c.json({ ready: true }, 200)));
 
   read.openapi(r.serverMetadataRoute, (c) =>
     c.json({ name: "modeld", version: opts.version, extensions: ["binary_tensor_data", "model_repository", "model_configuration", "statistics"] }, 200),

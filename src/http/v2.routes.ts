@@ -38,10 +38,10 @@ export const readyRoute = createRoute({
   method: "get",
   path: "/v2/health/ready",
   tags,
-  summary: "Readiness (open): 503 while shutting down",
+  summary: "Readiness (open): 503 until the models MODELD_LOAD_ON_START names serve, and while shutting down",
   responses: {
     200: { description: "Accepting requests", content: { "application/json": { schema: z.object({ ready: z.boolean() }) } } },
-    503: { description: "Shutting down", content: { "application/json": { schema: z.object({ ready: z.boolean() }) } } },
+    503: { description: "Not ready: a model named by MODELD_LOAD_ON_START does not serve yet, or shutting down", content: { "application/json": { schema: z.object({ ready: z.boolean() }) } } },
   },
 });
 
