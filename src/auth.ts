@@ -72,6 +72,23 @@ export function rolesOf(payload: JWTPayload, roleClaim: string): string[] {
 
 export type TokenVerifier = (token: string) => Promise<Principal>;
 
+export type Role = "admin" | "infer" | "metrics";
+
+const roleNames = (auth: Config["auth"], roles: Role[]) => roles.map((r) => ({ admin: auth.adminRole, infer: auth.inferRole, metrics: auth.metricsRole })[r]);
+
+/** Whether the principal holds one of the roles, by their configured names; admins hold every role. */
+export function holdsRole(p: Principal, auth: Config["auth"], roles: Role[]): boolean {
+  if (p.roles.includes(auth.adminRole)) return true;
+  return roleNames(auth, roles).some((n) => p.roles.includes(n));
+}
+
+/** Why a principal may not go on, or undefined when it may: the same rule for HTTP and gRPC. */
+export function refusal(p: Principal | undefined, auth: Config["auth"], roles: Role[]): AppError | undefined {
+  if (!p || p.anonymous) return new AppError("UNAUTHORIZED", "missing Authorization: Bearer token");
+  if (holdsRole(p, auth, roles)) return undefined;
+  return new AppError("FORBIDDEN", `requires the ${roleNames(auth, roles).join(" or ")} role`);
+}
+
 /** Verified tokens are remembered until they expire: a signature check costs more than the rest of a small inference. */
 const VERIFIED_CACHE_SIZE = 10_000;
 

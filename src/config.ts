@@ -35,6 +35,7 @@ export const envSchema = z.object({
   MODELD_METRICS_ROLE: z.string().min(1).default("metrics"),
   MODELD_METRICS_PUBLIC: bool.default(false),
   MODELD_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  MODELD_GRPC_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   MODELD_LOAD_TIMEOUT_MS: ms(120_000),
   MODELD_UNLOAD_TIMEOUT_MS: ms(30_000),
   MODELD_POLL_MS: ms(1000),
@@ -98,6 +99,8 @@ export interface Config {
     metricsRole: string;
     publicInference: boolean;
   };
+  /** The Open Inference Protocol over gRPC on this port; absent: off. */
+  grpcPort?: number;
   metrics: {
     /** /metrics without a token on the API port. */
     public: boolean;
@@ -203,6 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       publicInference: e.MODELD_PUBLIC_INFERENCE,
     },
     metrics: { public: e.MODELD_METRICS_PUBLIC, port: e.MODELD_METRICS_PORT },
+    grpcPort: e.MODELD_GRPC_PORT,
     jobs: {
       pollMs: e.MODELD_POLL_MS,
       loadTimeoutMs: e.MODELD_LOAD_TIMEOUT_MS,

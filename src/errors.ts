@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   INVALID_TENSOR: { status: 400, description: "An inference input does not match the model: unknown or missing name, wrong datatype, shape or data length, too many elements." },
   INFERENCE_FAILED: { status: 400, description: "ONNX Runtime rejected the inputs while running the model." },
   MODEL_LOAD_FAILED: { status: 400, description: "The on-demand load this request waited for failed; the message is the load's error." },
+  JOB_FAILED: { status: 400, description: "The job a Triton repository call waited for failed or was cancelled; the message is its error." },
   UNAUTHORIZED: { status: 401, description: "No token, or a malformed, expired or badly signed one." },
   FORBIDDEN: { status: 403, description: "The token is valid but lacks the needed role." },
   NOT_FOUND: { status: 404, description: "No such route." },

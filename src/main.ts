@@ -9,6 +9,7 @@ import { createLogger } from "./log";
 import { isCompiledBinary } from "./platform/assets";
 import { escapeNoexecTmp } from "./platform/noexec-tmp";
 import { listen } from "./platform/serve";
+import { startGrpcServer } from "./grpc/server";
 import { openStore, startService } from "./server";
 
 const USAGE = `modeld ${VERSION}: an ONNX model server
@@ -68,6 +69,10 @@ async function serve(config: Config): Promise<void> {
   const server = await listen({ hostname: config.host, port: config.port, fetch: service.app.fetch });
   const metricsServer =
     config.metrics.port === undefined ? undefined : await listen({ hostname: config.host, port: config.metrics.port, fetch: createMetricsApp(service.deps).fetch });
+  const grpcServer =
+    config.grpcPort === undefined
+      ? undefined
+      : await startGrpcServer(service.deps, service.verify, { host: config.host, port: config.grpcPort, version: VERSION, isDraining: () => draining, isReady: service.isReady });
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   const tokenHint =
     service.auth.kind === "secret"
@@ -76,7 +81,7 @@ async function serve(config: Config): Promise<void> {
   process.stderr.write(
     `\nmodeld ${VERSION} listening on ${url}\n  API docs:  ${url}/docs\n  data dir:  ${config.dataDir}\n  model dir: ${config.modelDir}\n  token:     ${tokenHint}\n\n`,
   );
-  log.info("listening", { url, dataDir: config.dataDir, modelDir: config.modelDir, auth: service.auth.kind, ...(metricsServer ? { metricsPort: metricsServer.port } : {}) });
+  log.info("listening", { url, dataDir: config.dataDir, modelDir: config.modelDir, auth: service.auth.kind, ...(metricsServer ? { metricsPort: metricsServer.port } : {}), ...(grpcServer ? { grpcPort: grpcServer.port } : {}) });
 
   let stopping: Promise<void> | undefined;
   const shutdown = (signal: string) => {
@@ -85,7 +90,7 @@ async function serve(config: Config): Promise<void> {
       log.info("shutting down", { signal });
       // Stop accepting, then give in-flight requests the bound to finish.
       void metricsServer?.stop(true);
-      const closed = server.stop(false);
+      const closed = Promise.all([server.stop(false), grpcServer?.stop(config.shutdownTimeoutMs)]);
       await Promise.race([closed, new Promise((r) => setTimeout(r, config.shutdownTimeoutMs))]);
       await service.close();
       void server.stop(true);

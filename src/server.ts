@@ -40,6 +40,8 @@ export interface Service {
   loop: JobLoop;
   auth: AuthSource;
   verify: TokenVerifier;
+  /** False until the models MODELD_LOAD_ON_START names serve. */
+  isReady(): boolean;
   /** Stops the loop, releases every session and closes the database. */
   close(): Promise<void>;
 }
@@ -80,13 +82,15 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
   const deps: Deps = { ...base, wake: loop.wake, metrics: createMetrics(base) };
   loadOnStart(loadedAtStart, deps);
   const stopExpiry = startExpiry(deps);
-  const app = createApp(deps, verify, { ...opts, isReady: () => startupModelsServe(loadedAtStart, deps) });
+  const isReady = () => startupModelsServe(loadedAtStart, deps);
+  const app = createApp(deps, verify, { ...opts, isReady });
   return {
     deps,
     app,
     loop,
     auth,
     verify,
+    isReady,
     async close() {
       // Queued jobs stay pending for the next start; running ones get the shutdown bound,
       // and any still running after it are recorded as interrupted now rather than at the next start.

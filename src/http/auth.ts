@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import type { Principal, TokenVerifier } from "../auth";
+import { holdsRole, refusal, type Principal, type Role, type TokenVerifier } from "../auth";
 import type { Config } from "../config";
 import { AppError } from "../errors";
 import type { AppEnv } from "./env";
@@ -33,17 +33,13 @@ export function authenticateUnless(open: boolean, verify: TokenVerifier): Middle
   };
 }
 
-export const isAdmin = (p: Principal, auth: Config["auth"]) => p.roles.includes(auth.adminRole);
+export const isAdmin = (p: Principal, auth: Config["auth"]) => holdsRole(p, auth, ["admin"]);
 
 /** 403 unless the principal holds one of the roles (admin always passes); 401 for anonymous callers. */
-export function requireRole(auth: Config["auth"], ...roles: ("admin" | "infer" | "metrics")[]): MiddlewareHandler<AppEnv> {
-  const names = roles.map((r) => ({ admin: auth.adminRole, infer: auth.inferRole, metrics: auth.metricsRole })[r]);
+export function requireRole(auth: Config["auth"], ...roles: Role[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const p = c.get("principal");
-    if (!p || p.anonymous) throw new AppError("UNAUTHORIZED", "missing Authorization: Bearer token");
-    if (!isAdmin(p, auth) && !names.some((r) => p.roles.includes(r))) {
-      throw new AppError("FORBIDDEN", `requires the ${names.join(" or ")} role`);
-    }
+    const refused = refusal(c.get("principal"), auth, roles);
+    if (refused) throw refused;
     await next();
   };
 }

@@ -1,4 +1,8 @@
 // Types of the files src/platform/assets.ts imports through Bun, and of Node's SQLite driver.
+declare module "*.proto" {
+  const text: string;
+  export default text;
+}
 declare module "*.sql" {
   const text: string;
   export default text;

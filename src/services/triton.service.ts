@@ -9,8 +9,11 @@ import { withDefaults } from "../model-settings";
 import { canBatch } from "../runtime/batching";
 import type { ModelWorker } from "../runtime/model-worker";
 import type { TensorInfo } from "../runtime/protocol";
-import { datatypeOf } from "../runtime/tensors";
-import { currentVersion, getModel, getVersion, modelRef } from "./models.service";
+import { isFinished } from "../jobs/states";
+import { datatypeOf, protocolTensorInfo } from "../runtime/tensors";
+import { servingSession } from "./inference.service";
+import { enqueueJob, waitForJob } from "./jobs.service";
+import { currentVersion, getModel, getVersion, modelRef, newestVersion } from "./models.service";
 import type { Duration, VersionStats } from "./stats.service";
 
 type ReadDeps = Pick<Deps, "models" | "runtime" | "stats">;
@@ -115,4 +118,78 @@ export function modelStats(name: string | undefined, version: string | undefined
   return {
     model_stats: ids.flatMap((id) => versionsOf(id).map((v) => versionStats(id, String(v.version), d.stats.get(id, String(v.version))))),
   };
+}
+
+export const SERVER_EXTENSIONS = ["binary_tensor_data", "model_repository", "model_configuration", "statistics"];
+
+/** The protocol's model metadata: a version's inputs and outputs, with protocol datatypes and -1 for dynamic dimensions. */
+export function modelMetadata(name: string, version: string | undefined, d: Pick<Deps, "models" | "runtime">) {
+  const info = versionInfo(name, version, d);
+  return {
+    name,
+    versions: d.models.versions(name).map((x) => String(x.version)),
+    platform: "onnxruntime_onnx" as const,
+    inputs: info.inputs.map(protocolTensorInfo),
+    outputs: info.outputs.map(protocolTensorInfo),
+  };
+}
+
+/** Whether the version (unversioned: the serving version) serves; throws for an unknown model or version. */
+export function modelReady(name: string, version: string | undefined, d: Pick<Deps, "models" | "runtime">): boolean {
+  try {
+    return servingSession(name, version, d).phase === "ready";
+  } catch (err) {
+    if (err instanceof AppError && err.code === "MODEL_NOT_LOADED") return false;
+    throw err;
+  }
+}
+
+const REPOSITORY_STATE = { loaded: "READY", loading: "LOADING", unloading: "UNLOADING", unloaded: "UNAVAILABLE", failed: "UNAVAILABLE" } as const;
+
+/** One entry per registered version, as Triton lists a model's versions; `onlyReady` keeps the serving ones. */
+export function repositoryIndex(onlyReady: boolean, d: Pick<Deps, "models">) {
+  const entries = d.models.list().flatMap((m) =>
+    d.models.versions(m.id).map((v) => ({
+      name: m.id,
+      version: String(v.version),
+      state: REPOSITORY_STATE[v.state],
+      reason: v.lastError?.message ?? (v.state === "unloaded" ? "unloaded" : ""),
+    })),
+  );
+  return onlyReady ? entries.filter((e) => e.state === "READY") : entries;
+}
+
+/**
+ * tritonclient sends `{"parameters":{"unload_dependents":false}}` on unload and
+ * `{"parameters":{"config": ...}}` to override a configuration on load. modeld
+ * takes a model's settings from PATCH /api/v1/models/{id} instead, so an
+ * override is refused rather than silently ignored.
+ */
+export function checkRepositoryParameters(kind: "load" | "unload", parameters: Record<string, unknown> | undefined): void {
+  for (const key of Object.keys(parameters ?? {})) {
+    if (key === "unload_dependents" && kind === "unload") continue;
+    if (key === "config") {
+      throw new AppError("VALIDATION_ERROR", "a config override on load is not supported: set the model's batching, session and warmup with PATCH /api/v1/models/{id}, then load");
+    }
+    if (key.startsWith("file:")) throw new AppError("VALIDATION_ERROR", "uploading model files with a load is not supported: put them in the model dir and rescan, or POST /api/v1/models/{id}/versions");
+    throw new AppError("VALIDATION_ERROR", `unknown ${kind} parameter ${key}${kind === "unload" ? "; only unload_dependents is accepted" : "; none are accepted"}`);
+  }
+}
+
+/**
+ * Triton's repository calls answer when the work is done, not with a job: the
+ * load (newest version) or unload runs through the same job queue, and this
+ * resolves when its job completes, or throws JOB_FAILED with the job's error.
+ */
+export async function runRepositoryAction(kind: "load" | "unload", name: string, parameters: Record<string, unknown> | undefined, caller: string, d: Deps): Promise<void> {
+  const model = getModel(name, d);
+  checkRepositoryParameters(kind, parameters);
+  if (kind === "unload" && model.state === "unloaded" && !d.jobs.latestUnfinished(name)) return;
+  const version = kind === "load" ? newestVersion(name, d).version : undefined;
+  const { job } = enqueueJob({ kind, modelId: name, version, requestedBy: caller }, d);
+  const bound = (kind === "load" ? d.config.jobs.loadTimeoutMs : d.config.jobs.unloadTimeoutMs) / 1000 + 5;
+  const done = await waitForJob(job.id, bound, d);
+  if (done.state === "completed") return;
+  const why = isFinished(done.state) ? (done.error?.message ?? done.state) : `job ${done.id} is still ${done.state}`;
+  throw new AppError("JOB_FAILED", `failed to ${kind} ${name}: ${why}`);
 }

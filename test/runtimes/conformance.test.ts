@@ -5,8 +5,10 @@
 // auth, error shapes, JSON and binary inference, restart recovery, a swap
 // under load, and the token CLI.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import * as grpc from "@grpc/grpc-js";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { inferenceService } from "../../src/grpc/definition";
 import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
 import { startBinary, type RunningBinary } from "../fixtures/binary";
 import { buildPortable, modeldCommand as command, type Runtime } from "../fixtures/runtimes";
@@ -32,7 +34,7 @@ let admin: string;
 
 beforeAll(async () => {
   if (RUNTIME !== "bun") buildPortable();
-  t = testEnv({ MODELD_RESTORE: "true" });
+  t = testEnv({ MODELD_RESTORE: "true", MODELD_GRPC_PORT: "0" });
   modelDirLayout(t, 1, 2);
   // A few ms per run: 40 queued requests keep the worker busy for a while.
   writeFileSync(join(t.modelDir, "slow.onnx"), matmulChainModel(1024, 160));
@@ -180,6 +182,27 @@ describe(`on ${RUNTIME}`, () => {
     expect(statuses).toContain(503);
     expect((await waitJob((await call("POST", "/api/v1/models/slow/load")).body.id)).state).toBe("completed");
     expect((await call("POST", "/v2/models/slow/infer", { body })).status).toBe(200);
+  });
+
+  test("gRPC: the same service answers on MODELD_GRPC_PORT, with the same auth", async () => {
+    const port = /"grpcPort":(\d+)/.exec(server.logs())?.[1];
+    expect(port).toBeDefined();
+    const { client: Client } = inferenceService();
+    const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${admin}`);
+    const rpc = (method: string, req: object, meta = md) =>
+      new Promise<any>((resolve, reject) => client[method]!(req, meta, (e: grpc.ServiceError | null, r: unknown) => (e ? reject(e) : resolve(r))));
+    try {
+      expect(await rpc("ServerLive", {}, new grpc.Metadata())).toEqual({ live: true });
+      expect(await rpc("RepositoryModelLoad", { model_name: "affine" })).toEqual({});
+      const res = await rpc("ModelInfer", { model_name: "affine", inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] });
+      const out = res.raw_output_contents[0] as Buffer;
+      expect(out.byteLength).toBe(16);
+      expect((await rpc("ModelMetadata", { name: "affine" }, new grpc.Metadata()).catch((e) => e)).code).toBe(grpc.status.UNAUTHENTICATED);
+    } finally {
+      client.close();
+    }
   });
 
   test("modeld token mints a token this runtime's server accepts", async () => {

@@ -1,0 +1,169 @@
+// The Open Inference Protocol over gRPC (inference.GRPCInferenceService), on
+// MODELD_GRPC_PORT. It is a second transport beside HTTP: each call is
+// authorized by the same rules (a Bearer token in the `authorization`
+// metadata, the same roles), runs the same service functions, and maps
+// modeld's error codes to gRPC status codes once, here.
+import * as grpc from "@grpc/grpc-js";
+import { refusal, type Principal, type Role, type TokenVerifier } from "../auth";
+import type { Deps } from "../context";
+import { AppError, type ErrorCode } from "../errors";
+import { infer, type InferRequest } from "../services/inference.service";
+import {
+  modelConfig,
+  modelMetadata,
+  modelReady,
+  modelStats,
+  repositoryIndex,
+  runRepositoryAction,
+  SERVER_EXTENSIONS,
+} from "../services/triton.service";
+import type { RequestTensor } from "../runtime/tensors";
+import { inferenceService } from "./definition";
+
+export interface GrpcOptions {
+  host: string;
+  port: number;
+  version: string;
+  isDraining?: () => boolean;
+  isReady?: () => boolean;
+}
+
+export interface GrpcServer {
+  port: number;
+  /** Lets calls in progress finish within the bound, then closes what is left. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+type Access = "open" | "inference" | "admin";
+type Handler = (request: any, principal: Principal) => unknown | Promise<unknown>;
+
+const STATUS_BY_CODE: Partial<Record<ErrorCode, grpc.status>> = {
+  UNAUTHORIZED: grpc.status.UNAUTHENTICATED,
+  FORBIDDEN: grpc.status.PERMISSION_DENIED,
+  MODEL_NOT_LOADED: grpc.status.UNAVAILABLE,
+  NO_ACTIVE_MODEL: grpc.status.UNAVAILABLE,
+  MODEL_UNAVAILABLE: grpc.status.UNAVAILABLE,
+  QUEUE_FULL: grpc.status.UNAVAILABLE,
+  PAYLOAD_TOO_LARGE: grpc.status.RESOURCE_EXHAUSTED,
+  TOO_MANY_JOBS: grpc.status.RESOURCE_EXHAUSTED,
+};
+
+function toStatus(err: unknown): grpc.ServiceError {
+  const e = err instanceof AppError ? err : new AppError("INTERNAL", "internal error");
+  const code =
+    STATUS_BY_CODE[e.code] ??
+    (e.status === 404 ? grpc.status.NOT_FOUND : e.status === 409 ? grpc.status.FAILED_PRECONDITION : e.status < 500 ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL);
+  return Object.assign(new Error(e.message), { code, details: e.message, metadata: new grpc.Metadata() });
+}
+
+/** A protocol parameter value ({bool_param: true}, {int64_param: 3} …) as the plain value the HTTP path sees. */
+function parameterValue(p: Record<string, unknown>): unknown {
+  const choice = p.parameter_choice as string | undefined;
+  return choice ? p[choice] : undefined;
+}
+const plainParameters = (map: Record<string, Record<string, unknown>> | undefined) =>
+  Object.fromEntries(Object.entries(map ?? {}).map(([k, v]) => [k, parameterValue(v)]));
+
+const CONTENTS: Record<string, string> = {
+  BOOL: "bool_contents",
+  INT8: "int_contents", INT16: "int_contents", INT32: "int_contents", INT64: "int64_contents",
+  UINT8: "uint_contents", UINT16: "uint_contents", UINT32: "uint_contents", UINT64: "uint64_contents",
+  FP32: "fp32_contents", FP64: "fp64_contents", BYTES: "bytes_contents",
+};
+
+/** A ModelInferRequest as the request the HTTP path builds: raw contents become binary inputs, typed contents become data. */
+function toInferRequest(req: any): InferRequest {
+  const raw: Buffer[] = req.raw_input_contents ?? [];
+  if (raw.length && raw.length !== req.inputs.length) {
+    throw new AppError("INVALID_TENSOR", `raw_input_contents has ${raw.length} entries for ${req.inputs.length} inputs`);
+  }
+  const inputs = (req.inputs as any[]).map((t, i): RequestTensor => {
+    const base = { name: t.name, datatype: t.datatype, shape: t.shape.map(Number) };
+    if (raw.length) return { ...base, binary: new Uint8Array(raw[i]!) };
+    const field = CONTENTS[t.datatype];
+    if (!field) throw new AppError("INVALID_TENSOR", `input ${t.name}: ${t.datatype} data must come in raw_input_contents`);
+    const values = (t.contents?.[field] ?? []) as unknown[];
+    return { ...base, data: t.datatype === "BYTES" ? values.map((b) => new TextDecoder().decode(b as Buffer)) : values };
+  });
+  return {
+    ...(req.id ? { id: req.id } : {}),
+    // Outputs always travel as raw_output_contents, as Triton's gRPC server sends them.
+    parameters: { ...plainParameters(req.parameters), binary_data_output: true },
+    inputs,
+    ...(req.outputs?.length ? { outputs: (req.outputs as any[]).map((o) => ({ name: o.name, parameters: plainParameters(o.parameters) })) } : {}),
+  };
+}
+
+export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: GrpcOptions): Promise<GrpcServer> {
+  const { service } = inferenceService();
+  const auth = d.config.auth;
+
+  const authorize = async (metadata: grpc.Metadata, access: Access): Promise<Principal> => {
+    const anonymous: Principal = { sub: "anonymous", roles: [], anonymous: true };
+    if (access === "open") return anonymous;
+    const header = metadata.get("authorization")[0]?.toString();
+    if (!header && access === "inference" && auth.publicInference) return anonymous;
+    const token = header && /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+    if (!token) throw new AppError("UNAUTHORIZED", "missing authorization: Bearer token metadata");
+    const principal = await verify(token);
+    const roles: Role[] = access === "admin" ? ["admin"] : ["infer"];
+    const refused = refusal(principal, auth, roles);
+    if (refused) throw refused;
+    return principal;
+  };
+
+  const unary =
+    (access: Access, handler: Handler): grpc.handleUnaryCall<any, any> =>
+    (call, callback) => {
+      authorize(call.metadata, access)
+        .then((principal) => handler(call.request, principal))
+        .then((response) => callback(null, response as object))
+        .catch((err) => {
+          if (!(err instanceof AppError)) d.log.error("grpc call failed", { error: String(err), stack: (err as Error)?.stack });
+          callback(toStatus(err));
+        });
+    };
+  const version = (v: string) => (v === "" ? undefined : v);
+
+  const server = new grpc.Server();
+  server.addService(service, {
+    ServerLive: unary("open", () => ({ live: true })),
+    ServerReady: unary("open", () => ({ ready: !opts.isDraining?.() && opts.isReady?.() !== false })),
+    ServerMetadata: unary("inference", () => ({ name: "modeld", version: opts.version, extensions: SERVER_EXTENSIONS })),
+    ModelReady: unary("inference", (r) => ({ ready: modelReady(r.name, version(r.version), d) })),
+    ModelMetadata: unary("inference", (r) => modelMetadata(r.name, version(r.version), d)),
+    ModelConfig: unary("inference", (r) => ({ config: modelConfig(r.name, version(r.version), d) })),
+    ModelStatistics: unary("inference", (r) => modelStats(r.name === "" ? undefined : r.name, version(r.version), d)),
+    ModelInfer: unary("inference", async (r, principal) => {
+      const result = await infer(r.model_name, version(r.model_version), toInferRequest(r), d, principal.sub);
+      return {
+        model_name: result.json.model_name,
+        model_version: result.json.model_version,
+        id: result.json.id ?? "",
+        outputs: result.json.outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape })),
+        raw_output_contents: result.binary.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+      };
+    }),
+    RepositoryIndex: unary("admin", (r) => ({ models: repositoryIndex(r.ready === true, d) })),
+    RepositoryModelLoad: unary("admin", async (r, principal) => {
+      await runRepositoryAction("load", r.model_name, plainParameters(r.parameters), principal.sub, d);
+      return {};
+    }),
+    RepositoryModelUnload: unary("admin", async (r, principal) => {
+      await runRepositoryAction("unload", r.model_name, plainParameters(r.parameters), principal.sub, d);
+      return {};
+    }),
+  });
+
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return {
+    port,
+    stop: (timeoutMs) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => (server.forceShutdown(), resolve()), timeoutMs);
+        server.tryShutdown(() => (clearTimeout(timer), resolve()));
+      }),
+  };
+}

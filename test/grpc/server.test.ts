@@ -1,0 +1,119 @@
+// The Open Inference Protocol over gRPC, driven by a grpc-js client on the
+// same service definition, against a real service on a free port.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import * as grpc from "@grpc/grpc-js";
+import { VERSION } from "../../src/http/app";
+import { inferenceService } from "../../src/grpc/definition";
+import { startGrpcServer, type GrpcServer } from "../../src/grpc/server";
+import type { Service } from "../../src/server";
+import { affineModel, identityModel } from "../fixtures/onnx-builder";
+import { cleanup, startTestService, testEnv, token, writeModel, type TestEnv } from "../helpers";
+
+let t: TestEnv;
+let svc: Service;
+let server: GrpcServer;
+let client: grpc.Client & Record<string, Function>;
+let admin: string;
+
+beforeAll(async () => {
+  t = testEnv();
+  writeModel(t.modelDir, "affine.onnx", affineModel());
+  writeModel(t.modelDir, "words.onnx", identityModel("string", ["batch"]));
+  svc = await startTestService(t);
+  server = await startGrpcServer(svc.deps, svc.verify, { host: "127.0.0.1", port: 0, version: VERSION });
+  const { client: Client } = inferenceService();
+  client = new Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure()) as never;
+  admin = await token();
+});
+
+afterAll(async () => {
+  client?.close();
+  await server?.stop(1000);
+  await svc?.close();
+  if (t) cleanup(t);
+});
+
+function call(method: string, request: object, tok: string | null = admin): Promise<any> {
+  const md = new grpc.Metadata();
+  if (tok) md.set("authorization", `Bearer ${tok}`);
+  return new Promise((resolve, reject) => client[method]!(request, md, (err: grpc.ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res))));
+}
+const status = (p: Promise<unknown>) => p.then(() => grpc.status.OK, (e: grpc.ServiceError) => e.code);
+
+describe("gRPC", () => {
+  test("health and server metadata", async () => {
+    expect(await call("ServerLive", {}, null)).toEqual({ live: true });
+    expect(await call("ServerReady", {}, null)).toEqual({ ready: true });
+    expect(await call("ServerMetadata", {})).toMatchObject({ name: "modeld", extensions: expect.arrayContaining(["model_repository", "statistics"]) });
+  });
+
+  test("repository load, model readiness, metadata and config, and unload, answering when the job is done", async () => {
+    expect(await call("ModelReady", { name: "affine" })).toEqual({ ready: false });
+    expect(await call("RepositoryModelLoad", { model_name: "affine" })).toEqual({});
+    expect(await call("ModelReady", { name: "affine" })).toEqual({ ready: true });
+    expect(await call("ModelReady", { name: "affine", version: "1" })).toEqual({ ready: true });
+    const meta = await call("ModelMetadata", { name: "affine" });
+    expect(meta).toMatchObject({ name: "affine", versions: ["1"], platform: "onnxruntime_onnx", inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }] });
+    const { config } = await call("ModelConfig", { name: "affine" });
+    expect(config).toMatchObject({ name: "affine", platform: "onnxruntime_onnx", backend: "onnxruntime", max_batch_size: 0, input: [{ name: "x", data_type: "TYPE_FP32", dims: [-1, 4] }] });
+    expect(config.instance_group[0]).toMatchObject({ kind: "KIND_CPU", count: 1 });
+    const index = await call("RepositoryIndex", {});
+    expect(index.models).toContainEqual({ name: "affine", version: "1", state: "READY", reason: "" });
+    expect(await call("RepositoryModelUnload", { model_name: "affine", parameters: { unload_dependents: { bool_param: false } } })).toEqual({});
+    expect(await call("ModelReady", { name: "affine" })).toEqual({ ready: false });
+  });
+
+  test("ModelInfer with raw_input_contents and with typed contents; outputs come back raw, as Triton sends them", async () => {
+    await call("RepositoryModelLoad", { model_name: "affine" });
+    const raw = await call("ModelInfer", {
+      model_name: "affine",
+      id: "r1",
+      inputs: [{ name: "x", datatype: "FP32", shape: [1, 4] }],
+      raw_input_contents: [Buffer.from(new Float32Array([1, 2, 3, 4]).buffer)],
+    });
+    expect(raw).toMatchObject({ model_name: "affine", model_version: "1", id: "r1", outputs: [{ name: "y", datatype: "FP32", shape: [1, 4] }] });
+    const bytes = raw.raw_output_contents[0] as Buffer;
+    expect([...new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))]).toEqual([3, 5, 7, 9]);
+    const typed = await call("ModelInfer", { model_name: "affine", inputs: [{ name: "x", datatype: "FP32", shape: [2, 4], contents: { fp32_contents: [0, 1, 2, 3, 4, 5, 6, 7] } }] });
+    const out = typed.raw_output_contents[0] as Buffer;
+    expect([...new Float32Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength))]).toEqual([1, 3, 5, 7, 9, 11, 13, 15]);
+    // BYTES in raw form: each element a uint32 length and its bytes.
+    await call("RepositoryModelLoad", { model_name: "words" });
+    const words = await call("ModelInfer", { model_name: "words", inputs: [{ name: "in", datatype: "BYTES", shape: [2], contents: { bytes_contents: [Buffer.from("héllo"), Buffer.from("")] } }] });
+    const w = words.raw_output_contents[0] as Buffer;
+    expect(w.readUInt32LE(0)).toBe(Buffer.byteLength("héllo"));
+    expect(w.subarray(4, 4 + Buffer.byteLength("héllo")).toString()).toBe("héllo");
+  });
+
+  test("statistics count gRPC requests like HTTP ones", async () => {
+    await call("RepositoryModelLoad", { model_name: "affine" });
+    const before = (await call("ModelStatistics", { name: "affine", version: "1" })).model_stats[0];
+    for (let i = 0; i < 3; i++) await call("ModelInfer", { model_name: "affine", inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] });
+    const after = (await call("ModelStatistics", { name: "affine", version: "1" })).model_stats[0];
+    expect(after.inference_stats.success.count - before.inference_stats.success.count).toBe(3);
+    expect(after.inference_stats.queue.count - before.inference_stats.queue.count).toBe(3);
+    expect((await call("ModelStatistics", {})).model_stats.map((s: any) => s.name).sort()).toEqual(["affine", "words"]);
+  });
+
+  test("errors map to gRPC status codes, with modeld's message", async () => {
+    await call("RepositoryModelLoad", { model_name: "affine" });
+    expect(await status(call("ModelMetadata", { name: "ghost" }))).toBe(grpc.status.NOT_FOUND);
+    expect(await status(call("ModelInfer", { model_name: "affine", inputs: [{ name: "x", datatype: "FP32", shape: [1, 3], contents: { fp32_contents: [1, 2, 3] } }] }))).toBe(grpc.status.INVALID_ARGUMENT);
+    const err = await call("ModelInfer", { model_name: "affine", inputs: [{ name: "x", datatype: "FP32", shape: [1, 4] }], raw_input_contents: [Buffer.alloc(12)] }).catch((e) => e);
+    expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(err.details).toContain("bytes");
+    expect(await status(call("RepositoryModelLoad", { model_name: "affine", parameters: { config: { string_param: "{}" } } }))).toBe(grpc.status.INVALID_ARGUMENT);
+    await call("RepositoryModelUnload", { model_name: "words" });
+    expect(await status(call("ModelInfer", { model_name: "words", inputs: [] }))).toBe(grpc.status.UNAVAILABLE);
+  });
+
+  test("auth: a Bearer token in the authorization metadata, with the same roles as HTTP", async () => {
+    expect(await status(call("ModelMetadata", { name: "affine" }, null))).toBe(grpc.status.UNAUTHENTICATED);
+    expect(await status(call("ModelMetadata", { name: "affine" }, "not.a.token"))).toBe(grpc.status.UNAUTHENTICATED);
+    const infer = await token({ role: "infer" });
+    expect(await status(call("ModelMetadata", { name: "affine" }, infer))).toBe(grpc.status.OK);
+    expect(await status(call("RepositoryIndex", {}, infer))).toBe(grpc.status.PERMISSION_DENIED);
+    expect(await status(call("RepositoryModelUnload", { model_name: "affine" }, infer))).toBe(grpc.status.PERMISSION_DENIED);
+    expect(await status(call("ServerLive", {}, null))).toBe(grpc.status.OK);
+  });
+});
