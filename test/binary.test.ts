@@ -6,6 +6,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSyn
 import { join } from "node:path";
 import { cleanup, tempDir } from "./helpers";
 import { startBinary, type RunningBinary } from "./fixtures/binary";
+import { floats, grpcClient } from "./fixtures/grpc-client";
 import { buildBinary } from "./fixtures/build";
 
 const root = tempDir("modeld-bin-");
@@ -73,6 +74,35 @@ describe("the compiled binary", () => {
     expect(readdirSync(join(root, "cache", "modeld")).filter((d) => d.startsWith("onnxruntime-"))).toHaveLength(1);
     expect(await server.stop("SIGINT")).toBe(0);
   }, 60_000);
+});
+
+describe("gRPC from the compiled binary", () => {
+  test("infer with raw contents past grpc-js's default 4 MiB limit, metadata, config, statistics, load and unload", async () => {
+    const data = join(root, "grpc-data");
+    const server = await startBinary(binary, { MODELD_DATA_DIR: data, XDG_CACHE_HOME: join(root, "cache"), MODELD_GRPC_PORT: "0" }, root);
+    const port = /"grpcPort":(\d+)/.exec(server.logs())![1];
+    const client = grpcClient(`127.0.0.1:${port}`, tokenFor(binary, data, root));
+    try {
+      expect(await client.call("RepositoryModelLoad", { model_name: "demo" })).toEqual({});
+      expect(await client.call("ModelReady", { name: "demo" })).toEqual({ ready: true });
+      expect((await client.call("ModelMetadata", { name: "demo" })).inputs).toEqual([{ name: "x", datatype: "FP32", shape: [-1, 4] }]);
+      expect((await client.call("ModelConfig", { name: "demo" })).config).toMatchObject({ name: "demo", max_batch_size: 0, input: [{ name: "x", data_type: "TYPE_FP32", dims: [-1, 4] }] });
+      const rows = 327_680; // 5 MiB of float32 each way
+      const x = new Float32Array(rows * 4).map((_, i) => i % 7);
+      const res = await client.call("ModelInfer", { model_name: "demo", inputs: [{ name: "x", datatype: "FP32", shape: [rows, 4] }], raw_input_contents: [Buffer.from(x.buffer)] });
+      const y = floats(res.raw_output_contents[0]);
+      expect(res.outputs[0].shape).toEqual([rows, 4]);
+      expect(y.length).toBe(rows * 4);
+      expect(y.every((v, i) => v === 2 * (i % 7) + 1)).toBe(true);
+      const [stats] = (await client.call("ModelStatistics", { name: "demo", version: "1" })).model_stats;
+      expect(stats.inference_stats.success.count).toBe(1);
+      expect(await client.call("RepositoryModelUnload", { model_name: "demo" })).toEqual({});
+      expect(await client.call("ModelReady", { name: "demo" })).toEqual({ ready: false });
+    } finally {
+      client.close();
+      expect(await server.stop("SIGTERM")).toBe(0);
+    }
+  }, 90_000);
 });
 
 function tokenFor(bin: string, data: string, home: string): string {

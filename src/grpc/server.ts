@@ -125,7 +125,9 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
     };
   const version = (v: string) => (v === "" ? undefined : v);
 
-  const server = new grpc.Server();
+  // grpc-js refuses messages over 4 MiB by default; tensors may be as large as HTTP bodies.
+  const limit = d.config.maxBodyBytes;
+  const server = new grpc.Server({ "grpc.max_receive_message_length": limit, "grpc.max_send_message_length": limit });
   server.addService(service, {
     ServerLive: unary("open", () => ({ live: true })),
     ServerReady: unary("open", () => ({ ready: !opts.isDraining?.() && opts.isReady?.() !== false })),
@@ -155,8 +157,12 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
     }),
   });
 
+  const address = `${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${opts.port}`;
+  // A gRPC port that cannot serve stops the start: clients configured for it must not find silence.
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(new Error(`MODELD_GRPC_PORT: cannot serve gRPC on ${address}: ${err.message}`)) : resolve(p),
+    ),
   );
   return {
     port,

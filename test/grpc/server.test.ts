@@ -3,16 +3,16 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
 import { VERSION } from "../../src/http/app";
-import { inferenceService } from "../../src/grpc/definition";
 import { startGrpcServer, type GrpcServer } from "../../src/grpc/server";
 import type { Service } from "../../src/server";
 import { affineModel, identityModel } from "../fixtures/onnx-builder";
+import { floats, grpcClient, type GrpcClient } from "../fixtures/grpc-client";
 import { cleanup, startTestService, testEnv, token, writeModel, type TestEnv } from "../helpers";
 
 let t: TestEnv;
 let svc: Service;
 let server: GrpcServer;
-let client: grpc.Client & Record<string, Function>;
+let client: GrpcClient;
 let admin: string;
 
 beforeAll(async () => {
@@ -21,9 +21,8 @@ beforeAll(async () => {
   writeModel(t.modelDir, "words.onnx", identityModel("string", ["batch"]));
   svc = await startTestService(t);
   server = await startGrpcServer(svc.deps, svc.verify, { host: "127.0.0.1", port: 0, version: VERSION });
-  const { client: Client } = inferenceService();
-  client = new Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure()) as never;
   admin = await token();
+  client = grpcClient(`127.0.0.1:${server.port}`, admin);
 });
 
 afterAll(async () => {
@@ -33,11 +32,7 @@ afterAll(async () => {
   if (t) cleanup(t);
 });
 
-function call(method: string, request: object, tok: string | null = admin): Promise<any> {
-  const md = new grpc.Metadata();
-  if (tok) md.set("authorization", `Bearer ${tok}`);
-  return new Promise((resolve, reject) => client[method]!(request, md, (err: grpc.ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res))));
-}
+const call = (method: string, request: object, tok?: string | null) => client.call(method, request, tok);
 const status = (p: Promise<unknown>) => p.then(() => grpc.status.OK, (e: grpc.ServiceError) => e.code);
 
 describe("gRPC", () => {
@@ -72,11 +67,9 @@ describe("gRPC", () => {
       raw_input_contents: [Buffer.from(new Float32Array([1, 2, 3, 4]).buffer)],
     });
     expect(raw).toMatchObject({ model_name: "affine", model_version: "1", id: "r1", outputs: [{ name: "y", datatype: "FP32", shape: [1, 4] }] });
-    const bytes = raw.raw_output_contents[0] as Buffer;
-    expect([...new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))]).toEqual([3, 5, 7, 9]);
+    expect(floats(raw.raw_output_contents[0])).toEqual([3, 5, 7, 9]);
     const typed = await call("ModelInfer", { model_name: "affine", inputs: [{ name: "x", datatype: "FP32", shape: [2, 4], contents: { fp32_contents: [0, 1, 2, 3, 4, 5, 6, 7] } }] });
-    const out = typed.raw_output_contents[0] as Buffer;
-    expect([...new Float32Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength))]).toEqual([1, 3, 5, 7, 9, 11, 13, 15]);
+    expect(floats(typed.raw_output_contents[0])).toEqual([1, 3, 5, 7, 9, 11, 13, 15]);
     // BYTES in raw form: each element a uint32 length and its bytes.
     await call("RepositoryModelLoad", { model_name: "words" });
     const words = await call("ModelInfer", { model_name: "words", inputs: [{ name: "in", datatype: "BYTES", shape: [2], contents: { bytes_contents: [Buffer.from("héllo"), Buffer.from("")] } }] });
@@ -106,6 +99,20 @@ describe("gRPC", () => {
     await call("RepositoryModelUnload", { model_name: "words" });
     expect(await status(call("ModelInfer", { model_name: "words", inputs: [] }))).toBe(grpc.status.UNAVAILABLE);
   });
+
+  test("under load: 64 concurrent calls of 256 KiB tensors each get their own answer, and none is left hanging", async () => {
+    await call("RepositoryModelLoad", { model_name: "affine" });
+    const n = 16384; // rows of 4 floats: 256 KiB
+    const answers = await Promise.all(
+      Array.from({ length: 64 }, async (_, k) => {
+        const x = new Float32Array(n * 4).fill(k);
+        const res = await call("ModelInfer", { model_name: "affine", inputs: [{ name: "x", datatype: "FP32", shape: [n, 4] }], raw_input_contents: [Buffer.from(x.buffer)] });
+        const y = floats(res.raw_output_contents[0]);
+        return y.length === n * 4 && y.every((v) => v === 2 * k + 1);
+      }),
+    );
+    expect(answers.every(Boolean)).toBe(true);
+  }, 60_000);
 
   test("auth: a Bearer token in the authorization metadata, with the same roles as HTTP", async () => {
     expect(await status(call("ModelMetadata", { name: "affine" }, null))).toBe(grpc.status.UNAUTHENTICATED);

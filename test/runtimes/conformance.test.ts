@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { inferenceService } from "../../src/grpc/definition";
 import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
 import { startBinary, type RunningBinary } from "../fixtures/binary";
+import { floats, grpcClient } from "../fixtures/grpc-client";
 import { buildPortable, modeldCommand as command, type Runtime } from "../fixtures/runtimes";
 import { cleanup, testEnv, token, type TestEnv } from "../helpers";
 
@@ -187,19 +187,13 @@ describe(`on ${RUNTIME}`, () => {
   test("gRPC: the same service answers on MODELD_GRPC_PORT, with the same auth", async () => {
     const port = /"grpcPort":(\d+)/.exec(server.logs())?.[1];
     expect(port).toBeDefined();
-    const { client: Client } = inferenceService();
-    const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
-    const md = new grpc.Metadata();
-    md.set("authorization", `Bearer ${admin}`);
-    const rpc = (method: string, req: object, meta = md) =>
-      new Promise<any>((resolve, reject) => client[method]!(req, meta, (e: grpc.ServiceError | null, r: unknown) => (e ? reject(e) : resolve(r))));
+    const client = grpcClient(`127.0.0.1:${port}`, admin);
     try {
-      expect(await rpc("ServerLive", {}, new grpc.Metadata())).toEqual({ live: true });
-      expect(await rpc("RepositoryModelLoad", { model_name: "affine" })).toEqual({});
-      const res = await rpc("ModelInfer", { model_name: "affine", inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] });
-      const out = res.raw_output_contents[0] as Buffer;
-      expect(out.byteLength).toBe(16);
-      expect((await rpc("ModelMetadata", { name: "affine" }, new grpc.Metadata()).catch((e) => e)).code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(await client.call("ServerLive", {}, null)).toEqual({ live: true });
+      expect(await client.call("RepositoryModelLoad", { model_name: "affine" })).toEqual({});
+      const res = await client.call("ModelInfer", { model_name: "affine", inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] });
+      expect(floats(res.raw_output_contents[0])).toEqual([4, 7, 10, 13]);
+      expect(await client.status("ModelMetadata", { name: "affine" }, null)).toBe(grpc.status.UNAUTHENTICATED);
     } finally {
       client.close();
     }
