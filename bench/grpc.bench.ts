@@ -4,7 +4,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { affineModel } from "../test/fixtures/onnx-builder";
 import { grpcClient } from "../test/fixtures/grpc-client";
-import { adminToken, hammer, header, loadAndWait, removeDir, startModeld, stats, tempDir } from "./lib";
+import { startBinary } from "../test/fixtures/binary";
+import { adminToken, hammer, header, loadAndWait, removeDir, repo, startModeld, stats, tempDir } from "./lib";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const us = (ms: number) => `${Math.round(ms * 1000)} µs`;
@@ -20,6 +21,10 @@ export async function benchGrpc(): Promise<void> {
   const token = await adminToken();
   const port = /"grpcPort":(\d+)/.exec(server.logs())![1];
   const client = grpcClient(`127.0.0.1:${port}`, token);
+  // The transports' own floors, with the same clients: a bare Hono JSON echo and a bare grpc-js echo.
+  const bareHttp = await startBinary([process.execPath, join(repo, "bench/bare-hono.ts")], {}, repo);
+  const bareGrpcServer = await startBinary([process.execPath, join(repo, "bench/bare-grpc.ts")], {}, repo);
+  const bareGrpc = grpcClient(bareGrpcServer.url.replace("http://", ""), null);
   try {
     await loadAndWait(server.url, token, "tiny");
     const x = Buffer.from(new Float32Array([1, 2, 3, 4]).buffer);
@@ -34,27 +39,39 @@ export async function benchGrpc(): Promise<void> {
         body,
       });
     const grpc = asResponse(() => client.call("ModelInfer", { model_name: "tiny", inputs: [{ name: "x", datatype: "FP32", shape: [1, 4] }], raw_input_contents: [x] }));
-    for (const f of [http, grpc]) await hammer(4, 1, f);
-    const lat = { http: [] as number[], grpc: [] as number[] };
-    const rps = { http: [] as number[], grpc: [] as number[] };
-    // Interleaved rounds, so drift on a shared host hits both alike.
+    const floors = {
+      bareHttp: () => fetch(`${bareHttp.url}/`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"x":[1,2,3,4]}' }),
+      bareGrpc: asResponse(() => bareGrpc.call("ModelInfer", { model_name: "tiny", inputs: [{ name: "x", datatype: "FP32", shape: [1, 4] }], raw_input_contents: [x] })),
+    };
+    const runs = { http, grpc, ...floors };
+    for (const f of Object.values(runs)) await hammer(4, 1, f);
+    const lat: Record<string, number[]> = {};
+    const rps: Record<string, number[]> = {};
+    // Interleaved rounds, so drift on a shared host hits every server alike.
     for (let round = 0; round < 3; round++) {
-      for (const [name, f] of [["http", http], ["grpc", grpc]] as const) {
-        lat[name].push(...(await hammer(1, SECONDS / 3, f)).latencies);
-        rps[name].push((await hammer(64, SECONDS / 3, f)).rps);
+      for (const [name, f] of Object.entries(runs)) {
+        (lat[name] ??= []).push(...(await hammer(1, SECONDS / 3, f)).latencies);
+        (rps[name] ??= []).push((await hammer(64, SECONDS / 3, f)).rps);
       }
     }
     header("gRPC vs HTTP binary tensors (tiny model, same server, same run)");
     console.log("| transport | c=1 p50 | c=1 p99 | c=64 (median of 3 rounds) |\n| --- | --- | --- | --- |");
-    for (const name of ["http", "grpc"] as const) {
-      const s = stats(lat[name]);
-      console.log(`| ${name === "http" ? "HTTP, binary tensor extension" : "gRPC, raw contents (grpc-js client)"} | ${us(s.median)} | ${us(s.p99)} | ${stats(rps[name]).median.toFixed(0)} req/s |`);
+    const labels: Record<string, string> = {
+      http: "modeld, HTTP binary tensor extension",
+      grpc: "modeld, gRPC raw contents",
+      bareHttp: "floor: bare Hono JSON echo (same HTTP client)",
+      bareGrpc: "floor: bare grpc-js echo (same gRPC client)",
+    };
+    for (const name of Object.keys(runs)) {
+      const s = stats(lat[name]!);
+      console.log(`| ${labels[name]} | ${us(s.median)} | ${us(s.p99)} | ${stats(rps[name]!).median.toFixed(0)} req/s |`);
     }
-    const [h, g] = [stats(lat.http).median, stats(lat.grpc).median];
-    console.log(`\ngRPC / HTTP: p50 ${(g / h).toFixed(2)}x, throughput ${(stats(rps.grpc).median / stats(rps.http).median).toFixed(2)}x`);
+    const ratio = (a: string, b: string) => `p50 ${(stats(lat[a]!).median / stats(lat[b]!).median).toFixed(2)}x, throughput ${(stats(rps[a]!).median / stats(rps[b]!).median).toFixed(2)}x`;
+    console.log(`\nmodeld gRPC / modeld HTTP: ${ratio("grpc", "http")}; the floors, grpc-js / Hono: ${ratio("bareGrpc", "bareHttp")}`);
   } finally {
     client.close();
-    await server.stop();
+    bareGrpc.close();
+    for (const s of [server, bareHttp, bareGrpcServer]) await s.stop();
     removeDir(dir);
   }
 }
