@@ -44,6 +44,8 @@ if (portable) {
     // Node's driver; the binary always runs under Bun and uses bun:sqlite.
     external: ["better-sqlite3"],
     minify: true,
+    // Bytecode instead of source: the start skips parsing the bundled libraries.
+    bytecode: true,
     sourcemap: "none",
   });
   console.log(`built ${outfile} (${(statSync(outfile).size / 1024 / 1024).toFixed(1)} MiB)`);

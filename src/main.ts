@@ -9,7 +9,6 @@ import { createLogger } from "./log";
 import { isCompiledBinary } from "./platform/assets";
 import { escapeNoexecTmp } from "./platform/noexec-tmp";
 import { listen } from "./platform/serve";
-import { startGrpcServer } from "./grpc/server";
 import { openStore, startService } from "./server";
 
 const USAGE = `modeld ${VERSION}: an ONNX model server
@@ -72,7 +71,8 @@ async function serve(config: Config): Promise<void> {
   const grpcServer =
     config.grpcPort === undefined
       ? undefined
-      : await startGrpcServer(service.deps, service.verify, { host: config.host, port: config.grpcPort, version: VERSION, isDraining: () => draining, isReady: service.isReady });
+      : // Imported only when asked for: grpc-js adds tens of ms to every start.
+        await (await import("./grpc/server")).startGrpcServer(service.deps, service.verify, { host: config.host, port: config.grpcPort, version: VERSION, isDraining: () => draining, isReady: service.isReady });
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   const tokenHint =
     service.auth.kind === "secret"

@@ -18,6 +18,8 @@ import {
   SERVER_EXTENSIONS,
 } from "../services/triton.service";
 import type { RequestTensor } from "../runtime/tensors";
+import { parseWith } from "../http/body";
+import { InferRequestSchema } from "../http/v2.schemas";
 import { inferenceService } from "./definition";
 
 export interface GrpcOptions {
@@ -79,19 +81,23 @@ function toInferRequest(req: any): InferRequest {
   }
   const inputs = (req.inputs as any[]).map((t, i): RequestTensor => {
     const base = { name: t.name, datatype: t.datatype, shape: t.shape.map(Number) };
-    if (raw.length) return { ...base, binary: new Uint8Array(raw[i]!) };
+    if (raw.length) return { ...base, data: undefined, binary: new Uint8Array(raw[i]!) };
     const field = CONTENTS[t.datatype];
     if (!field) throw new AppError("INVALID_TENSOR", `input ${t.name}: ${t.datatype} data must come in raw_input_contents`);
     const values = (t.contents?.[field] ?? []) as unknown[];
     return { ...base, data: t.datatype === "BYTES" ? values.map((b) => new TextDecoder().decode(b as Buffer)) : values };
   });
-  return {
+  const request = {
     ...(req.id ? { id: req.id } : {}),
     // Outputs always travel as raw_output_contents, as Triton's gRPC server sends them.
     parameters: { ...plainParameters(req.parameters), binary_data_output: true },
     inputs,
     ...(req.outputs?.length ? { outputs: (req.outputs as any[]).map((o) => ({ name: o.name, parameters: plainParameters(o.parameters) })) } : {}),
   };
+  // The same schema as HTTP bodies (names, shapes, counts); raw bytes are attached after it, as on HTTP.
+  const valid = parseWith(InferRequestSchema, { ...request, inputs: inputs.map(({ binary: _, ...t }) => t) }) as InferRequest;
+  valid.inputs.forEach((t, i) => (t.binary = inputs[i]!.binary));
+  return valid;
 }
 
 export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: GrpcOptions): Promise<GrpcServer> {

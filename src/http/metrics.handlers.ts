@@ -20,7 +20,8 @@ export const metricsRoute = createRoute({
 });
 
 export async function metricsResponse(c: Context<AppEnv>, d: Pick<Deps, "metrics">): Promise<Response> {
-  return c.body(await d.metrics.text(), 200, { "Content-Type": d.metrics.contentType });
+  const { contentType, text } = await d.metrics.scrape();
+  return c.body(text, 200, { "Content-Type": contentType });
 }
 
 export function mountMetricsRoute(router: PolicyRouter, d: Deps): void {

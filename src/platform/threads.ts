@@ -5,6 +5,7 @@
 // outside (DEVELOPERS.md, fact 5): they exit themselves through parentPort().
 import { parentPort as nodeParentPort, Worker as NodeWorker } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
+import { isCompiledBinary } from "./assets";
 import { runtimeName } from "./runtime";
 
 export type ThreadEntry = "session-worker" | "hash-worker";
@@ -26,7 +27,8 @@ const EXITING = "__modeld_thread_exiting";
  * bundle they are built beside main.js under runtime/ (scripts/build.ts lists them).
  */
 export function threadUrl(entry: ThreadEntry): string {
-  if (import.meta.url.includes("$bunfs")) return `./runtime/${entry}.ts`;
+  // Bytecode builds keep the source path in import.meta.url, so ask the embedded assets instead.
+  if (isCompiledBinary()) return `./runtime/${entry}.ts`;
   if (import.meta.url.endsWith(".ts")) return new URL(`../runtime/${entry}.ts`, import.meta.url).href;
   return new URL(`./runtime/${entry}.js`, import.meta.url).href;
 }

@@ -4,7 +4,6 @@
 // counters are read from the durable change log, so every writer of a job is
 // counted without being instrumented. Labels are bounded: registered model ids
 // and route templates only.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Deps } from "../context";
 import { isFinished } from "../jobs/states";
 import type { VersionStats } from "./stats.service";
@@ -25,7 +24,13 @@ const INFERENCE_COUNTERS: { name: string; help: string; value: (s: VersionStats)
 
 const us = (ns: number) => Math.floor(ns / 1000);
 
-export function createMetrics(d: MetricsDeps) {
+type PromClient = typeof import("prom-client");
+
+/** Counted on the request path: a plain map, turned into a counter at scrape time. */
+type RequestCounts = Map<string, { route: string; status: string; n: number }>;
+
+/** The registry, built at the first scrape: importing prom-client costs tens of ms that a start should not pay. */
+function buildRegistry({ collectDefaultMetrics, Counter, Gauge, Histogram, Registry }: PromClient, d: MetricsDeps, requests: RequestCounts, sinceSeq: number) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
@@ -86,7 +91,7 @@ export function createMetrics(d: MetricsDeps) {
   });
   for (const state of ["completed", "failed", "cancelled"]) for (const kind of ["load", "unload"]) jobs.inc({ kind, state }, 0);
   for (const reason of ["evicted", "idle"]) evictions.inc({ reason }, 0);
-  let seq = d.events.latestSeq();
+  let seq = sinceSeq;
   const readChangeLog = () => {
     for (let batch = d.events.after(seq, {}); batch.length; batch = d.events.after(seq, {})) {
       for (const e of batch) {
@@ -101,8 +106,6 @@ export function createMetrics(d: MetricsDeps) {
     }
   };
 
-  // Counted in a plain map on the request path; prom-client's label hashing runs only at scrape time.
-  const requests = new Map<string, { route: string; status: string; n: number }>();
   new Counter({
     name: "modeld_http_requests_total",
     help: "HTTP requests by route template and status",
@@ -116,9 +119,24 @@ export function createMetrics(d: MetricsDeps) {
 
   return {
     contentType: registry.contentType,
-    async text(): Promise<string> {
+    text(): Promise<string> {
       readChangeLog();
       return registry.metrics();
+    },
+  };
+}
+
+export function createMetrics(d: MetricsDeps) {
+  const requests: RequestCounts = new Map();
+  // Jobs are counted from the change log since the start.
+  const sinceSeq = d.events.latestSeq();
+  let registry: Promise<ReturnType<typeof buildRegistry>> | undefined;
+  const ready = () => (registry ??= import("prom-client").then((m) => buildRegistry(m, d, requests, sinceSeq)));
+  return {
+    /** The text exposition format, with its content type. */
+    async scrape(): Promise<{ contentType: string; text: string }> {
+      const r = await ready();
+      return { contentType: r.contentType, text: await r.text() };
     },
     /** `route` is the template that answered ("/v2/models/:name/infer"), never the raw path. */
     countRequest(route: string, status: number): void {

@@ -96,8 +96,12 @@ describe("gRPC", () => {
     expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(err.details).toContain("bytes");
     expect(await status(call("RepositoryModelLoad", { model_name: "affine", parameters: { config: { string_param: "{}" } } }))).toBe(grpc.status.INVALID_ARGUMENT);
+    // The HTTP body schema holds for gRPC requests too.
+    expect(await status(call("ModelInfer", { model_name: "affine", inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] }))).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(await status(call("ModelInfer", { model_name: "affine", inputs: [] }))).toBe(grpc.status.INVALID_ARGUMENT);
     await call("RepositoryModelUnload", { model_name: "words" });
-    expect(await status(call("ModelInfer", { model_name: "words", inputs: [] }))).toBe(grpc.status.UNAVAILABLE);
+    const word = { name: "in", datatype: "BYTES", shape: [1], contents: { bytes_contents: [Buffer.from("a")] } };
+    expect(await status(call("ModelInfer", { model_name: "words", inputs: [word] }))).toBe(grpc.status.UNAVAILABLE);
   });
 
   test("under load: 64 concurrent calls of 256 KiB tensors each get their own answer, and none is left hanging", async () => {
