@@ -2,7 +2,7 @@
 // buildah (no registry: FROM scratch). The context holds dist/modeld and every
 // shared library that it, ONNX Runtime and its Node addon load, as ldd lists
 // them. Says what failed when it cannot build.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { VERSION } from "../src/http/app";
 
@@ -32,7 +32,8 @@ function sharedLibraries(file: string): string[] {
 
 if (!Bun.which("buildah")) fail("buildah is not installed; on Debian: apt-get install buildah");
 const binary = join(repo, "dist/modeld");
-if (!existsSync(binary) || process.argv.includes("--rebuild")) run([process.execPath, "scripts/build.ts", binary]);
+// Always from the current source: an older dist/modeld must never end up in the image.
+run([process.execPath, "scripts/build.ts", binary]);
 
 rmSync(context, { recursive: true, force: true });
 const rootfs = join(context, "rootfs");
