@@ -55,7 +55,8 @@ async function readLimited(stream: ReadableStream<Uint8Array>, maxBytes: number)
 export function decodeContentEncoding(maxBytes: number): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const encoding = c.req.header("content-encoding")?.trim().toLowerCase();
-    if (!encoding || encoding === "identity") return next();
+    // Reads carry no body to decode.
+    if (!encoding || encoding === "identity" || c.req.method === "GET" || c.req.method === "HEAD") return next();
     if (!ENCODINGS.includes(encoding as Encoding)) {
       throw new AppError("UNSUPPORTED_MEDIA_TYPE", `Content-Encoding ${encoding} is not supported; send gzip, deflate or identity`);
     }
