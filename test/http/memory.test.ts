@@ -5,7 +5,23 @@ import type { Service } from "../../src/server";
 import { affineModel, bigModel, matmulChainModel } from "../fixtures/onnx-builder";
 import { cleanup, client, startTestService, testEnv, token, writeModel, type Client, type TestEnv } from "../helpers";
 
+/**
+ * Footprints are RSS deltas of this process, so memory that an earlier test
+ * file's threads are still giving back would be subtracted from them. Wait
+ * until RSS holds still (within 1 MiB over 100 ms, at most 5 s) before starting.
+ */
+async function settledMemory(): Promise<void> {
+  let last = process.memoryUsage.rss();
+  for (let i = 0; i < 50; i++) {
+    await Bun.sleep(100);
+    const now = process.memoryUsage.rss();
+    if (Math.abs(now - last) < 1024 * 1024) return;
+    last = now;
+  }
+}
+
 async function withService(env: Record<string, string>, models: Record<string, Uint8Array | string>, run: (api: Client, svc: Service, t: TestEnv) => Promise<void>) {
+  await settledMemory();
   const t = testEnv(env);
   for (const [rel, bytes] of Object.entries(models)) writeModel(t.modelDir, rel, bytes);
   const svc = await startTestService(t);
