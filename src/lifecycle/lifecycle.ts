@@ -296,7 +296,7 @@ export function createLifecycle(d: LifecycleDeps) {
         summary: `loaded on ${info.providers.join(",")}`,
         version: identity.version,
         memoryBytes: measured,
-        ...(settings.batching ? { batching: info.batching } : {}),
+        ...(settings.batching ? { batching: info.batching !== undefined } : {}),
       };
       if (!previous) return outcome;
 

@@ -7,6 +7,7 @@
 // the thread releases its session and exits as soon as the native call it is
 // in returns.
 import { spawnThread, type Thread } from "../platform/threads";
+import type { BatchingSpec } from "./batching";
 import { transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type TensorInfo, type ToWorker, type WireTensor } from "./protocol";
 
 export type WorkerPhase = "starting" | "loading" | "ready" | "draining" | "closed";
@@ -37,8 +38,8 @@ export interface LoadedInfo {
   inputs: TensorInfo[];
   outputs: TensorInfo[];
   providers: string[];
-  /** Whether this session merges requests into batches. */
-  batching: boolean;
+  /** How this session merges requests into batches; absent when it does not. */
+  batching?: BatchingSpec;
 }
 
 /** A run's outputs, and where its execution spent its time. */
@@ -69,6 +70,7 @@ export class ModelWorker {
   #nextRunId = 1;
   #onLoad?: { resolve: (i: LoadedInfo) => void; reject: (e: Error) => void };
   #onWarming?: () => void;
+  #batching?: BatchingSpec;
   #idleWaiters: (() => void)[] = [];
   #outbox: RunItem[] = [];
   #exited: Promise<void>;
@@ -125,6 +127,7 @@ export class ModelWorker {
   load(req: LoadRequest, timeoutMs: number, onWarming?: () => void): Promise<LoadedInfo> {
     this.#phase = "loading";
     this.#onWarming = onWarming;
+    this.#batching = req.batching;
     return new Promise<LoadedInfo>((resolve, reject) => {
       const timer = setTimeout(
         () => this.stop(new RuntimeError("LOAD_TIMEOUT", `load did not finish within ${timeoutMs} ms; its worker releases the memory as soon as ONNX Runtime returns`)),
@@ -219,7 +222,7 @@ export class ModelWorker {
         if (this.#phase !== "loading") return; // stopped meanwhile; the worker is on its way out
         this.#phase = "ready";
         this.lastUsedAt = Date.now();
-        this.info = { inputs: msg.inputs, outputs: msg.outputs, providers: msg.providers, batching: msg.batching };
+        this.info = { inputs: msg.inputs, outputs: msg.outputs, providers: msg.providers, batching: msg.batching ? this.#batching : undefined };
         this.#onLoad?.resolve(this.info);
         this.#onLoad = undefined;
         break;

@@ -46,9 +46,10 @@ function tritonType(t: TensorInfo): string {
 export function modelConfig(name: string, version: string | undefined, d: ReadDeps & Pick<Deps, "availableProviders">) {
   const info = versionInfo(name, version, d);
   const settings = withDefaults(getModel(name, d).settings);
-  // The live session says whether it merges requests; otherwise, whether it would at its next load.
-  const batching = info.live ? info.live.info!.batching : settings.batching !== null && canBatch(info.inputs, info.outputs);
-  const maxBatchSize = batching ? settings.batching!.maxBatchSize : 0;
+  // The live session says how it merges requests (settings changed since take effect at the next load);
+  // otherwise, how it would at its next load.
+  const batching = info.live ? info.live.info!.batching : settings.batching !== null && canBatch(info.inputs, info.outputs) ? settings.batching : undefined;
+  const maxBatchSize = batching?.maxBatchSize ?? 0;
   const dims = (t: TensorInfo) => (batching ? t.shape.slice(1) : t.shape);
   const gpu = (info.live?.info?.providers ?? settings.providers ?? d.availableProviders).includes("cuda");
   const s = settings.session;
@@ -68,8 +69,8 @@ export function modelConfig(name: string, version: string | undefined, d: ReadDe
     ...(batching
       ? {
           dynamic_batching: {
-            preferred_batch_size: settings.batching!.preferredBatchSizes ?? [],
-            max_queue_delay_microseconds: settings.batching!.maxQueueDelayUs,
+            preferred_batch_size: batching.preferredBatchSizes ?? [],
+            max_queue_delay_microseconds: batching.maxQueueDelayUs,
             preserve_ordering: false,
             priority_levels: 0,
             default_priority_level: 0,

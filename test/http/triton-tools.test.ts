@@ -84,6 +84,9 @@ describe("model configuration extension", () => {
       version_policy: { specific: { versions: [1] } },
     });
     expect((await svc.api.json("GET", "/v2/models/batched/versions/1/config")).body).toEqual(config);
+    // Settings take effect at the next load: until then the config describes the session that serves.
+    await svc.api.json("PATCH", "/api/v1/models/batched", { body: { batching: null } });
+    expect((await svc.api.json("GET", "/v2/models/batched/config")).body).toEqual(config);
   });
 
   test("without batching, or without a dynamic first dimension: max_batch_size 0 and full dims", async () => {
