@@ -72,6 +72,17 @@ export function rolesOf(payload: JWTPayload, roleClaim: string): string[] {
 
 export type TokenVerifier = (token: string) => Promise<Principal>;
 
+/** Who calls without a token where inference is open (MODELD_PUBLIC_INFERENCE). */
+export const ANONYMOUS: Principal = Object.freeze({ sub: "anonymous", roles: [], anonymous: true }) as Principal;
+
+/** The token of an `Authorization: Bearer …` header (HTTP) or metadata entry (gRPC). */
+export function bearerToken(header: string | undefined): string {
+  if (!header) throw new AppError("UNAUTHORIZED", "missing Authorization: Bearer token");
+  const m = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!m) throw new AppError("UNAUTHORIZED", "Authorization header must be 'Bearer <token>'");
+  return m[1]!;
+}
+
 export type Role = "admin" | "infer" | "metrics";
 
 const roleNames = (auth: Config["auth"], roles: Role[]) => roles.map((r) => ({ admin: auth.adminRole, infer: auth.inferRole, metrics: auth.metricsRole })[r]);

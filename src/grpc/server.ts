@@ -4,7 +4,7 @@
 // metadata, the same roles), runs the same service functions, and maps
 // modeld's error codes to gRPC status codes once, here.
 import * as grpc from "@grpc/grpc-js";
-import { refusal, type Principal, type Role, type TokenVerifier } from "../auth";
+import { ANONYMOUS, bearerToken, refusal, type Principal, type Role, type TokenVerifier } from "../auth";
 import type { Deps } from "../context";
 import { AppError, type ErrorCode } from "../errors";
 import { infer, type InferRequest } from "../services/inference.service";
@@ -105,13 +105,10 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
   const auth = d.config.auth;
 
   const authorize = async (metadata: grpc.Metadata, access: Access): Promise<Principal> => {
-    const anonymous: Principal = { sub: "anonymous", roles: [], anonymous: true };
-    if (access === "open") return anonymous;
+    if (access === "open") return ANONYMOUS;
     const header = metadata.get("authorization")[0]?.toString();
-    if (!header && access === "inference" && auth.publicInference) return anonymous;
-    const token = header && /^Bearer\s+(\S+)$/i.exec(header)?.[1];
-    if (!token) throw new AppError("UNAUTHORIZED", "missing authorization: Bearer token metadata");
-    const principal = await verify(token);
+    if (!header && access === "inference" && auth.publicInference) return ANONYMOUS;
+    const principal = await verify(bearerToken(header));
     const roles: Role[] = access === "admin" ? ["admin"] : ["infer"];
     const refused = refusal(principal, auth, roles);
     if (refused) throw refused;

@@ -1,20 +1,12 @@
 import type { MiddlewareHandler } from "hono";
-import { holdsRole, refusal, type Principal, type Role, type TokenVerifier } from "../auth";
+import { ANONYMOUS, bearerToken, holdsRole, refusal, type Principal, type Role, type TokenVerifier } from "../auth";
 import type { Config } from "../config";
-import { AppError } from "../errors";
 import type { AppEnv } from "./env";
-
-function bearer(header: string | undefined): string {
-  if (!header) throw new AppError("UNAUTHORIZED", "missing Authorization: Bearer token");
-  const m = /^Bearer\s+(\S+)$/i.exec(header);
-  if (!m) throw new AppError("UNAUTHORIZED", "Authorization header must be 'Bearer <token>'");
-  return m[1]!;
-}
 
 /** Every request under the mount needs a valid token. */
 export function authenticate(verify: TokenVerifier): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const principal = await verify(bearer(c.req.header("authorization")));
+    const principal = await verify(bearerToken(c.req.header("authorization")));
     c.set("principal", principal);
     c.set("log", c.get("log").child({ sub: principal.sub }));
     await next();
@@ -26,7 +18,7 @@ export function authenticateUnless(open: boolean, verify: TokenVerifier): Middle
   const strict = authenticate(verify);
   return async (c, next) => {
     if (open && !c.req.header("authorization")) {
-      c.set("principal", { sub: "anonymous", roles: [], anonymous: true });
+      c.set("principal", ANONYMOUS);
       return next();
     }
     return strict(c, next);
