@@ -1,7 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { Hono, type Context } from "hono";
 import type { Deps } from "../context";
+import { AppError } from "../errors";
 import type { AppEnv } from "./env";
+import { errorResponse } from "./errors";
 import type { PolicyRouter } from "./policy";
 import { errorResponses } from "./schemas";
 
@@ -32,6 +34,6 @@ export function mountMetricsRoute(router: PolicyRouter, d: Deps): void {
 export function createMetricsApp(d: Pick<Deps, "metrics">): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.get("/metrics", (c) => metricsResponse(c, d));
-  app.notFound((c) => c.json({ error: { code: "NOT_FOUND", message: "only GET /metrics is served on this port", requestId: "" } }, 404));
+  app.notFound((c) => errorResponse(c, new AppError("NOT_FOUND", "only GET /metrics is served on this port")));
   return app;
 }
