@@ -12,23 +12,54 @@ export interface Logger {
   enabled(level: Level): boolean;
 }
 
+/**
+ * Every request makes a child or two, and most never write a line: a child only
+ * remembers its parent and its fields, and the fields are merged when a line is
+ * written.
+ */
+class JsonLogger implements Logger {
+  constructor(
+    private readonly level: Level,
+    private readonly fields: Record<string, unknown>,
+    private readonly write: (line: string) => void,
+    private readonly parent?: JsonLogger,
+  ) {}
+
+  debug(msg: string, fields?: Record<string, unknown>): void {
+    this.emit("debug", msg, fields);
+  }
+  info(msg: string, fields?: Record<string, unknown>): void {
+    this.emit("info", msg, fields);
+  }
+  warn(msg: string, fields?: Record<string, unknown>): void {
+    this.emit("warn", msg, fields);
+  }
+  error(msg: string, fields?: Record<string, unknown>): void {
+    this.emit("error", msg, fields);
+  }
+  child(fields: Record<string, unknown>): Logger {
+    return new JsonLogger(this.level, fields, this.write, this);
+  }
+  enabled(level: Level): boolean {
+    return LEVELS[level] >= LEVELS[this.level];
+  }
+
+  private bound(): Record<string, unknown> {
+    return this.parent ? { ...this.parent.bound(), ...this.fields } : this.fields;
+  }
+
+  private emit(level: Level, msg: string, fields?: Record<string, unknown>): void {
+    if (!this.enabled(level)) return;
+    this.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...this.bound(), ...fields }));
+  }
+}
+
 export function createLogger(
   level: Level,
   base: Record<string, unknown> = {},
   write: (line: string) => void = (l) => process.stdout.write(l + "\n"),
 ): Logger {
-  const emit = (lvl: Level, msg: string, fields?: Record<string, unknown>) => {
-    if (LEVELS[lvl] < LEVELS[level]) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...fields }));
-  };
-  return {
-    debug: (m, f) => emit("debug", m, f),
-    info: (m, f) => emit("info", m, f),
-    warn: (m, f) => emit("warn", m, f),
-    error: (m, f) => emit("error", m, f),
-    child: (fields) => createLogger(level, { ...base, ...fields }, write),
-    enabled: (lvl) => LEVELS[lvl] >= LEVELS[level],
-  };
+  return new JsonLogger(level, base, write);
 }
 
 export const silentLogger = (): Logger => createLogger("error", {}, () => {});
