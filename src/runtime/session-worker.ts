@@ -105,14 +105,15 @@ async function warmUp(s: ort.InferenceSession, inputs: TensorInfo[], spec: Warmu
   }
 }
 
+const VIEWS = {
+  float32: Float32Array, float64: Float64Array, float16: Uint16Array,
+  int8: Int8Array, int16: Int16Array, int32: Int32Array, int64: BigInt64Array,
+  uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, uint64: BigUint64Array, bool: Uint8Array,
+} as const;
+
 function toOrtTensor(t: WireTensor): ort.Tensor {
   if (Array.isArray(t.data)) return new ort.Tensor("string", t.data, t.dims);
-  const views = {
-    float32: Float32Array, float64: Float64Array, float16: Uint16Array,
-    int8: Int8Array, int16: Int16Array, int32: Int32Array, int64: BigInt64Array,
-    uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, uint64: BigUint64Array, bool: Uint8Array,
-  } as const;
-  const View = views[t.type as keyof typeof views];
+  const View = VIEWS[t.type as keyof typeof VIEWS];
   return new ort.Tensor(t.type as "float32", new View(t.data) as Float32Array, t.dims);
 }
 

@@ -191,13 +191,11 @@ export interface RequestTensor {
 
 /** Checks the request's inputs against the model and builds wire tensors. */
 export function decodeInputs(inputs: RequestTensor[], model: TensorInfo[], maxElements: number): WireTensor[] {
-  const byName = new Map(model.map((m) => [m.name, m]));
-  const seen = new Set<string>();
-  const out = inputs.map((t) => {
-    const m = byName.get(t.name);
-    if (!m) throw new TensorError(`unknown input ${t.name}; the model's inputs are ${[...byName.keys()].join(", ")}`);
-    if (seen.has(t.name)) throw new TensorError(`input ${t.name} is given twice`);
-    seen.add(t.name);
+  // Models have a handful of inputs: scanning the arrays costs less than building a Map and a Set per request.
+  const out = inputs.map((t, k) => {
+    const m = model.find((x) => x.name === t.name);
+    if (!m) throw new TensorError(`unknown input ${t.name}; the model's inputs are ${model.map((x) => x.name).join(", ")}`);
+    if (inputs.findIndex((x) => x.name === t.name) !== k) throw new TensorError(`input ${t.name} is given twice`);
     const expectedDt = datatypeOf(m.type);
     if (!expectedDt) throw new TensorError(`input ${t.name} has type ${m.type}, which modeld cannot feed`);
     if (t.datatype !== expectedDt) throw new TensorError(`input ${t.name}: datatype ${t.datatype} does not match the model's ${expectedDt}`);
@@ -223,7 +221,7 @@ export function decodeInputs(inputs: RequestTensor[], model: TensorInfo[], maxEl
     }
     return { name: t.name, type: spec.ort, dims: t.shape, data };
   });
-  const missing = model.filter((m) => !seen.has(m.name)).map((m) => m.name);
+  const missing = model.filter((m) => !inputs.some((t) => t.name === m.name)).map((m) => m.name);
   if (missing.length) throw new TensorError(`missing input ${missing.join(", ")}`);
   return out;
 }
@@ -241,10 +239,13 @@ export function toJsonData(t: WireTensor): (number | boolean | string)[] {
   if (Array.isArray(t.data)) return t.data;
   const dt = datatypeOf(t.type)!;
   const view = new SPECS[dt].View!(t.data);
-  if (dt === "BOOL") return Array.from(view as Uint8Array, (v) => v !== 0);
-  if (dt === "FP16") return Array.from(view as Uint16Array, halfToFloat);
-  if (view instanceof BigInt64Array || view instanceof BigUint64Array) return Array.from(view, Number);
-  return Array.from(view as Float32Array);
+  // Plain loops: Array.from goes through the iterator protocol, which costs more than a small tensor's whole response.
+  const out = new Array<number | boolean>(view.length);
+  if (dt === "BOOL") for (let i = 0; i < view.length; i++) out[i] = view[i] !== 0;
+  else if (dt === "FP16") for (let i = 0; i < view.length; i++) out[i] = halfToFloat(view[i] as number);
+  else if (view instanceof BigInt64Array || view instanceof BigUint64Array) for (let i = 0; i < view.length; i++) out[i] = Number(view[i]);
+  else for (let i = 0; i < view.length; i++) out[i] = view[i] as number;
+  return out;
 }
 
 /** Raw bytes of a wire tensor in the binary extension's layout. */

@@ -158,17 +158,17 @@ function shapeResult(worker: ModelWorker, modelId: string, req: InferRequest, re
   const allBinary = wantsBinary(req.parameters, "binary_data_output") ?? false;
   const order = requested ?? outputMeta.map((o) => o.name);
   const binary: Uint8Array[] = [];
-  const outputs = order.flatMap((name): ResponseTensor[] => {
+  const outputs: ResponseTensor[] = [];
+  // A plain loop: flatMap costs more than shaping a small model's whole response.
+  for (const name of order) {
     const t = results.find((r) => r.name === name);
-    if (!t) return [];
-    const perOutput = wantsBinary(req.outputs?.find((o) => o.name === name)?.parameters, "binary_data");
-    const base = { name, datatype: datatypeOf(t.type)!, shape: t.dims };
+    if (!t) continue;
+    const perOutput = req.outputs ? wantsBinary(req.outputs.find((o) => o.name === name)?.parameters, "binary_data") : undefined;
     if (perOutput ?? allBinary) {
       const bytes = toBinaryData(t);
       binary.push(bytes);
-      return [{ ...base, parameters: { binary_data_size: bytes.byteLength } }];
-    }
-    return [{ ...base, data: toJsonData(t) }];
-  });
+      outputs.push({ name, datatype: datatypeOf(t.type)!, shape: t.dims, parameters: { binary_data_size: bytes.byteLength } });
+    } else outputs.push({ name, datatype: datatypeOf(t.type)!, shape: t.dims, data: toJsonData(t) });
+  }
   return { json: { model_name: modelId, model_version: worker.version, ...(req.id !== undefined ? { id: req.id } : {}), outputs }, binary };
 }
