@@ -3,6 +3,7 @@
 import { benchInference } from "./inference.bench";
 import { benchLoad } from "./load.bench";
 import { benchMemory } from "./memory.bench";
+import { benchFloor } from "./floor.bench";
 import { benchGrpc } from "./grpc.bench";
 import { benchProfile } from "./profile.bench";
 import { benchRuntimes } from "./runtimes.bench";
@@ -14,6 +15,7 @@ const only = process.argv[2];
 if (!only || only === "load") await benchLoad();
 if (!only || only === "inference") await benchInference();
 if (!only || only === "profile") await benchProfile();
+if (!only || only === "floor") await benchFloor();
 if (!only || only === "grpc") await benchGrpc();
 if (!only || only === "startup") await benchStartup();
 if (!only || only === "swap") await benchSwap();
