@@ -129,13 +129,20 @@ function fromOrtTensor(name: string, t: ort.Tensor): WireTensor {
 
 type Timed = { outputs: WireTensor[]; timing: Omit<ExecutionTiming, "batchSize" | "first"> };
 
+// The runs of one message are queued in ONNX Runtime's setImmediate together and
+// execute one after another on this thread, each continuation following its own run.
+// A run's compute time starts when it was queued or when the run before it ended,
+// whichever is later; the wait behind the others is queue time, as in Triton's stats.
+let lastRunEnded = 0;
+
 async function execute(inputs: WireTensor[], outputs?: string[]): Promise<Timed> {
   let t = performance.now();
   const feeds = Object.fromEntries(inputs.map((x) => [x.name, toOrtTensor(x)]));
   const inputNs = nsSince(t);
   t = performance.now();
   const result = outputs?.length ? await session!.run(feeds, outputs) : await session!.run(feeds);
-  const inferNs = nsSince(t);
+  const inferNs = nsSince(Math.max(t, lastRunEnded));
+  lastRunEnded = performance.now();
   t = performance.now();
   const wire = Object.entries(result).map(([name, x]) => fromOrtTensor(name, x));
   return { outputs: wire, timing: { inputNs, inferNs, outputNs: nsSince(t) } };

@@ -138,6 +138,21 @@ describe("statistics extension", () => {
     expect((await svc.api.json("GET", "/v2/models/affine/versions/1/stats", { token: infer })).body.model_stats).toHaveLength(1);
   });
 
+  test("compute_infer counts executions, not the wait behind them: on one session thread they add up to at most the wall time", async () => {
+    await load("affine");
+    const infer = await token({ role: "infer" });
+    const inferNs = async () => (await svc.api.json("GET", "/v2/models/affine/stats", { token: infer })).body.model_stats[0].inference_stats.compute_infer;
+    const before = await inferNs();
+    const started = performance.now();
+    const burst = await Promise.all(Array.from({ length: 64 }, (_, k) => svc.api.json("POST", "/v2/models/affine/infer", { token: infer, body: affineBody(k) })));
+    const wallNs = (performance.now() - started) * 1e6;
+    expect(burst.every((r) => r.status === 200)).toBe(true);
+    const after = await inferNs();
+    expect(after.count - before.count).toBe(64);
+    expect(after.ns - before.ns).toBeGreaterThan(0);
+    expect(after.ns - before.ns).toBeLessThanOrEqual(wallNs);
+  });
+
   test("/v2/models/stats lists every registered model, and is never read as a model named stats", async () => {
     const doc = (await svc.api.json("GET", "/v2/models/stats")).body;
     checkStatsAsPerfAnalyzer(doc);
