@@ -140,9 +140,12 @@ async function execute(inputs: WireTensor[], outputs?: string[]): Promise<Timed>
   const feeds = Object.fromEntries(inputs.map((x) => [x.name, toOrtTensor(x)]));
   const inputNs = nsSince(t);
   t = performance.now();
-  const result = outputs?.length ? await session!.run(feeds, outputs) : await session!.run(feeds);
-  const inferNs = nsSince(Math.max(t, lastRunEnded));
-  lastRunEnded = performance.now();
+  let inferNs = 0;
+  // Failed runs end too: the next run's time must not include theirs.
+  const result = await (outputs?.length ? session!.run(feeds, outputs) : session!.run(feeds)).finally(() => {
+    inferNs = nsSince(Math.max(t, lastRunEnded));
+    lastRunEnded = performance.now();
+  });
   t = performance.now();
   const wire = Object.entries(result).map(([name, x]) => fromOrtTensor(name, x));
   return { outputs: wire, timing: { inputNs, inferNs, outputNs: nsSince(t) } };
