@@ -7,12 +7,11 @@
 //
 // On Linux it also reads each thread's CPU time from /proc, so the cost per
 // request is split by thread: the HTTP thread is what saturates at c=64.
-import * as ort from "onnxruntime-node";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startBinary, type RunningBinary } from "../test/fixtures/binary";
 import { affineModel } from "../test/fixtures/onnx-builder";
-import { adminToken, header, loadAndWait, removeDir, repo, startModeld, stats, tempDir } from "./lib";
+import { adminToken, header, loadAndWait, rawRuns, removeDir, repo, startModeld, stats, tempDir, tinyFeeds } from "./lib";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -80,20 +79,6 @@ function postScript(dir: string, body: string, token?: string): string {
   return path;
 }
 
-async function rawRuns(path: string, seconds: number): Promise<{ latencies: number[]; rps: number }> {
-  const s = await ort.InferenceSession.create(path);
-  const lat: number[] = [];
-  const started = performance.now();
-  while (performance.now() < started + seconds * 1000) {
-    const t = performance.now();
-    await s.run({ x: new ort.Tensor("float32", new Float32Array([1, 2, 3, 4]), [1, 4]) });
-    lat.push(performance.now() - t);
-  }
-  const rps = lat.length / ((performance.now() - started) / 1000);
-  await s.release();
-  return { latencies: lat, rps };
-}
-
 const med = (xs: number[]) => stats(xs).median;
 const us = (v: number) => `${Math.round(v)} µs`;
 const spread = (xs: number[], digits = 0) => `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
@@ -145,7 +130,7 @@ export async function benchFloor(): Promise<void> {
       bareGetC1.push(wrk(bin, bare.url + "/", 1).p99);
       bareGet.push(wrk(bin, bare.url + "/", 64).rps);
     }
-    const raw = await rawRuns(model, SECONDS);
+    const raw = await rawRuns(model, tinyFeeds, SECONDS);
     const rawP50 = stats(raw.latencies).median * 1000;
 
     console.log(`wrk ${ROUNDS} interleaved rounds of ${PER_RUN} s per server and concurrency; medians of the rounds (range).\n`);

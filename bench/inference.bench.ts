@@ -6,24 +6,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startBinary } from "../test/fixtures/binary";
 import { affineModel, identityModel, matmulChainModel } from "../test/fixtures/onnx-builder";
-import { adminToken, fmtStats, hammer, header, loadAndWait, removeDir, repo, startModeld, stats, tempDir } from "./lib";
+import { adminToken, fmtStats, hammer, header, loadAndWait, rawRuns, removeDir, repo, startModeld, stats, tempDir, tinyFeeds } from "./lib";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-
-async function rawLoop(path: string, feeds: () => Record<string, ort.Tensor>, seconds: number) {
-  const s = await ort.InferenceSession.create(path);
-  const lat: number[] = [];
-  const end = performance.now() + seconds * 1000;
-  const started = performance.now();
-  while (performance.now() < end) {
-    const t = performance.now();
-    await s.run(feeds());
-    lat.push(performance.now() - t);
-  }
-  const rps = lat.length / ((performance.now() - started) / 1000);
-  await s.release();
-  return { latencies: lat, rps };
-}
 
 export async function benchInference(): Promise<void> {
   const dir = tempDir();
@@ -55,7 +40,7 @@ export async function benchInference(): Promise<void> {
       fetch(`${server.url}/v2/models/${id}/infer`, { method: "POST", headers, body });
     await hammer(1, 1, infer("tiny", tinyBody)); // warm-up
     const m1 = await hammer(1, SECONDS, infer("tiny", tinyBody));
-    const raw1 = await rawLoop(join(models, "tiny.onnx"), () => ({ x: new ort.Tensor("float32", new Float32Array([1, 2, 3, 4]), [1, 4]) }), SECONDS);
+    const raw1 = await rawRuns(join(models, "tiny.onnx"), tinyFeeds, SECONDS);
     const ms = stats(m1.latencies);
     const rs = stats(raw1.latencies);
     console.log(`raw run:        ${fmtStats(rs, "ms", 3)}; p99 ${rs.p99.toFixed(3)} ms`);
@@ -75,7 +60,7 @@ export async function benchInference(): Promise<void> {
     header("Compute-bound model (160 × MatMul 1024², a few ms per run): throughput");
     const x = new Array(1024).fill(0.5);
     const computeBody = JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 1024], data: x }] });
-    const rawC = await rawLoop(join(models, "compute.onnx"), () => ({ x: new ort.Tensor("float32", new Float32Array(1024).fill(0.5), [1, 1024]) }), SECONDS);
+    const rawC = await rawRuns(join(models, "compute.onnx"), () => ({ x: new ort.Tensor("float32", new Float32Array(1024).fill(0.5), [1, 1024]) }), SECONDS);
     const mC = await hammer(4, SECONDS, infer("compute", computeBody));
     console.log(`raw run:        ${rawC.rps.toFixed(1)} runs/s, ${fmtStats(stats(rawC.latencies))}`);
     console.log(`modeld (c=4):   ${mC.rps.toFixed(1)} req/s, ${fmtStats(stats(mC.latencies))}`);

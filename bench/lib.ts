@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SignJWT } from "jose";
+import * as ort from "onnxruntime-node";
 import { startBinary, type RunningBinary } from "../test/fixtures/binary";
 
 export const repo = join(import.meta.dir, "..");
@@ -98,6 +99,24 @@ export async function hammer(
   await Promise.all(Array.from({ length: concurrency }, loop));
   return { latencies, starts, rps: latencies.length / ((performance.now() - started) / 1000), errors };
 }
+
+/** The reference: one session in this process, run one request at a time for `seconds`. */
+export async function rawRuns(path: string, feeds: () => Record<string, ort.Tensor>, seconds: number): Promise<{ latencies: number[]; rps: number }> {
+  const s = await ort.InferenceSession.create(path);
+  const latencies: number[] = [];
+  const started = performance.now();
+  while (performance.now() < started + seconds * 1000) {
+    const t = performance.now();
+    await s.run(feeds());
+    latencies.push(performance.now() - t);
+  }
+  const rps = latencies.length / ((performance.now() - started) / 1000);
+  await s.release();
+  return { latencies, rps };
+}
+
+/** The input of the tiny model (test/fixtures/onnx-builder's affineModel), as the benches' JSON bodies send it. */
+export const tinyFeeds = () => ({ x: new ort.Tensor("float32", new Float32Array([1, 2, 3, 4]), [1, 4]) });
 
 export function header(title: string): void {
   console.log(`\n## ${title}\n`);

@@ -3,28 +3,14 @@
 // auth), and inside modeld the phases its statistics measure (decode, the hop
 // to the worker and back, session.run, building the response), against raw
 // onnxruntime-node in this process.
-import * as ort from "onnxruntime-node";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startBinary } from "../test/fixtures/binary";
 import { affineModel } from "../test/fixtures/onnx-builder";
-import { adminToken, hammer, header, loadAndWait, removeDir, repo, startModeld, stats, tempDir } from "./lib";
+import { adminToken, hammer, header, loadAndWait, rawRuns, removeDir, repo, startModeld, stats, tempDir, tinyFeeds } from "./lib";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const us = (ms: number) => `${Math.round(ms * 1000)} µs`;
-
-async function rawRuns(path: string, seconds: number): Promise<number[]> {
-  const s = await ort.InferenceSession.create(path);
-  const lat: number[] = [];
-  const end = performance.now() + seconds * 1000;
-  while (performance.now() < end) {
-    const t = performance.now();
-    await s.run({ x: new ort.Tensor("float32", new Float32Array([1, 2, 3, 4]), [1, 4]) });
-    lat.push(performance.now() - t);
-  }
-  await s.release();
-  return lat;
-}
 
 type Snapshot = Record<string, { count: number; ns: number }>;
 async function phases(url: string, token: string): Promise<Snapshot> {
@@ -64,7 +50,7 @@ export async function benchProfile(): Promise<void> {
       lat.floor.push(...(await hammer(1, SECONDS / 5, floor)).latencies);
     }
     const after = await phases(modeld.url, admin);
-    const raw = stats(await rawRuns(join(dir, "models", "tiny.onnx"), SECONDS));
+    const raw = stats((await rawRuns(join(dir, "models", "tiny.onnx"), tinyFeeds, SECONDS)).latencies);
     const [m, a, f] = [stats(lat.withToken), stats(lat.noToken), stats(lat.floor)];
 
     header("Tiny model, concurrency 1: where a request's time goes");
