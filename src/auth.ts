@@ -100,6 +100,20 @@ export function refusal(p: Principal | undefined, auth: Config["auth"], roles: R
   return new AppError("FORBIDDEN", `requires the ${roleNames(auth, roles).join(" or ")} role`);
 }
 
+/**
+ * Who is calling inference, metadata or readiness, over HTTP or gRPC alike:
+ * the infer (or admin) role, or anyone under MODELD_PUBLIC_INFERENCE. A token
+ * sent there must still be valid, and then names the caller whatever its
+ * roles: it can do no more than an anonymous caller could.
+ */
+export async function inferenceCaller(header: string | undefined, auth: Config["auth"], verify: TokenVerifier): Promise<Principal> {
+  if (!header && auth.publicInference) return ANONYMOUS;
+  const principal = await verify(bearerToken(header));
+  const refused = auth.publicInference ? undefined : refusal(principal, auth, ["infer"]);
+  if (refused) throw refused;
+  return principal;
+}
+
 /** Verified tokens are remembered until they expire: a signature check costs more than the rest of a small inference. */
 const VERIFIED_CACHE_SIZE = 10_000;
 

@@ -4,7 +4,7 @@
 // metadata, the same roles), runs the same service functions, and maps
 // modeld's error codes to gRPC status codes once, here.
 import * as grpc from "@grpc/grpc-js";
-import { ANONYMOUS, bearerToken, refusal, type Principal, type Role, type TokenVerifier } from "../auth";
+import { ANONYMOUS, bearerToken, inferenceCaller, refusal, type Principal, type TokenVerifier } from "../auth";
 import type { Deps } from "../context";
 import { AppError, type ErrorCode } from "../errors";
 import { infer, type InferRequest } from "../services/inference.service";
@@ -107,10 +107,9 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
   const authorize = async (metadata: grpc.Metadata, access: Access): Promise<Principal> => {
     if (access === "open") return ANONYMOUS;
     const header = metadata.get("authorization")[0]?.toString();
-    if (!header && access === "inference" && auth.publicInference) return ANONYMOUS;
+    if (access === "inference") return inferenceCaller(header, auth, verify);
     const principal = await verify(bearerToken(header));
-    const roles: Role[] = access === "admin" ? ["admin"] : ["infer"];
-    const refused = refusal(principal, auth, roles);
+    const refused = refusal(principal, auth, ["admin"]);
     if (refused) throw refused;
     return principal;
   };

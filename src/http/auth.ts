@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import { ANONYMOUS, bearerToken, holdsRole, refusal, type Principal, type Role, type TokenVerifier } from "../auth";
+import { bearerToken, holdsRole, inferenceCaller, refusal, type Principal, type Role, type TokenVerifier } from "../auth";
 import type { Config } from "../config";
 import type { AppEnv } from "./env";
 
@@ -10,18 +10,6 @@ export function authenticate(verify: TokenVerifier): MiddlewareHandler<AppEnv> {
     c.set("principal", principal);
     c.set("log", c.get("log").child({ sub: principal.sub }));
     await next();
-  };
-}
-
-/** Like authenticate, but lets anonymous requests through as `anonymous` when `open` is true. */
-export function authenticateUnless(open: boolean, verify: TokenVerifier): MiddlewareHandler<AppEnv> {
-  const strict = authenticate(verify);
-  return async (c, next) => {
-    if (open && !c.req.header("authorization")) {
-      c.set("principal", ANONYMOUS);
-      return next();
-    }
-    return strict(c, next);
   };
 }
 
@@ -36,8 +24,14 @@ export function requireRole(auth: Config["auth"], ...roles: Role[]): MiddlewareH
   };
 }
 
-/** Inference needs the infer (or admin) role, unless MODELD_PUBLIC_INFERENCE opens it. */
+/** Inference, metadata and readiness: the rule gRPC applies too (see inferenceCaller). */
 export function inferenceAccess(auth: Config["auth"], verify: TokenVerifier): MiddlewareHandler<AppEnv>[] {
-  const open = authenticateUnless(auth.publicInference, verify);
-  return auth.publicInference ? [open] : [open, requireRole(auth, "infer")];
+  return [
+    async (c, next) => {
+      const principal = await inferenceCaller(c.req.header("authorization"), auth, verify);
+      c.set("principal", principal);
+      if (!principal.anonymous) c.set("log", c.get("log").child({ sub: principal.sub }));
+      await next();
+    },
+  ];
 }
