@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from "node:path";
 import { startBinary, type RunningBinary } from "../test/fixtures/binary";
 import { affineModel } from "../test/fixtures/onnx-builder";
-import { adminToken, header, loadAndWait, rawRuns, removeDir, repo, startModeld, stats, tempDir, tinyFeeds } from "./lib";
+import { adminToken, header, loadAndWait, median, rawRuns, removeDir, repo, startModeld, stats, tempDir, tinyFeeds } from "./lib";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -79,7 +79,6 @@ function postScript(dir: string, body: string, token?: string): string {
   return path;
 }
 
-const med = (xs: number[]) => stats(xs).median;
 const us = (v: number) => `${Math.round(v)} µs`;
 const spread = (xs: number[], digits = 0) => `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
 
@@ -140,25 +139,25 @@ export async function benchFloor(): Promise<void> {
       const a = c1[s.name]!;
       const b = c64[s.name]!;
       const c = cpu[s.name];
-      const cell = (xs: number[] | undefined) => (xs ? `${us(med(xs))} (${spread(xs)})` : "—");
+      const cell = (xs: number[] | undefined) => (xs ? `${us(median(xs))} (${spread(xs)})` : "—");
       console.log(
-        `| ${s.name} | ${cell(a.map((r) => r.p50))} | ${us(med(a.map((r) => r.p90)))} | ${cell(a.map((r) => r.p99))} | ${med(b.map((r) => r.rps)).toFixed(0)} (${spread(b.map((r) => r.rps))}) | ${cell(c?.http)} | ${cell(c?.workers)} | ${cell(c?.other)} |`,
+        `| ${s.name} | ${cell(a.map((r) => r.p50))} | ${us(median(a.map((r) => r.p90)))} | ${cell(a.map((r) => r.p99))} | ${median(b.map((r) => r.rps)).toFixed(0)} (${spread(b.map((r) => r.rps))}) | ${cell(c?.http)} | ${cell(c?.workers)} | ${cell(c?.other)} |`,
       );
     }
     const failed = servers.reduce((n, s) => n + [...c1[s.name]!, ...c64[s.name]!].reduce((m, r) => m + r.non2xx, 0), 0);
-    console.log(`| floor: bare Hono GET | | | ${us(med(bareGetC1))} (${spread(bareGetC1)}) | ${med(bareGet).toFixed(0)} (${spread(bareGet)}) | | | |`);
+    console.log(`| floor: bare Hono GET | | | ${us(median(bareGetC1))} (${spread(bareGetC1)}) | ${median(bareGet).toFixed(0)} (${spread(bareGet)}) | | | |`);
     console.log(`| raw session.run, one process, one at a time | ${us(rawP50)} | | ${us(stats(raw.latencies).p99 * 1000)} | ${raw.rps.toFixed(0)} runs/s | | | |`);
     console.log(`\nnon-2xx responses: ${failed} (must be 0)`);
 
     const [m, floor] = servers.map((s) => s.name) as [string, string];
-    const p50 = (n: string) => med(c1[n]!.map((r) => r.p50));
-    const p99 = (n: string) => med(c1[n]!.map((r) => r.p99));
-    const rps = (n: string) => med(c64[n]!.map((r) => r.rps));
-    const p99Target = Math.max(600, 1.5 * med(bareGetC1));
+    const p50 = (n: string) => median(c1[n]!.map((r) => r.p50));
+    const p99 = (n: string) => median(c1[n]!.map((r) => r.p99));
+    const rps = (n: string) => median(c64[n]!.map((r) => r.rps));
+    const p99Target = Math.max(600, 1.5 * median(bareGetC1));
     console.log(`\nmodeld over its floor: c=1 p50 +${us(p50(m) - p50(floor))}, c=64 ${((rps(m) / rps(floor)) * 100).toFixed(0)}% of the floor's throughput`);
     console.log(`targets: c=1 p50 ≤ raw + 100 µs = ${us(rawP50 + 100)}: modeld ${us(p50(m))}, the floor ${us(p50(floor))}`);
     console.log(`         c=1 p99 ≤ max(600 µs, 1.5 × bare Hono GET p99) = ${us(p99Target)}: modeld ${us(p99(m))}, the floor ${us(p99(floor))}`);
-    console.log(`         c=64 ≥ 35% of a bare Hono GET (${(0.35 * med(bareGet)).toFixed(0)} req/s) and above raw one-at-a-time (${raw.rps.toFixed(0)}/s): modeld ${rps(m).toFixed(0)}, the floor ${rps(floor).toFixed(0)}`);
+    console.log(`         c=64 ≥ 35% of a bare Hono GET (${(0.35 * median(bareGet)).toFixed(0)} req/s) and above raw one-at-a-time (${raw.rps.toFixed(0)}/s): modeld ${rps(m).toFixed(0)}, the floor ${rps(floor).toFixed(0)}`);
   } finally {
     for (const s of servers) await s.server.stop();
     removeDir(dir);

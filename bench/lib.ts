@@ -25,6 +25,8 @@ export function stats(xs: number[]): Stats {
   return { median: q(0.5), p99: q(0.99), min: s[0]!, max: s[s.length - 1]!, iqr: q(0.75) - q(0.25), n: s.length };
 }
 
+export const median = (xs: number[]): number => stats(xs).median;
+
 export const fmt = (v: number, unit = "ms", digits = 2) => `${v.toFixed(digits)} ${unit}`;
 export const fmtStats = (s: Stats, unit = "ms", digits = 2) =>
   `median ${fmt(s.median, unit, digits)} (IQR ${fmt(s.iqr, unit, digits)}, min ${fmt(s.min, unit, digits)}, max ${fmt(s.max, unit, digits)}, n=${s.n})`;
@@ -101,18 +103,34 @@ export async function hammer(
 }
 
 /** The reference: one session in this process, run one request at a time for `seconds`. */
-export async function rawRuns(path: string, feeds: () => Record<string, ort.Tensor>, seconds: number): Promise<{ latencies: number[]; rps: number }> {
+/** One raw onnxruntime-node session in this process, run one request at a time for `seconds` per call. */
+export async function rawSession(path: string): Promise<{
+  runs(feeds: () => Record<string, ort.Tensor>, seconds: number): Promise<{ latencies: number[]; rps: number }>;
+  release(): Promise<void>;
+}> {
   const s = await ort.InferenceSession.create(path);
-  const latencies: number[] = [];
-  const started = performance.now();
-  while (performance.now() < started + seconds * 1000) {
-    const t = performance.now();
-    await s.run(feeds());
-    latencies.push(performance.now() - t);
+  return {
+    async runs(feeds, seconds) {
+      const latencies: number[] = [];
+      const started = performance.now();
+      while (performance.now() < started + seconds * 1000) {
+        const t = performance.now();
+        await s.run(feeds());
+        latencies.push(performance.now() - t);
+      }
+      return { latencies, rps: latencies.length / ((performance.now() - started) / 1000) };
+    },
+    release: () => s.release(),
+  };
+}
+
+export async function rawRuns(path: string, feeds: () => Record<string, ort.Tensor>, seconds: number): Promise<{ latencies: number[]; rps: number }> {
+  const raw = await rawSession(path);
+  try {
+    return await raw.runs(feeds, seconds);
+  } finally {
+    await raw.release();
   }
-  const rps = latencies.length / ((performance.now() - started) / 1000);
-  await s.release();
-  return { latencies, rps };
 }
 
 /** The input of the tiny model (test/fixtures/onnx-builder's affineModel), as the benches' JSON bodies send it. */
