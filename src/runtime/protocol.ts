@@ -51,7 +51,7 @@ export interface LoadRequest {
 export type ToWorker =
   /** `stop` is a one-int SharedArrayBuffer: non-zero means "run nothing more, release and exit". */
   | ({ type: "load"; stop: SharedArrayBuffer } & LoadRequest)
-  /** Every run requested in one turn of the HTTP thread, in one message: postMessage is the costly part. */
+  /** The runs requested in one turn of the HTTP thread, few messages for many runs: postMessage is the costly part. */
   | { type: "runs"; items: RunItem[] }
   | { type: "exit" };
 

@@ -27,18 +27,23 @@ const stopping = () => (stop ? Atomics.load(stop, 0) !== 0 : false);
 
 const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => parent.postMessage(msg, transfer);
 
-// Results finished in the same turn go back in one message. onnxruntime-node runs
-// each session.run in its own setImmediate, so a flush scheduled the same way
-// follows every run that was already queued.
+// Results finished in the same turn go back together. onnxruntime-node runs each
+// session.run in its own setImmediate, so a flush scheduled the same way follows
+// every run that was already queued. At most RESULTS_PER_MESSAGE leave in one
+// message, so the HTTP thread answers the first requests while later runs execute
+// (see RUNS_PER_MESSAGE in model-worker.ts for the other direction).
+const RESULTS_PER_MESSAGE = 8;
 let outbox: RunResult[] = [];
+function flushResults(): void {
+  if (outbox.length === 0) return;
+  const items = outbox;
+  outbox = [];
+  post({ type: "results", items }, items.flatMap((r) => ("outputs" in r ? transferList(r.outputs) : [])));
+}
 function reply(result: RunResult): void {
-  if (outbox.push(result) === 1) {
-    setImmediate(() => {
-      const items = outbox;
-      outbox = [];
-      post({ type: "results", items }, items.flatMap((r) => ("outputs" in r ? transferList(r.outputs) : [])));
-    });
-  }
+  const waiting = outbox.push(result);
+  if (waiting === 1) setImmediate(flushResults);
+  else if (waiting >= RESULTS_PER_MESSAGE) flushResults();
 }
 
 const nsSince = (t: number) => Math.round((performance.now() - t) * 1e6);

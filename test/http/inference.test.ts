@@ -167,6 +167,18 @@ describe("inference matches raw onnxruntime-node", () => {
     }
   });
 
+  test("many concurrent requests to a session that does not batch each get their own answer", async () => {
+    // Far more than one message's worth of runs and results arrive in the same turn.
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, async (_, k) => {
+        const x = [k, k + 0.5, -k, k * 3];
+        const { status, body } = await api.json("POST", "/v2/models/affine/infer", { token: infer, body: inferBody("x", "FP32", [1, 4], x, { id: `r${k}` }) });
+        return status === 200 && body.id === `r${k}` && JSON.stringify(body.outputs[0].data) === JSON.stringify(x.map((v) => v * 2 + 1));
+      }),
+    );
+    expect(answers.filter((ok) => !ok)).toEqual([]);
+  });
+
   test("/api/v1 predict runs the active or a named model", async () => {
     const named = await api.json("POST", "/api/v1/models/affine/predict", { token: infer, body: inferBody("x", "FP32", [1, 4], [1, 2, 3, 4]) });
     expect(named.body.outputs[0].data).toEqual([3, 5, 7, 9]);
