@@ -149,6 +149,28 @@ describe("idempotency and bounds", () => {
     expect(res.body.error.code).toBe("PAYLOAD_TOO_LARGE");
   });
 
+  test("oversized bodies are 413 whether their length is declared or they stream in chunks", async () => {
+    const big = JSON.stringify({ id: "x", path: "a".repeat(2 * 1024 * 1024) });
+    const headers = { authorization: `Bearer ${await token()}`, "content-type": "application/json" };
+    const declared = await svc.app.request("/api/v1/models", { method: "POST", headers: { ...headers, "content-length": String(big.length) }, body: big });
+    const chunks = new TextEncoder().encode(big);
+    const streamed = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let at = 0; at < chunks.byteLength; at += 64 * 1024) controller.enqueue(chunks.subarray(at, at + 64 * 1024));
+        controller.close();
+      },
+    });
+    const chunked = await svc.app.request("/api/v1/models", { method: "POST", headers, body: streamed, duplex: "half" } as RequestInit);
+    for (const res of [declared, chunked]) {
+      expect(res.status).toBe(413);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("PAYLOAD_TOO_LARGE");
+    }
+    // A small body with its length declared goes on to validation.
+    const small = JSON.stringify({ id: "x" });
+    const ok = await svc.app.request("/api/v1/models", { method: "POST", headers: { ...headers, "content-length": String(small.length) }, body: small });
+    expect(ok.status).toBe(400);
+  });
+
   test("past MODELD_MAX_PENDING_JOBS: 429 with Retry-After", async () => {
     const t2 = testEnv({ MODELD_MAX_PENDING_JOBS: "2" });
     writeModel(t2.modelDir, "big.onnx", bigModel(100));
