@@ -5,7 +5,7 @@ import { deno, runtimeName } from "./runtime";
 
 /** What the listener hands the app with every request (Hono's `c.env`). */
 export interface ConnEnv {
-  remoteAddress?: string;
+  readonly remoteAddress?: string;
 }
 
 export type FetchHandler = (req: Request, env: ConnEnv) => Response | Promise<Response>;
@@ -21,7 +21,13 @@ export async function listen(opts: { hostname: string; port: number; fetch: Fetc
       hostname: opts.hostname,
       port: opts.port,
       idleTimeout: 120,
-      fetch: (req, srv) => opts.fetch(req, { remoteAddress: srv.requestIP(req)?.address }),
+      // Looked up only when asked (the audit log): most requests never need it.
+      fetch: (req, srv) =>
+        opts.fetch(req, {
+          get remoteAddress() {
+            return srv.requestIP(req)?.address;
+          },
+        }),
     });
     return { port: server.port!, stop: async (force) => void (await server.stop(force)) };
   }
