@@ -52,7 +52,7 @@ async function readLimited(stream: ReadableStream<Uint8Array>, maxBytes: number)
  * The decoded body is held to the same limit, so a small bomb cannot expand
  * past it; other encodings are refused rather than read as garbage.
  */
-export function decodeContentEncoding(maxBytes: number): MiddlewareHandler<AppEnv> {
+function decodeContentEncoding(maxBytes: number): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const encoding = c.req.header("content-encoding")?.trim().toLowerCase();
     // Reads carry no body to decode.
@@ -101,9 +101,21 @@ function limitBody(maxBytes: number): MiddlewareHandler<AppEnv> {
   };
 }
 
+/**
+ * The policy's own checks, in one middleware: each layer Hono composes costs a
+ * dispatch, and these run on every request, inference included.
+ */
+function policyGate(p: Policy): MiddlewareHandler<AppEnv> {
+  const limit = limitBody(p.maxBodyBytes);
+  const decode = decodeContentEncoding(p.maxBodyBytes);
+  return (c, next) => {
+    c.set("errorShape", p.errors);
+    return limit(c, async () => void (await decode(c, next)));
+  };
+}
+
 function policyChain(p: Policy): MiddlewareHandler<AppEnv>[] {
-  const shape: MiddlewareHandler<AppEnv> = (c, next) => (c.set("errorShape", p.errors), next());
-  return [shape, limitBody(p.maxBodyBytes), decodeContentEncoding(p.maxBodyBytes), ...(p.audit ? [auditChanges(p.audit)] : []), ...p.access];
+  return [policyGate(p), ...(p.audit ? [auditChanges(p.audit)] : []), ...p.access];
 }
 
 const asArray = <T>(x: T | T[] | undefined): T[] => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
