@@ -102,7 +102,6 @@ export async function hammer(
   return { latencies, starts, rps: latencies.length / ((performance.now() - started) / 1000), errors };
 }
 
-/** The reference: one session in this process, run one request at a time for `seconds`. */
 /** One raw onnxruntime-node session in this process, run one request at a time for `seconds` per call. */
 export async function rawSession(path: string): Promise<{
   runs(feeds: () => Record<string, ort.Tensor>, seconds: number): Promise<{ latencies: number[]; rps: number }>;
@@ -124,6 +123,7 @@ export async function rawSession(path: string): Promise<{
   };
 }
 
+/** The reference: one session in this process, run one request at a time for `seconds`. */
 export async function rawRuns(path: string, feeds: () => Record<string, ort.Tensor>, seconds: number): Promise<{ latencies: number[]; rps: number }> {
   const raw = await rawSession(path);
   try {

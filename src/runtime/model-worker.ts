@@ -55,7 +55,7 @@ interface Pending {
 
 /**
  * Without batching, a turn's runs leave in messages of at most this many, so the
- * two threads work in a pipeline rather than in turns: at c=64, 6.4k → 7.3k req/s
+ * two threads work in a pipeline rather than in turns: at c=64, 6.2k → 7.7k req/s
  * at the same CPU per request; 4 costs more CPU per request than it gains.
  */
 const RUNS_PER_MESSAGE = 8;
@@ -158,13 +158,13 @@ export class ModelWorker {
     this.lastUsedAt = Date.now();
     return new Promise((resolve, reject) => {
       this.#runs.set(id, { resolve, reject });
-      // Runs requested in the same turn of the event loop leave together (see protocol.ts).
-      // A macrotask, not a microtask: the HTTP server runs each request's handler in a task
-      // of its own, so only the end of the loop's turn gathers every request that arrived
-      // together (at c=64: a third less HTTP-thread CPU per request, 44% less in the worker).
       const queued = this.#outbox.push({ id, inputs, outputs });
       // A run that finds nothing else in flight has nothing to wait for: the worker is idle.
       if (this.#runs.size === 1) this.#flushRuns();
+      // Otherwise runs requested in the same turn of the event loop leave together (see
+      // protocol.ts). A macrotask, not a microtask: the HTTP server runs each request's
+      // handler in a task of its own, so only the end of the loop's turn gathers every
+      // request that arrived together (at c=64: a third less HTTP-thread CPU per request).
       else if (queued === 1) setImmediate(() => this.#flushRuns());
       // A session that merges runs wants them gathered; one that does not is better off
       // starting on the first ones while this thread still reads the rest of the turn.
