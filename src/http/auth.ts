@@ -1,14 +1,18 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bearerToken, holdsRole, inferenceCaller, refusal, type Principal, type Role, type TokenVerifier } from "../auth";
 import type { Config } from "../config";
 import type { AppEnv } from "./env";
 
+/** Who calls, for the handlers and for every log line of the request. */
+function enter(c: Context<AppEnv>, principal: Principal): void {
+  c.set("principal", principal);
+  if (!principal.anonymous) c.set("log", c.get("log").child({ sub: principal.sub }));
+}
+
 /** Every request under the mount needs a valid token. */
 export function authenticate(verify: TokenVerifier): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const principal = await verify(bearerToken(c.req.header("authorization")));
-    c.set("principal", principal);
-    c.set("log", c.get("log").child({ sub: principal.sub }));
+    enter(c, await verify(bearerToken(c.req.header("authorization"))));
     await next();
   };
 }
@@ -28,9 +32,7 @@ export function requireRole(auth: Config["auth"], ...roles: Role[]): MiddlewareH
 export function inferenceAccess(auth: Config["auth"], verify: TokenVerifier): MiddlewareHandler<AppEnv>[] {
   return [
     async (c, next) => {
-      const principal = await inferenceCaller(c.req.header("authorization"), auth, verify);
-      c.set("principal", principal);
-      if (!principal.anonymous) c.set("log", c.get("log").child({ sub: principal.sub }));
+      enter(c, await inferenceCaller(c.req.header("authorization"), auth, verify));
       await next();
     },
   ];
