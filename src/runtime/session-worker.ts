@@ -14,6 +14,7 @@ import { externalDataLocations, unsafeLocation } from "./external-data";
 import { demoModelPath } from "../platform/assets";
 import { parentPort } from "../platform/threads";
 import { keepFloat16AsUint16 } from "./ort-float16";
+import { numericLayout } from "./tensors";
 import { transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type RunResult, type TensorInfo, type ToWorker, type WarmupSpec, type WireTensor } from "./protocol";
 
 const parent = parentPort();
@@ -98,14 +99,10 @@ function zeroTensor(info: TensorInfo, shapes: WarmupSpec["shapes"]): ort.Tensor 
   const dims = given ?? info.shape.map((d) => (d < 0 ? 1 : d));
   const size = dims.reduce((a, b) => a * b, 1);
   if (info.type === "string") return new ort.Tensor("string", new Array<string>(size).fill(""), dims);
-  const bytes = new ArrayBuffer(size * BYTES_PER_ELEMENT[info.type as keyof typeof BYTES_PER_ELEMENT]);
-  return toOrtTensor({ name: info.name, type: info.type as WireTensor["type"], dims, data: bytes });
+  const layout = numericLayout(info.type);
+  if (!layout) throw new Error(`input ${info.name} has type ${info.type}, which modeld cannot feed`);
+  return toOrtTensor({ name: info.name, type: info.type as WireTensor["type"], dims, data: new ArrayBuffer(size * layout.size) });
 }
-
-const BYTES_PER_ELEMENT = {
-  float32: 4, float64: 8, float16: 2, int8: 1, int16: 2, int32: 4, int64: 8,
-  uint8: 1, uint16: 2, uint32: 4, uint64: 8, bool: 1,
-} as const;
 
 async function warmUp(s: ort.InferenceSession, inputs: TensorInfo[], spec: WarmupSpec): Promise<void> {
   for (let i = 0; i < spec.runs && !stopping(); i++) {
@@ -115,15 +112,9 @@ async function warmUp(s: ort.InferenceSession, inputs: TensorInfo[], spec: Warmu
   }
 }
 
-const VIEWS = {
-  float32: Float32Array, float64: Float64Array, float16: Uint16Array,
-  int8: Int8Array, int16: Int16Array, int32: Int32Array, int64: BigInt64Array,
-  uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, uint64: BigUint64Array, bool: Uint8Array,
-} as const;
-
 function toOrtTensor(t: WireTensor): ort.Tensor {
   if (Array.isArray(t.data)) return new ort.Tensor("string", t.data, t.dims);
-  const View = VIEWS[t.type as keyof typeof VIEWS];
+  const { View } = numericLayout(t.type)!;
   return new ort.Tensor(t.type as "float32", new View(t.data) as Float32Array, t.dims);
 }
 

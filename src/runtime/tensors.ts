@@ -39,6 +39,14 @@ export function datatypeOf(ortType: string): Datatype | undefined {
   return ORT_TO_DATATYPE[ortType];
 }
 
+type NumericLayout = Required<Pick<TypeSpec, "View" | "size">>;
+const LAYOUTS = new Map(Object.values(SPECS).flatMap((s): [string, NumericLayout][] => (s.View ? [[s.ort, { View: s.View, size: s.size }]] : [])));
+
+/** The typed array over an ONNX Runtime numeric type's bytes, and its bytes per element; undefined for strings and types modeld cannot feed. */
+export function numericLayout(ortType: string): NumericLayout | undefined {
+  return LAYOUTS.get(ortType);
+}
+
 /** A client mistake in a tensor: answered 400, never passed to ONNX Runtime. */
 export class TensorError extends Error {}
 
