@@ -8,7 +8,7 @@
 // in returns.
 import { spawnThread, type Thread } from "../platform/threads";
 import type { BatchingSpec } from "./batching";
-import { transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type TensorInfo, type ToWorker, type WireTensor } from "./protocol";
+import { MAX_ITEMS_PER_MESSAGE, transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type TensorInfo, type ToWorker, type WireTensor } from "./protocol";
 
 export type WorkerPhase = "starting" | "loading" | "ready" | "draining" | "closed";
 
@@ -52,13 +52,6 @@ interface Pending {
   resolve: (v: RunOutcome) => void;
   reject: (e: Error) => void;
 }
-
-/**
- * Without batching, a turn's runs leave in messages of at most this many, so the
- * two threads work in a pipeline rather than in turns: at c=64, 6.2k → 7.7k req/s
- * at the same CPU per request; 4 costs more CPU per request than it gains.
- */
-const RUNS_PER_MESSAGE = 8;
 
 /** A session worker thread, importing onnxruntime-node as it starts. */
 export const spawnSessionWorker = (): Thread => spawnThread("session-worker");
@@ -168,7 +161,7 @@ export class ModelWorker {
       else if (queued === 1) setImmediate(() => this.#flushRuns());
       // A session that merges runs wants them gathered; one that does not is better off
       // starting on the first ones while this thread still reads the rest of the turn.
-      else if (queued >= RUNS_PER_MESSAGE && !this.info?.batching) this.#flushRuns();
+      else if (queued >= MAX_ITEMS_PER_MESSAGE && !this.info?.batching) this.#flushRuns();
     });
   }
 

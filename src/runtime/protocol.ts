@@ -90,6 +90,14 @@ export interface ExecutionTiming {
 
 export type RunResult = { id: number; outputs: WireTensor[]; timing: ExecutionTiming } | { id: number; error: string };
 
+/**
+ * Most runs (HTTP thread → worker, when the session does not batch) or results
+ * (worker → HTTP thread) in one message, so the two threads work in a pipeline
+ * rather than in turns: at c=64, 6.2k → 7.7k req/s at the same CPU per request.
+ * 4 costs more CPU per request than it gains; 16 measured like 8.
+ */
+export const MAX_ITEMS_PER_MESSAGE = 8;
+
 /** The buffers a message can hand over instead of copying. */
 export function transferList(tensors: WireTensor[]): ArrayBuffer[] {
   return tensors.flatMap((t) => (t.data instanceof ArrayBuffer ? [t.data] : []));

@@ -15,7 +15,7 @@ import { demoModelPath } from "../platform/assets";
 import { parentPort } from "../platform/threads";
 import { keepFloat16AsUint16 } from "./ort-float16";
 import { numericLayout } from "./tensors";
-import { transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type RunResult, type TensorInfo, type ToWorker, type WarmupSpec, type WireTensor } from "./protocol";
+import { MAX_ITEMS_PER_MESSAGE, transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type RunResult, type TensorInfo, type ToWorker, type WarmupSpec, type WireTensor } from "./protocol";
 
 const parent = parentPort();
 keepFloat16AsUint16(ort);
@@ -30,12 +30,10 @@ const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => parent.postMessa
 
 // Results finished in the same turn go back together. onnxruntime-node runs each
 // session.run in its own setImmediate, so a flush scheduled the same way follows
-// every run that was already queued. At most RESULTS_PER_MESSAGE leave in one
-// message, so the HTTP thread answers the first requests while later runs execute
-// (see RUNS_PER_MESSAGE in model-worker.ts for the other direction). Once every
-// run received is answered, nothing is left to gather, and the results leave at
-// once rather than a turn later (at c=1: p90 614 -> 475 us, p99 3.4 -> 3.0 ms).
-const RESULTS_PER_MESSAGE = 8;
+// every run that was already queued. At most MAX_ITEMS_PER_MESSAGE leave in one
+// message, so the HTTP thread answers the first requests while later runs execute.
+// Once every run received is answered, nothing is left to gather, and the results
+// leave at once rather than a turn later (at c=1: p90 614 -> 475 us, p99 3.4 -> 3.0 ms).
 let outbox: RunResult[] = [];
 /** Runs received and not answered yet, skipped ones aside. */
 let unanswered = 0;
@@ -48,7 +46,7 @@ function flushResults(): void {
 function reply(result: RunResult): void {
   unanswered--;
   const waiting = outbox.push(result);
-  if (unanswered === 0 || waiting >= RESULTS_PER_MESSAGE) flushResults();
+  if (unanswered === 0 || waiting >= MAX_ITEMS_PER_MESSAGE) flushResults();
   else if (waiting === 1) setImmediate(flushResults);
 }
 
