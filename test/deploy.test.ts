@@ -1,6 +1,7 @@
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { hasTool, requireTools } from "./fixtures/build";
+import { imageEnvironment, unitEnvironment } from "../scripts/shipped-env";
 
 const present = hasTool("systemd-analyze");
 if (!present && !requireTools) console.warn("skipping the systemd unit check: systemd-analyze is not installed (apt-get install systemd)");
@@ -11,4 +12,10 @@ test.skipIf(!present && !requireTools)("deploy/modeld.service passes systemd-ana
   expect({ code: r.exitCode, out }).toMatchObject({ code: 0 });
   const score = Number(/exposure: ([\d.]+)/.exec(out)?.[1]);
   expect(score).toBeLessThanOrEqual(2.5);
+});
+
+test("the unit and the container image set glibc's allocator alike", () => {
+  const unit = unitEnvironment("MALLOC_");
+  expect(Object.keys(unit).sort()).toEqual(["MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_"]);
+  expect(imageEnvironment("MALLOC_")).toEqual(unit);
 });
