@@ -6,8 +6,9 @@
 // until its thread has ended, and a new session of the same model waits for
 // it, so an abandoned load never doubles a model's memory.
 //
-// One spare thread is kept started once loads begin: starting a worker and
-// importing onnxruntime-node is most of a small model's load time.
+// One spare thread is kept started (from shortly after the server listens, and
+// again after every load): starting a worker and importing onnxruntime-node is
+// most of a small model's load time.
 import type { Thread } from "../platform/threads";
 import { ModelWorker, RuntimeError, spawnSessionWorker, type LoadedInfo, type SessionIdentity } from "./model-worker";
 import type { LoadRequest } from "./protocol";
