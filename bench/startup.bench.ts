@@ -1,10 +1,11 @@
 // Issue 4: binary size, and cold start of the compiled binary to
-// /v2/health/ready, with an empty registry and with 3 models to restore.
+// /v2/health/ready, with an empty registry and with 3 models to restore; and
+// the first load job after a start against the next one.
 import { copyFileSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildBinary } from "../test/fixtures/build";
 import { affineModel } from "../test/fixtures/onnx-builder";
-import { adminToken, fmtStats, header, loadAndWait, removeDir, SECRET, stats, tempDir } from "./lib";
+import { adminToken, api, fmtStats, header, loadAndWait, removeDir, SECRET, stats, tempDir } from "./lib";
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 15);
 
@@ -22,6 +23,35 @@ async function coldStart(bin: string, env: Record<string, string>, cwd: string):
   proc.kill("SIGTERM");
   await proc.exited;
   return ms;
+}
+
+const FIRST_LOAD_STARTS = 7;
+const FIRST_LOAD_AFTER_MS = 500;
+
+/** Server-side durations (job created to finished) of the first two load jobs after a start. */
+async function firstLoads(bin: string, env: Record<string, string>, cwd: string): Promise<[number, number]> {
+  const proc = Bun.spawn([bin], { env: { PATH: "/usr/bin:/bin", HOME: cwd, ...env }, cwd, stdout: "ignore", stderr: "ignore" });
+  const url = `http://127.0.0.1:${env.MODELD_PORT}`;
+  try {
+    for (;;) {
+      try {
+        if ((await fetch(`${url}/v2/health/ready`)).ok) break;
+      } catch {}
+      await Bun.sleep(5);
+    }
+    await Bun.sleep(FIRST_LOAD_AFTER_MS);
+    const token = await adminToken();
+    const took = async (id: string) => {
+      const job = await api(url, token, "POST", `/api/v1/models/${id}/load`);
+      const done = await api(url, token, "GET", `/api/v1/jobs/${job.id}?wait=60`);
+      if (done.state !== "completed") throw new Error(`load ${id}: ${JSON.stringify(done)}`);
+      return Date.parse(done.finishedAt) - Date.parse(done.createdAt);
+    };
+    return [await took("a"), await took("b")];
+  } finally {
+    proc.kill("SIGTERM");
+    await proc.exited;
+  }
 }
 
 export async function benchStartup(): Promise<void> {
@@ -65,6 +95,20 @@ export async function benchStartup(): Promise<void> {
     console.log(`empty registry:      ${fmtStats(es, "ms", 1)} (target ≤ 100 ms)`);
     console.log(`3 models to restore: ${fmtStats(rs, "ms", 1)} (ready does not wait for the restore jobs)`);
     console.log(`ratio restore / empty: ${(rs.median / es.median).toFixed(2)}x`);
+
+    header(`The first load job after a start vs the next one (small model, ${FIRST_LOAD_STARTS} starts)`);
+    const fresh = { ...env("first", 18903), MODELD_RESTORE: "false" };
+    mkdirSync(fresh.MODELD_MODEL_DIR, { recursive: true });
+    for (const id of ["a", "b"]) writeFileSync(join(fresh.MODELD_MODEL_DIR, `${id}.onnx`), affineModel());
+    const first: number[] = [];
+    const next: number[] = [];
+    for (let i = 0; i < FIRST_LOAD_STARTS; i++) {
+      const [a, b] = await firstLoads(bin, fresh, dir);
+      first.push(a);
+      next.push(b);
+    }
+    console.log(`first load job:  ${fmtStats(stats(first), "ms", 1)} (created to finished, ${FIRST_LOAD_AFTER_MS} ms after ready)`);
+    console.log(`next load job:   ${fmtStats(stats(next), "ms", 1)}`);
   } finally {
     removeDir(dir);
   }
