@@ -3,10 +3,10 @@
 // as part of `npm test`; `npm run test:node` and `npm run test:deno` run it on
 // the others, from the bundle they run). It covers the seed API's lifecycle,
 // auth, error shapes, JSON and binary inference, restart recovery, a swap
-// under load, and the token CLI.
+// under load, the token CLI, and an external ONNX Runtime (MODELD_ORT_DIR).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
 import { startBinary, type RunningBinary } from "../fixtures/binary";
@@ -200,6 +200,35 @@ describe(`on ${RUNTIME}`, () => {
       client.close();
     }
   });
+
+  test("MODELD_ORT_DIR: the external ONNX Runtime is the one mapped, and it serves", async () => {
+    const ext = testEnv();
+    const ortDir = join(ext.root, "ort");
+    mkdirSync(ortDir);
+    copyFileSync(join(repo, "node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"), join(ortDir, "libonnxruntime.so.1"));
+    writeFileSync(join(ext.modelDir, "affine.onnx"), affineModel());
+    // Node cannot dlopen; its loader takes the library from LD_LIBRARY_PATH, as the README says.
+    const env = { ...ext.env, PATH: `${process.env.PATH}`, MODELD_ORT_DIR: ortDir, ...(RUNTIME === "node" ? { LD_LIBRARY_PATH: ortDir } : {}) };
+    const s = await startBinary([...modeldCommand(), "serve"], env, repo, 60_000);
+    try {
+      expect(s.logs()).toContain(`"source":"external","libDir":"${ortDir}"`);
+      const auth = { authorization: `Bearer ${admin}` };
+      const job = (await (await fetch(`${s.url}/api/v1/models/affine/load`, { method: "POST", headers: auth })).json()) as { id: string };
+      expect(await (await fetch(`${s.url}/api/v1/jobs/${job.id}?wait=30`, { headers: auth })).json()).toMatchObject({ state: "completed" });
+      const res = await fetch(`${s.url}/v2/models/affine/infer`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify(x) });
+      expect(((await res.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([3, 5, 7, 9]);
+      const mapped = new Set(readFileSync(`/proc/${s.proc.pid}/maps`, "utf8").split("\n").filter((l) => l.includes("libonnxruntime.so")).map((l) => l.split(/\s+/).at(-1)));
+      expect([...mapped]).toEqual([join(ortDir, "libonnxruntime.so.1")]);
+    } finally {
+      expect(await s.stop()).toBe(0);
+    }
+    if (RUNTIME === "node") {
+      const refused = Bun.spawnSync([...modeldCommand(), "serve"], { cwd: repo, env: { ...env, LD_LIBRARY_PATH: "", MODELD_PORT: "0" } });
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stderr.toString()).toContain("LD_LIBRARY_PATH");
+    }
+    cleanup(ext);
+  }, 90_000);
 
   test("modeld token mints a token this runtime's server accepts", async () => {
     const p = Bun.spawnSync([...modeldCommand(), "token", "--sub", "cli", "--role", "admin"], { cwd: repo, env: { ...process.env, ...t.env } });
