@@ -1,11 +1,11 @@
 // Issue 3: inference latency and throughput against raw onnxruntime-node in
-// this process, a compute-bound model, binary vs JSON for a 4 MB tensor, and
-// tiny-model throughput against a bare Hono GET.
+// this process, a compute-bound model, binary vs JSON for a 4 MB tensor,
+// tiny-model throughput against a bare Hono GET, and an image classifier's shape.
 import * as ort from "onnxruntime-node";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startBinary } from "../test/fixtures/binary";
-import { affineModel, identityModel, matmulChainModel } from "../test/fixtures/onnx-builder";
+import { affineModel, convClassifierModel, identityModel, matmulChainModel } from "../test/fixtures/onnx-builder";
 import { adminToken, fmtStats, hammer, header, loadAndWait, median, rawRuns, rawSession, removeDir, repo, startModeld, stats, tempDir, tinyFeeds } from "./lib";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -21,6 +21,7 @@ export async function benchInference(): Promise<void> {
   writeFileSync(join(models, "compute.onnx"), matmulChainModel(1024, 160));
   writeFileSync(join(models, "compute-batched.onnx"), matmulChainModel(1024, 160));
   writeFileSync(join(models, "wide.onnx"), identityModel("float32", [1, "n"]));
+  writeFileSync(join(models, "classifier.onnx"), convClassifierModel());
   const server = await startModeld(dir, { MODELD_MAX_BODY_BYTES: String(64 * 1024 * 1024) });
   const bare = await startBinary([process.execPath, join(repo, "bench/bare-hono.ts")], {}, repo);
   const token = await adminToken("infer");
@@ -33,7 +34,7 @@ export async function benchInference(): Promise<void> {
         body: JSON.stringify({ batching: { maxBatchSize: 64 } }),
       });
     }
-    for (const id of ["tiny", "tiny-batched", "compute", "compute-batched", "wide"]) await loadAndWait(server.url, admin, id);
+    for (const id of ["tiny", "tiny-batched", "compute", "compute-batched", "wide", "classifier"]) await loadAndWait(server.url, admin, id);
     const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" };
 
     header("Tiny model (y = 2x + 1, [1,4] float32): latency at concurrency 1");
@@ -116,6 +117,42 @@ export async function benchInference(): Promise<void> {
     console.log(`JSON:    ${fmtStats(js)} (request ${(jsonBody.length / 1e6).toFixed(1)} MB)`);
     console.log(`binary:  ${fmtStats(bs)} (request ${(binBody.length / 1e6).toFixed(1)} MB)`);
     console.log(`ratio JSON / binary (median): ${(js.median / bs.median).toFixed(1)}x`);
+
+    header("An image classifier's shape ([1, 3, 48, 192] float32; 3 convolutions and a head): c=1 and c=8 against raw");
+    // The shape of the issue's real classifier row. Raw and modeld alternate in rounds.
+    const pixels = 3 * 48 * 192;
+    const image = Float32Array.from({ length: pixels }, (_, i) => ((i * 7) % 255) / 255);
+    const imageJson = JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 3, 48, 192], data: Array.from(image) }] });
+    const imageHead = new TextEncoder().encode(JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 3, 48, 192], parameters: { binary_data_size: pixels * 4 } }] }));
+    const imageBin = new Uint8Array(imageHead.length + pixels * 4);
+    imageBin.set(imageHead, 0);
+    imageBin.set(new Uint8Array(image.buffer), imageHead.length);
+    const imageBinHeaders = { ...binHeaders, "inference-header-content-length": String(imageHead.length) };
+    const imageFeeds = () => ({ x: new ort.Tensor("float32", image.slice(), [1, 3, 48, 192]) });
+    const classifier = await rawSession(join(models, "classifier.onnx"));
+    const runsOf = { raw: [] as number[], json: [] as number[], binary: [] as number[] };
+    const c8 = { raw: [] as number[], json: [] as number[], binary: [] as number[] };
+    try {
+      await classifier.runs(imageFeeds, 0.5);
+      await hammer(1, 0.5, infer("classifier", imageJson));
+      for (let r = 0; r < ROUNDS; r++) {
+        const raw1 = await classifier.runs(imageFeeds, ROUND_SECONDS / 2);
+        runsOf.raw.push(...raw1.latencies);
+        c8.raw.push(raw1.rps);
+        runsOf.json.push(...(await hammer(1, ROUND_SECONDS / 2, infer("classifier", imageJson))).latencies);
+        runsOf.binary.push(...(await hammer(1, ROUND_SECONDS / 2, infer("classifier", imageBin, imageBinHeaders))).latencies);
+        c8.json.push((await hammer(8, ROUND_SECONDS / 2, infer("classifier", imageJson))).rps);
+        c8.binary.push((await hammer(8, ROUND_SECONDS / 2, infer("classifier", imageBin, imageBinHeaders))).rps);
+      }
+    } finally {
+      await classifier.release();
+    }
+    const rawP50 = median(runsOf.raw);
+    console.log(`request body: JSON ${(imageJson.length / 1e3).toFixed(0)} kB, binary ${(imageBin.length / 1e3).toFixed(0)} kB`);
+    console.log(`c=1 raw run:        ${fmtStats(stats(runsOf.raw))}`);
+    console.log(`c=1 modeld JSON:    ${fmtStats(stats(runsOf.json))}; p50 ${(median(runsOf.json) / rawP50).toFixed(2)}x raw`);
+    console.log(`c=1 modeld binary:  ${fmtStats(stats(runsOf.binary))}; p50 ${(median(runsOf.binary) / rawP50).toFixed(2)}x raw`);
+    console.log(`c=8 modeld JSON:    ${median(c8.json).toFixed(0)} req/s; binary ${median(c8.binary).toFixed(0)} req/s; raw one at a time ${median(c8.raw).toFixed(0)} runs/s (medians of ${ROUNDS} rounds)`);
   } finally {
     await server.stop();
     await bare.stop();
