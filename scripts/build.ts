@@ -8,7 +8,7 @@
 import { rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 
-const entrypoints = ["src/main.ts", "src/runtime/session-worker.ts", "src/runtime/hash-worker.ts"];
+const entrypoints = ["src/main.ts", "src/runtime/session-worker.ts", "src/runtime/hash-worker.ts", "src/runtime/json-worker.ts"];
 const portable = process.argv.includes("--portable");
 const target = process.argv.slice(2).find((a) => !a.startsWith("--"));
 process.chdir(join(import.meta.dir, "..")); // entry paths are relative to the repo

@@ -9,6 +9,7 @@ import type { SettingsRepo } from "./db/settings.repo";
 import type { JobNotifier } from "./jobs/notifier";
 import type { Lifecycle } from "./lifecycle/lifecycle";
 import type { Logger } from "./log";
+import type { JsonDecoder } from "./runtime/json-decoder";
 import type { ModelRuntime } from "./runtime/model-runtime";
 import type { NativeRuntime } from "./runtime/native";
 import type { Metrics } from "./services/metrics.service";
@@ -35,4 +36,6 @@ export interface Deps {
   wake: () => void;
   /** Providers whose libraries were found at startup. */
   availableProviders: string[];
+  /** Parses large JSON inference bodies off the HTTP thread. */
+  jsonDecoder: JsonDecoder;
 }

@@ -51,6 +51,15 @@ describe("the compiled binary", () => {
     });
     expect(infer.status).toBe(200);
     expect(((await infer.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([3, 5, 7, 9, 1, -1, 2, 21]);
+    // A body this large is parsed in the decoder thread, an entrypoint embedded in the binary.
+    const rows = 20_000;
+    const large = await fetch(`${server.url}/v2/models/demo/infer`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [rows, 4], data: Array.from({ length: rows }, () => [1, 2, 3, 4]) }] }),
+    });
+    expect(large.status).toBe(200);
+    expect(((await large.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data.slice(-4)).toEqual([3, 5, 7, 9]);
 
     const docs = await fetch(`${server.url}/docs/scalar.js`);
     expect(docs.status).toBe(200);

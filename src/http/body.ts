@@ -6,11 +6,13 @@ import { AppError } from "../errors";
 import type { AppEnv } from "./env";
 import { validationError } from "./errors";
 
+export const malformedJson = () => new AppError("MALFORMED_JSON", "request body is not valid JSON");
+
 export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    throw new AppError("MALFORMED_JSON", "request body is not valid JSON");
+    throw malformedJson();
   }
 }
 

@@ -46,7 +46,7 @@ export function mountV2Routes({ open, read, infer: inference, repository }: V2Ro
   read.openapi(r.readyRoutes.versioned, (c) => ready(c, c.req.valid("param").name, c.req.valid("param").version));
 
   const runInfer = async (c: Context<AppEnv>) => {
-    const req = await readInferRequest(c);
+    const req = await readInferRequest(c, d.jsonDecoder);
     return writeInferResponse(c, await infer(c.req.param("name")!, c.req.param("version"), req, d, c.get("principal").sub));
   };
   inference.doc(r.inferRouteDoc);

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { isCompiledBinary } from "./assets";
 import { runtimeName } from "./runtime";
 
-export type ThreadEntry = "session-worker" | "hash-worker";
+export type ThreadEntry = "session-worker" | "hash-worker" | "json-worker";
 
 export interface Thread {
   postMessage(msg: unknown, transfer?: ArrayBuffer[]): void;

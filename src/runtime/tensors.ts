@@ -173,6 +173,24 @@ function fromJsonValues(name: string, dt: Datatype, values: unknown[]): WireTens
   return buffer;
 }
 
+/**
+ * A JSON input's data as bytes of its declared datatype, when the data is complete
+ * for its shape and every element is valid; otherwise undefined, and the request's
+ * own checks report what is wrong, as they would have without this step.
+ */
+export function packJsonData(t: Record<string, unknown>): ArrayBuffer | undefined {
+  const { name, datatype, shape, data } = t;
+  if (typeof name !== "string" || typeof datatype !== "string" || !(datatype in SPECS) || datatype === "BYTES") return undefined;
+  if (!Array.isArray(shape) || !Array.isArray(data) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return undefined;
+  const count = (shape as number[]).reduce((a, b) => a * b, 1);
+  try {
+    const values = flatten(data, count, name);
+    return values.length === count ? (fromJsonValues(name, datatype as Datatype, values) as ArrayBuffer) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Parses BYTES elements in the binary extension's layout: a uint32 LE length, then the bytes. */
 function bytesFromBinary(name: string, buf: Uint8Array, count: number): string[] {
   const out: string[] = [];
@@ -220,7 +238,9 @@ export function decodeInputs(inputs: RequestTensor[], model: TensorInfo[], maxEl
         if (t.binary.byteLength !== count * spec.size) {
           throw new TensorError(`input ${t.name}: ${t.binary.byteLength} bytes of binary data, shape ${JSON.stringify(t.shape)} needs ${count * spec.size}`);
         }
-        data = t.binary.buffer.slice(t.binary.byteOffset, t.binary.byteOffset + t.binary.byteLength) as ArrayBuffer;
+        // A view of its whole buffer (JSON data packed off the HTTP thread) is handed over as it is.
+        const whole = t.binary.byteOffset === 0 && t.binary.byteLength === t.binary.buffer.byteLength;
+        data = (whole ? t.binary.buffer : t.binary.buffer.slice(t.binary.byteOffset, t.binary.byteOffset + t.binary.byteLength)) as ArrayBuffer;
       }
     } else {
       if (!Array.isArray(t.data)) throw new TensorError(`input ${t.name}: data is missing`);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Service } from "../../src/server";
+import { OFF_THREAD_JSON_BYTES } from "../../src/http/infer-body";
 import { floatToHalf, halfToFloat } from "../../src/runtime/tensors";
 import { affineModel, identityModel, type ElemType } from "../fixtures/onnx-builder";
 import { bytesOf, rawRun } from "../fixtures/raw-ort";
@@ -246,6 +247,80 @@ describe("input validation before ONNX Runtime", () => {
     expect(v1.status).toBe(409);
     expect(v1.body.error.code).toBe("MODEL_NOT_LOADED");
     expect((await api.json("POST", "/v2/models/ghost/infer", { token: infer, body: inferBody("x", "FP32", [1, 4], [1]) })).status).toBe(404);
+  });
+});
+
+describe("large JSON bodies, parsed off the HTTP thread", () => {
+  const ROWS = 8000; // 24,000 elements: every type's body is above OFF_THREAD_JSON_BYTES
+  const big = (values: unknown[]) => Array.from({ length: ROWS }, (_, r) => [0, 1, 2].map((c) => values[(r * 3 + c) % values.length]));
+
+  /** Counts the bodies the decoder thread parses while `f` runs. */
+  async function decodedDuring(f: () => Promise<void>): Promise<number> {
+    const decoder = svc.deps.jsonDecoder;
+    const decode = decoder.decode;
+    let n = 0;
+    decoder.decode = (bytes) => (n++, decode.call(decoder, bytes));
+    try {
+      await f();
+    } finally {
+      decoder.decode = decode;
+    }
+    return n;
+  }
+
+  test.each(TYPES)("%s: the answer equals the binary extension's for the same tensor", async (type, datatype, values) => {
+    const rows = big(values);
+    const body = JSON.stringify(inferBody("in", datatype, [ROWS, 3], rows));
+    expect(body.length).toBeGreaterThan(OFF_THREAD_JSON_BYTES);
+    let json: any;
+    expect(await decodedDuring(async () => void (json = await api.json("POST", `/v2/models/id-${type}/infer`, { token: infer, body })))).toBe(1);
+    expect(json.status).toBe(200);
+    const flat = rows.flat();
+    const feed = rawFeed(type, flat, [ROWS, 3]);
+    const bytes = type === "string" ? bytesElements(flat as string[]) : new Uint8Array((feed.data as Uint8Array).buffer);
+    const header = new TextEncoder().encode(JSON.stringify({ inputs: [{ name: "in", datatype, shape: [ROWS, 3], parameters: { binary_data_size: bytes.byteLength } }] }));
+    const viaBinary = await svc.app.request(`/v2/models/id-${type}/infer`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${infer}`, "content-type": "application/octet-stream", "inference-header-content-length": String(header.length) },
+      body: Buffer.concat([header, bytes]),
+    });
+    expect(json.body.outputs).toEqual(((await viaBinary.json()) as any).outputs);
+  });
+
+  test("a small body is parsed where it arrives; a body without a Content-Length is measured once read", async () => {
+    expect(await decodedDuring(async () => void (await api.json("POST", "/v2/models/affine/infer", { token: infer, body: inferBody("x", "FP32", [1, 4], [1, 2, 3, 4]) })))).toBe(0);
+    const rows = big([0.25, -1.5, 3]);
+    const chunked = new ReadableStream({
+      start(ctl) {
+        const bytes = new TextEncoder().encode(JSON.stringify(inferBody("in", "FP32", [ROWS, 3], rows)));
+        for (let i = 0; i < bytes.length; i += 16384) ctl.enqueue(bytes.subarray(i, i + 16384));
+        ctl.close();
+      },
+    });
+    let res: Response | undefined;
+    const n = await decodedDuring(async () => {
+      res = await svc.app.request("/v2/models/id-float32/infer", { method: "POST", headers: { authorization: `Bearer ${infer}`, "content-type": "application/json" }, body: chunked, duplex: "half" } as RequestInit);
+    });
+    expect(n).toBe(1);
+    expect(((await res!.json()) as any).outputs[0].data.slice(0, 6)).toEqual([0.25, -1.5, 3, 0.25, -1.5, 3]);
+  });
+
+  test("bad large bodies get the same 400s as small ones", async () => {
+    const pad = "x".repeat(OFF_THREAD_JSON_BYTES);
+    const malformed = await api.json("POST", "/v2/models/affine/infer", { token: infer, body: `{"id":"${pad}"` });
+    expect(malformed).toMatchObject({ status: 400, body: { error: "request body is not valid JSON" } });
+    const cases: [string, unknown[], number[], RegExp][] = [
+      ["id-uint8", [...new Array(ROWS * 3 - 1).fill(1), 256], [ROWS, 3], /256 is not a valid UINT8/],
+      ["id-float32", [...new Array(ROWS * 3 - 1).fill(1.5), "a"], [ROWS, 3], /must be numbers/],
+      ["id-float32", new Array(ROWS * 3 - 3).fill(1.5), [ROWS, 3], /needs 24000 elements, data has 23997/],
+      ["id-float32", new Array(ROWS * 3).fill(1.5), [ROWS, 4], /dimension 1 is 4, the model expects 3/],
+      ["affine", new Array(ROWS * 4).fill(1.5), [ROWS, 4], /unknown input in/],
+    ];
+    for (const [model, data, shape, message] of cases) {
+      const datatype = model === "id-uint8" ? "UINT8" : "FP32";
+      const { status, body } = await api.json("POST", `/v2/models/${model}/infer`, { token: infer, body: inferBody("in", datatype, shape, data) });
+      expect({ model, status, error: body.error }).toMatchObject({ status: 400, error: expect.stringMatching(message) });
+    }
   });
 });
 
