@@ -9,7 +9,7 @@ import type { SettingsRepo } from "./db/settings.repo";
 import type { JobNotifier } from "./jobs/notifier";
 import type { Lifecycle } from "./lifecycle/lifecycle";
 import type { Logger } from "./log";
-import type { JsonDecoder } from "./runtime/json-decoder";
+import type { JsonCodec } from "./runtime/json-codec";
 import type { ModelRuntime } from "./runtime/model-runtime";
 import type { NativeRuntime } from "./runtime/native";
 import type { Metrics } from "./services/metrics.service";
@@ -37,5 +37,5 @@ export interface Deps {
   /** Providers whose libraries were found at startup. */
   availableProviders: string[];
   /** Parses large JSON inference bodies off the HTTP thread. */
-  jsonDecoder: JsonDecoder;
+  jsonCodec: JsonCodec;
 }

@@ -19,7 +19,7 @@ import { createJobNotifier } from "./jobs/notifier";
 import { recover } from "./jobs/recovery";
 import { createLifecycle, type Lifecycle } from "./lifecycle/lifecycle";
 import type { Logger } from "./log";
-import { JsonDecoder } from "./runtime/json-decoder";
+import { JsonCodec } from "./runtime/json-codec";
 import { ModelRuntime } from "./runtime/model-runtime";
 import { availableProviders, prepareNativeRuntime } from "./runtime/native";
 import { startExpiry } from "./services/expiry.service";
@@ -62,7 +62,7 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
   let lifecycle: Lifecycle | undefined;
   const runtime = new ModelRuntime({ maxQueuePerModel: config.runtime.maxQueuePerModel, onCrash: (report) => lifecycle?.workerCrashed(report) });
   lifecycle = createLifecycle({ config, db, models, settings, runtime, availableProviders: providers, log });
-  const base = { config, db, models, jobs, settings, audit: createAuditRepo(db), events: createEventsRepo(db), runtime, lifecycle, native, notifier: createJobNotifier(), stats: createInferenceStats(), log, availableProviders: providers, jsonDecoder: new JsonDecoder() };
+  const base = { config, db, models, jobs, settings, audit: createAuditRepo(db), events: createEventsRepo(db), runtime, lifecycle, native, notifier: createJobNotifier(), stats: createInferenceStats(), log, availableProviders: providers, jsonCodec: new JsonCodec() };
 
   if (config.demoModel && config.modelDirIsDefault) {
     if (await installDemoModel(config.modelDir, readFileSync(demoModelPath()))) log.info("installed the demo model", { modelDir: config.modelDir });
@@ -100,7 +100,7 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
       const interrupted = jobs.failInterrupted();
       if (interrupted.length) log.warn("jobs interrupted by shutdown", { jobs: interrupted.map((j) => j.id) });
       await runtime.shutdown(Math.min(config.jobs.unloadTimeoutMs, config.shutdownTimeoutMs));
-      base.jsonDecoder.close();
+      base.jsonCodec.close();
       db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
       db.close();
     },

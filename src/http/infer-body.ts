@@ -4,7 +4,9 @@
 import type { Context } from "hono";
 import { AppError } from "../errors";
 import type { InferRequest, InferResult } from "../services/inference.service";
-import type { JsonDecoder } from "../runtime/json-decoder";
+import type { JsonCodec } from "../runtime/json-codec";
+import type { WireTensor } from "../runtime/protocol";
+import { numericLayout, toJsonData, type ResponseTensor } from "../runtime/tensors";
 import { malformedJson, parseJson, parseWith } from "./body";
 import type { AppEnv } from "./env";
 import { InferRequestSchema } from "./v2.schemas";
@@ -20,7 +22,7 @@ const parseRequest = (value: unknown) => parseWith(InferRequestSchema, value) as
  */
 export const OFF_THREAD_JSON_BYTES = 64 * 1024;
 
-async function readJsonRequest(c: Context<AppEnv>, decoder: JsonDecoder): Promise<InferRequest> {
+async function readJsonRequest(c: Context<AppEnv>, decoder: JsonCodec): Promise<InferRequest> {
   // A declared small body is read as text, as it always was; a large or undeclared one as bytes.
   if (Number(c.req.header("content-length")) < OFF_THREAD_JSON_BYTES) return parseRequest(parseJson(await c.req.text()));
   const bytes = await c.req.arrayBuffer();
@@ -34,7 +36,7 @@ async function readJsonRequest(c: Context<AppEnv>, decoder: JsonDecoder): Promis
   return req;
 }
 
-export async function readInferRequest(c: Context<AppEnv>, decoder: JsonDecoder): Promise<InferRequest> {
+export async function readInferRequest(c: Context<AppEnv>, decoder: JsonCodec): Promise<InferRequest> {
   const headerLength = c.req.header(HEADER_LENGTH);
   if (headerLength === undefined) return readJsonRequest(c, decoder);
 
@@ -59,16 +61,51 @@ export async function readInferRequest(c: Context<AppEnv>, decoder: JsonDecoder)
   return req;
 }
 
-export function writeInferResponse(c: Context<AppEnv>, result: InferResult): Response {
-  if (result.binary.length === 0) return c.json(result.json, 200);
-  const header = new TextEncoder().encode(JSON.stringify(result.json));
-  const total = header.byteLength + result.binary.reduce((n, b) => n + b.byteLength, 0);
-  const body = new Uint8Array(total);
-  body.set(header, 0);
-  let off = header.byteLength;
-  for (const b of result.binary) {
-    body.set(b, off);
-    off += b.byteLength;
+/**
+ * JSON outputs of at least this many elements are written in the codec's thread:
+ * JSON.stringify of a 4 MB float32 tensor held the HTTP thread 100+ ms.
+ */
+export const OFF_THREAD_JSON_ELEMENTS = 16 * 1024;
+
+const offThread = (t: WireTensor) => t.data instanceof ArrayBuffer && t.data.byteLength / numericLayout(t.type)!.size >= OFF_THREAD_JSON_ELEMENTS;
+const jsonOutput = ({ values, ...o }: ResponseTensor) => (values ? { ...o, data: toJsonData(values) } : o);
+
+/** Joins byte arrays into one. */
+function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
   }
-  return c.body(body, 200, { "Content-Type": "application/octet-stream", [HEADER_LENGTH]: String(header.byteLength) });
+  return out;
+}
+
+/** The response's JSON as UTF-8, with the large outputs' values written in the codec's thread and spliced in. */
+async function composeJson(result: InferResult, large: (WireTensor | undefined)[], codec: JsonCodec): Promise<Uint8Array<ArrayBuffer>> {
+  const { outputs, ...head } = result.json;
+  const texts = await codec.encode(large.filter((t): t is WireTensor => t !== undefined));
+  const encoder = new TextEncoder();
+  const parts: Uint8Array[] = [];
+  let text = `${JSON.stringify(head).slice(0, -1)},"outputs":[`;
+  let k = 0;
+  outputs.forEach((o, i) => {
+    if (i > 0) text += ",";
+    if (!large[i]) return void (text += JSON.stringify(jsonOutput(o)));
+    const { values: _, ...meta } = o;
+    parts.push(encoder.encode(`${text}${JSON.stringify(meta).slice(0, -1)},"data":`), texts[k++]!);
+    text = "}";
+  });
+  parts.push(encoder.encode(`${text}]}`));
+  return concat(parts);
+}
+
+export async function writeInferResponse(c: Context<AppEnv>, result: InferResult, codec: JsonCodec): Promise<Response> {
+  const large = result.json.outputs.map((o) => (o.values && offThread(o.values) ? o.values : undefined));
+  const composed = large.some((t) => t) ? await composeJson(result, large, codec) : undefined;
+  if (result.binary.length === 0) {
+    return composed === undefined ? c.json({ ...result.json, outputs: result.json.outputs.map(jsonOutput) }, 200) : c.body(composed, 200, { "Content-Type": "application/json" });
+  }
+  const header = composed ?? new TextEncoder().encode(JSON.stringify({ ...result.json, outputs: result.json.outputs.map(jsonOutput) }));
+  return c.body(concat([header, ...result.binary]), 200, { "Content-Type": "application/octet-stream", [HEADER_LENGTH]: String(header.byteLength) });
 }

@@ -23,7 +23,7 @@ const doc = {
 };
 
 export function mountPredictRoutes({ predict }: ApiRouters, d: Deps): void {
-  const run = async (c: Context<AppEnv>, modelId: string) => writeInferResponse(c, await infer(modelId, undefined, await readInferRequest(c, d.jsonDecoder), d, c.get("principal").sub));
+  const run = async (c: Context<AppEnv>, modelId: string) => writeInferResponse(c, await infer(modelId, undefined, await readInferRequest(c, d.jsonCodec), d, c.get("principal").sub), d.jsonCodec);
 
   predict.doc({ ...doc, path: "/api/v1/predict", summary: "Run the active model (infer role)" });
   predict.post("/api/v1/predict", (c) => run(c, activeModelId(d)));

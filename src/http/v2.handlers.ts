@@ -46,8 +46,8 @@ export function mountV2Routes({ open, read, infer: inference, repository }: V2Ro
   read.openapi(r.readyRoutes.versioned, (c) => ready(c, c.req.valid("param").name, c.req.valid("param").version));
 
   const runInfer = async (c: Context<AppEnv>) => {
-    const req = await readInferRequest(c, d.jsonDecoder);
-    return writeInferResponse(c, await infer(c.req.param("name")!, c.req.param("version"), req, d, c.get("principal").sub));
+    const req = await readInferRequest(c, d.jsonCodec);
+    return writeInferResponse(c, await infer(c.req.param("name")!, c.req.param("version"), req, d, c.get("principal").sub), d.jsonCodec);
   };
   inference.doc(r.inferRouteDoc);
   inference.doc(r.inferVersionRouteDoc);

@@ -1,13 +1,22 @@
-// Parses large JSON inference bodies off the HTTP thread (DEVELOPERS.md, fact 4):
-// JSON.parse of a 530 kB body of 27,648 numbers takes 1.5 ms there, of a 17 MB one
-// hundreds of ms, and every other request waits meanwhile. Each input's data
-// comes back packed in its declared datatype, as the binary extension sends it.
+// JSON work too large for the HTTP thread (DEVELOPERS.md, fact 4): JSON.parse of a
+// 530 kB body of 27,648 numbers takes 1.5 ms there, and a 17 MB body or a 4 MB
+// tensor's JSON response holds it for 100+ ms while every other request waits.
+// Parsed bodies come back with each input's data packed in its declared datatype,
+// as the binary extension sends it; tensors go out as the JSON text of their values.
 import { parentPort } from "../platform/threads";
-import { packJsonData } from "./tensors";
+import type { WireTensor } from "./protocol";
+import { packJsonData, toJsonData } from "./tensors";
 
-export type ToJsonWorker = { type: "decode"; id: number; bytes: ArrayBuffer } | { type: "exit" };
-/** `packed[i]`: input i's data as bytes, taken out of `value`; absent where the request's own checks must speak. */
-export type FromJsonWorker = { id: number; value: unknown; packed: (ArrayBuffer | undefined)[] } | { id: number; malformed: true };
+export type ToJsonWorker =
+  | { type: "decode"; id: number; bytes: ArrayBuffer }
+  | { type: "encode"; id: number; tensors: WireTensor[] }
+  | { type: "exit" };
+export type FromJsonWorker =
+  /** `packed[i]`: input i's data as bytes, taken out of `value`; absent where the request's own checks must speak. */
+  | { id: number; value: unknown; packed: (ArrayBuffer | undefined)[] }
+  | { id: number; malformed: true }
+  /** Per tensor, the JSON array of its values, flat and row-major, as UTF-8. */
+  | { id: number; texts: Uint8Array[] };
 
 const parent = parentPort();
 
@@ -22,16 +31,29 @@ function packInputs(value: unknown): (ArrayBuffer | undefined)[] {
   });
 }
 
-parent.onMessage((data) => {
-  const msg = data as ToJsonWorker;
-  // Ends this thread only; nothing native runs here.
-  if (msg.type === "exit") return parent.exit();
+function decode(id: number, bytes: ArrayBuffer): void {
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder().decode(msg.bytes));
+    value = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
-    return parent.postMessage({ id: msg.id, malformed: true } satisfies FromJsonWorker);
+    return parent.postMessage({ id, malformed: true } satisfies FromJsonWorker);
   }
   const packed = packInputs(value);
-  parent.postMessage({ id: msg.id, value, packed } satisfies FromJsonWorker, packed.filter((b): b is ArrayBuffer => b !== undefined));
+  parent.postMessage({ id, value, packed } satisfies FromJsonWorker, packed.filter((b): b is ArrayBuffer => b !== undefined));
+}
+
+// Bytes, not strings: a transferred buffer crosses without a copy, and the HTTP thread
+// need not encode a large text to UTF-8 itself.
+function encode(id: number, tensors: WireTensor[]): void {
+  const encoder = new TextEncoder();
+  const texts = tensors.map((t) => encoder.encode(JSON.stringify(toJsonData(t))));
+  parent.postMessage({ id, texts } satisfies FromJsonWorker, texts.map((b) => b.buffer as ArrayBuffer));
+}
+
+parent.onMessage((data) => {
+  const msg = data as ToJsonWorker;
+  if (msg.type === "decode") decode(msg.id, msg.bytes);
+  else if (msg.type === "encode") encode(msg.id, msg.tensors);
+  // Ends this thread only; nothing native runs here.
+  else parent.exit();
 });

@@ -261,7 +261,8 @@ export interface ResponseTensor {
   name: string;
   datatype: Datatype;
   shape: number[];
-  data?: (number | boolean | string)[];
+  /** An output the response lists as JSON `data`: its tensor, written where the writer sees fit. */
+  values?: WireTensor;
   parameters?: { binary_data_size: number };
 }
 

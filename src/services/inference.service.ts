@@ -12,7 +12,6 @@ import {
   decodeInputs,
   TensorError,
   toBinaryData,
-  toJsonData,
   type RequestTensor,
   type ResponseTensor,
 } from "../runtime/tensors";
@@ -168,7 +167,7 @@ function shapeResult(worker: ModelWorker, modelId: string, req: InferRequest, re
       const bytes = toBinaryData(t);
       binary.push(bytes);
       outputs.push({ name, datatype: datatypeOf(t.type)!, shape: t.dims, parameters: { binary_data_size: bytes.byteLength } });
-    } else outputs.push({ name, datatype: datatypeOf(t.type)!, shape: t.dims, data: toJsonData(t) });
+    } else outputs.push({ name, datatype: datatypeOf(t.type)!, shape: t.dims, values: t });
   }
   return { json: { model_name: modelId, model_version: worker.version, ...(req.id !== undefined ? { id: req.id } : {}), outputs }, binary };
 }

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Service } from "../../src/server";
 import { OFF_THREAD_JSON_BYTES } from "../../src/http/infer-body";
 import { floatToHalf, halfToFloat } from "../../src/runtime/tensors";
-import { affineModel, identityModel, type ElemType } from "../fixtures/onnx-builder";
+import { affineModel, buildModel, identityModel, type ElemType } from "../fixtures/onnx-builder";
 import { bytesOf, rawRun } from "../fixtures/raw-ort";
 import { cleanup, client, startTestService, testEnv, token, writeModel, type Client, type TestEnv } from "../helpers";
 
@@ -37,10 +37,15 @@ beforeAll(async () => {
   writeModel(t.modelDir, "affine.onnx", affineModel());
   writeModel(t.modelDir, "fixed.onnx", identityModel("float32", [2, 3]));
   writeModel(t.modelDir, "vad.onnx", await Bun.file(VAD).bytes());
+  writeModel(t.modelDir, "twin.onnx", buildModel({
+    inputs: [{ name: "in", type: "float32", shape: ["batch", 3] }],
+    outputs: ["a", "b"].map((name) => ({ name, type: "float32" as const, shape: ["batch", 3] })),
+    nodes: ["a", "b"].map((name) => ({ op: "Identity", inputs: ["in"], outputs: [name] })),
+  }));
   svc = await startTestService(t);
   api = await client(svc);
   infer = await token({ role: "infer" });
-  await Promise.all([...TYPES.map(([type]) => load(`id-${type}`)), load("affine"), load("fixed"), load("vad")]);
+  await Promise.all([...TYPES.map(([type]) => load(`id-${type}`)), load("affine"), load("fixed"), load("vad"), load("twin")]);
 });
 afterAll(async () => {
   await svc.close();
@@ -250,33 +255,37 @@ describe("input validation before ONNX Runtime", () => {
   });
 });
 
-describe("large JSON bodies, parsed off the HTTP thread", () => {
+describe("large JSON bodies and responses, written off the HTTP thread", () => {
   const ROWS = 8000; // 24,000 elements: every type's body is above OFF_THREAD_JSON_BYTES
   const big = (values: unknown[]) => Array.from({ length: ROWS }, (_, r) => [0, 1, 2].map((c) => values[(r * 3 + c) % values.length]));
 
-  /** Counts the bodies the decoder thread parses while `f` runs. */
-  async function decodedDuring(f: () => Promise<void>): Promise<number> {
-    const decoder = svc.deps.jsonDecoder;
-    const decode = decoder.decode;
-    let n = 0;
-    decoder.decode = (bytes) => (n++, decode.call(decoder, bytes));
+  /** Counts what the codec's thread parses and writes while `f` runs. */
+  async function codecCalls(f: () => Promise<unknown>): Promise<{ decoded: number; encoded: number }> {
+    const codec = svc.deps.jsonCodec;
+    const { decode, encode } = codec;
+    const n = { decoded: 0, encoded: 0 };
+    codec.decode = (bytes) => (n.decoded++, decode.call(codec, bytes));
+    codec.encode = (tensors) => (n.encoded += tensors.length, encode.call(codec, tensors));
     try {
       await f();
     } finally {
-      decoder.decode = decode;
+      Object.assign(codec, { decode, encode });
     }
     return n;
   }
 
-  test.each(TYPES)("%s: the answer equals the binary extension's for the same tensor", async (type, datatype, values) => {
+  test.each(TYPES)("%s: the answer equals the values sent, and the binary extension's answer", async (type, datatype, values) => {
     const rows = big(values);
     const body = JSON.stringify(inferBody("in", datatype, [ROWS, 3], rows));
     expect(body.length).toBeGreaterThan(OFF_THREAD_JSON_BYTES);
     let json: any;
-    expect(await decodedDuring(async () => void (json = await api.json("POST", `/v2/models/id-${type}/infer`, { token: infer, body })))).toBe(1);
+    // BYTES outputs are strings, written where they are; every other type's 24,000 values go to the thread.
+    const calls = await codecCalls(async () => (json = await api.json("POST", `/v2/models/id-${type}/infer`, { token: infer, body })));
+    expect(calls).toEqual({ decoded: 1, encoded: type === "string" ? 0 : 1 });
     expect(json.status).toBe(200);
     const flat = rows.flat();
     const feed = rawFeed(type, flat, [ROWS, 3]);
+    expect(json.body.outputs[0].data).toEqual(JSON.parse(JSON.stringify(type === "string" ? flat : jsonOf(type, feed.data as ArrayLike<unknown>))));
     const bytes = type === "string" ? bytesElements(flat as string[]) : new Uint8Array((feed.data as Uint8Array).buffer);
     const header = new TextEncoder().encode(JSON.stringify({ inputs: [{ name: "in", datatype, shape: [ROWS, 3], parameters: { binary_data_size: bytes.byteLength } }] }));
     const viaBinary = await svc.app.request(`/v2/models/id-${type}/infer`, {
@@ -284,11 +293,33 @@ describe("large JSON bodies, parsed off the HTTP thread", () => {
       headers: { authorization: `Bearer ${infer}`, "content-type": "application/octet-stream", "inference-header-content-length": String(header.length) },
       body: Buffer.concat([header, bytes]),
     });
-    expect(json.body.outputs).toEqual(((await viaBinary.json()) as any).outputs);
+    expect(json.body).toEqual(await viaBinary.json());
   });
 
-  test("a small body is parsed where it arrives; a body without a Content-Length is measured once read", async () => {
-    expect(await decodedDuring(async () => void (await api.json("POST", "/v2/models/affine/infer", { token: infer, body: inferBody("x", "FP32", [1, 4], [1, 2, 3, 4]) })))).toBe(0);
+  test("a large JSON output beside a binary one: the header carries both, in the order asked", async () => {
+    const rows = big([1.5, -2, 3]);
+    const res = await svc.app.request("/v2/models/twin/infer", {
+      method: "POST",
+      headers: { authorization: `Bearer ${infer}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        id: "mixed",
+        inputs: [{ name: "in", datatype: "FP32", shape: [ROWS, 3], data: rows }],
+        outputs: [{ name: "b" }, { name: "a", parameters: { binary_data: false } }],
+        parameters: { binary_data_output: true },
+      }),
+    });
+    expect(res.status).toBe(200);
+    const buf = new Uint8Array(await res.arrayBuffer());
+    const hlen = Number(res.headers.get("inference-header-content-length"));
+    const header = JSON.parse(new TextDecoder().decode(buf.subarray(0, hlen)));
+    expect(header).toMatchObject({ id: "mixed", model_name: "twin", outputs: [{ name: "b", parameters: { binary_data_size: ROWS * 12 } }, { name: "a", shape: [ROWS, 3] }] });
+    expect(header.outputs[1].data).toEqual(rows.flat());
+    expect(Array.from(new Float32Array(buf.slice(hlen).buffer))).toEqual(rows.flat() as number[]);
+  });
+
+  test("small bodies and responses stay where they arrive; a body without a Content-Length is measured once read", async () => {
+    const small = await codecCalls(() => api.json("POST", "/v2/models/affine/infer", { token: infer, body: inferBody("x", "FP32", [1, 4], [1, 2, 3, 4]) }));
+    expect(small).toEqual({ decoded: 0, encoded: 0 });
     const rows = big([0.25, -1.5, 3]);
     const chunked = new ReadableStream({
       start(ctl) {
@@ -298,10 +329,10 @@ describe("large JSON bodies, parsed off the HTTP thread", () => {
       },
     });
     let res: Response | undefined;
-    const n = await decodedDuring(async () => {
+    const calls = await codecCalls(async () => {
       res = await svc.app.request("/v2/models/id-float32/infer", { method: "POST", headers: { authorization: `Bearer ${infer}`, "content-type": "application/json" }, body: chunked, duplex: "half" } as RequestInit);
     });
-    expect(n).toBe(1);
+    expect(calls.decoded).toBe(1);
     expect(((await res!.json()) as any).outputs[0].data.slice(0, 6)).toEqual([0.25, -1.5, 3, 0.25, -1.5, 3]);
   });
 
@@ -386,3 +417,4 @@ async function binaryInfer(path: string, header: object, parts: Uint8Array[], ex
   const hlen = Number(res.headers.get("inference-header-content-length"));
   return { header: JSON.parse(new TextDecoder().decode(buf.subarray(0, hlen))), binary: buf.subarray(hlen) };
 }
+

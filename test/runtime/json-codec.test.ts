@@ -1,10 +1,11 @@
 import { expect, test } from "bun:test";
-import { JsonDecoder } from "../../src/runtime/json-decoder";
+import { JsonCodec } from "../../src/runtime/json-codec";
+import { floatToHalf, toJsonData } from "../../src/runtime/tensors";
 
 const bytesOf = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)).buffer as ArrayBuffer;
 
 test("packs each input whose data is complete and valid, and leaves the others for the request's own checks", async () => {
-  const decoder = new JsonDecoder();
+  const decoder = new JsonCodec();
   try {
     const body = {
       id: "r",
@@ -32,9 +33,28 @@ test("packs each input whose data is complete and valid, and leaves the others f
 });
 
 test("a body that is not JSON decodes to undefined; a closed decoder refuses", async () => {
-  const decoder = new JsonDecoder();
+  const decoder = new JsonCodec();
   expect(await decoder.decode(new TextEncoder().encode("{nope").buffer as ArrayBuffer)).toBeUndefined();
   expect(await decoder.decode(bytesOf([1, 2]))).toEqual({ value: [1, 2], packed: [] });
   decoder.close();
   await expect(decoder.decode(bytesOf({}))).rejects.toThrow("closed");
+});
+
+test("encodes each tensor's values as the JSON the HTTP thread would write, and takes the buffers", async () => {
+  const codec = new JsonCodec();
+  try {
+    const tensors = [
+      { name: "f", type: "float32" as const, dims: [2, 2], data: new Float32Array([1.5, NaN, -0, 1e30]).buffer },
+      { name: "h", type: "float16" as const, dims: [2], data: new Uint16Array([floatToHalf(0.5), floatToHalf(-2)]).buffer },
+      { name: "l", type: "int64" as const, dims: [1], data: new BigInt64Array([-(2n ** 40n)]).buffer },
+      { name: "b", type: "bool" as const, dims: [2], data: new Uint8Array([1, 0]).buffer },
+    ];
+    const expected = tensors.map((t) => JSON.stringify(toJsonData(t)));
+    const texts = (await codec.encode(tensors)).map((b) => new TextDecoder().decode(b));
+    expect(texts).toEqual(expected);
+    expect(texts).toEqual(["[1.5,null,0,1.0000000150474662e+30]", "[0.5,-2]", "[-1099511627776]", "[true,false]"]);
+    expect(tensors.map((t) => t.data.byteLength)).toEqual([0, 0, 0, 0]);
+  } finally {
+    codec.close();
+  }
 });

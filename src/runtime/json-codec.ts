@@ -1,7 +1,8 @@
 // The HTTP thread's side of json-worker.ts: one thread, started at the first large
-// body and kept, so a request pays a message round trip and no thread start.
+// body or response and kept, so a request pays a message round trip and no thread start.
 import { spawnThread, type Thread } from "../platform/threads";
 import type { FromJsonWorker, ToJsonWorker } from "./json-worker";
+import { transferList, type WireTensor } from "./protocol";
 
 export interface DecodedJson {
   value: unknown;
@@ -9,33 +10,40 @@ export interface DecodedJson {
   packed: (ArrayBuffer | undefined)[];
 }
 
-export class JsonDecoder {
+type Reply = DecodedJson | undefined | Uint8Array[];
+
+export class JsonCodec {
   #thread?: Thread;
-  #pending = new Map<number, { resolve: (d: DecodedJson | undefined) => void; reject: (e: Error) => void }>();
+  #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   #nextId = 1;
   #closed = false;
 
   /** The parsed body with its inputs' data packed, or undefined when it is not JSON. The bytes are handed over. */
   decode(bytes: ArrayBuffer): Promise<DecodedJson | undefined> {
-    if (this.#closed) return Promise.reject(new Error("the JSON decoder is closed"));
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.#send({ type: "decode", id, bytes }, [bytes]);
-    });
+    return this.#ask((id) => ({ type: "decode", id, bytes }), [bytes]) as Promise<DecodedJson | undefined>;
+  }
+
+  /** Per tensor, the JSON array of its values, as UTF-8. The tensors' buffers are handed over. */
+  encode(tensors: WireTensor[]): Promise<Uint8Array[]> {
+    return this.#ask((id) => ({ type: "encode", id, tensors }), transferList(tensors)) as Promise<Uint8Array[]>;
   }
 
   /** Asks the thread to exit; it holds nothing worth waiting for. */
   close(): void {
     this.#closed = true;
-    this.#fail(new Error("the JSON decoder closed"));
+    this.#fail(new Error("the JSON codec closed"));
     this.#thread?.postMessage({ type: "exit" } satisfies ToJsonWorker);
     this.#thread = undefined;
   }
 
-  #send(msg: ToJsonWorker, transfer: ArrayBuffer[]): void {
-    this.#thread ??= this.#start();
-    this.#thread.postMessage(msg, transfer);
+  #ask(msg: (id: number) => ToJsonWorker, transfer: ArrayBuffer[]): Promise<Reply> {
+    if (this.#closed) return Promise.reject(new Error("the JSON codec is closed"));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#thread ??= this.#start();
+      this.#thread.postMessage(msg(id), transfer);
+    });
   }
 
   #start(): Thread {
@@ -44,12 +52,13 @@ export class JsonDecoder {
       const msg = data as FromJsonWorker;
       const p = this.#pending.get(msg.id);
       this.#pending.delete(msg.id);
-      p?.resolve("malformed" in msg ? undefined : { value: msg.value, packed: msg.packed });
+      if ("texts" in msg) p?.resolve(msg.texts);
+      else p?.resolve("malformed" in msg ? undefined : { value: msg.value, packed: msg.packed });
     });
-    // Whatever ended it, the next body starts a new thread.
+    // Whatever ended it, the next call starts a new thread.
     const gone = (why: string) => {
       if (this.#thread === thread) this.#thread = undefined;
-      this.#fail(new Error(`the JSON decoder thread ${why}`));
+      this.#fail(new Error(`the JSON codec's thread ${why}`));
     };
     thread.onError((message) => gone(`failed: ${message}`));
     thread.onExit(() => gone("exited"));
