@@ -1,6 +1,7 @@
 // Issue 3: inference latency and throughput against raw onnxruntime-node in
 // this process, a compute-bound model, binary vs JSON for a 4 MB tensor,
-// tiny-model throughput against a bare Hono GET, and an image classifier's shape.
+// tiny-model throughput against a bare Hono GET, /health while large JSON
+// requests run, and an image classifier's shape.
 import * as ort from "onnxruntime-node";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -117,6 +118,30 @@ export async function benchInference(): Promise<void> {
     console.log(`JSON:    ${fmtStats(js)} (request ${(jsonBody.length / 1e6).toFixed(1)} MB)`);
     console.log(`binary:  ${fmtStats(bs)} (request ${(binBody.length / 1e6).toFixed(1)} MB)`);
     console.log(`ratio JSON / binary (median): ${(js.median / bs.median).toFixed(1)}x`);
+
+    header("/v2/health/live while 4 MB-tensor JSON requests run back to back");
+    // The JSON requests come from a child process, so this one's polling keeps time.
+    const healthPoll = async (ms: number) => {
+      const lat: number[] = [];
+      const end = performance.now() + ms;
+      while (performance.now() < end) {
+        const t = performance.now();
+        await (await fetch(`${server.url}/v2/health/live`)).arrayBuffer();
+        lat.push(performance.now() - t);
+        await Bun.sleep(5);
+      }
+      return stats(lat);
+    };
+    const idleHealth = await healthPoll(2000);
+    const bodyFile = join(dir, "json-4mb.json");
+    writeFileSync(bodyFile, jsonBody);
+    const loader = Bun.spawn([process.execPath, join(repo, "bench/json-loader.ts"), `${server.url}/v2/models/wide/infer`, token, bodyFile, String(SECONDS + 2)], { stdout: "pipe" });
+    await Bun.sleep(1000);
+    const busyHealth = await healthPoll(SECONDS * 1000);
+    const sent = (await new Response(loader.stdout).text()).trim();
+    await loader.exited;
+    console.log(`idle:                   ${fmtStats(idleHealth)}; p99 ${idleHealth.p99.toFixed(2)} ms`);
+    console.log(`during JSON requests:   ${fmtStats(busyHealth)}; p99 ${busyHealth.p99.toFixed(2)} ms (${sent})`);
 
     header("An image classifier's shape ([1, 3, 48, 192] float32; 3 convolutions and a head): c=1 and c=8 against raw");
     // The shape of the issue's real classifier row. Raw and modeld alternate in rounds.
