@@ -36,6 +36,6 @@ export interface Deps {
   wake: () => void;
   /** Providers whose libraries were found at startup. */
   availableProviders: string[];
-  /** Parses large JSON inference bodies off the HTTP thread. */
+  /** Parses large JSON inference bodies and writes large JSON outputs off the HTTP thread. */
   jsonCodec: JsonCodec;
 }

@@ -16,29 +16,29 @@ export const HEADER_LENGTH = "Inference-Header-Content-Length";
 const parseRequest = (value: unknown) => parseWith(InferRequestSchema, value) as InferRequest;
 
 /**
- * JSON bodies from this size on are parsed in the decoder's thread (DEVELOPERS.md,
+ * JSON bodies from this size on are parsed in the codec's thread (DEVELOPERS.md,
  * fact 4): JSON.parse costs ~3 µs per kB here, so a 64 kB body holds the HTTP thread
  * ~0.2 ms, about what the round trip to the thread costs; a 17 MB one held it 100+ ms.
  */
 export const OFF_THREAD_JSON_BYTES = 64 * 1024;
 
-async function readJsonRequest(c: Context<AppEnv>, decoder: JsonCodec): Promise<InferRequest> {
+async function readJsonRequest(c: Context<AppEnv>, codec: JsonCodec): Promise<InferRequest> {
   // A declared small body is read as text, as it always was; a large or undeclared one as bytes.
   if (Number(c.req.header("content-length")) < OFF_THREAD_JSON_BYTES) return parseRequest(parseJson(await c.req.text()));
   const bytes = await c.req.arrayBuffer();
   if (bytes.byteLength < OFF_THREAD_JSON_BYTES) return parseRequest(parseJson(new TextDecoder().decode(bytes)));
-  const decoded = await decoder.decode(bytes);
+  const decoded = await codec.decode(bytes);
   if (!decoded) throw malformedJson();
   const req = parseRequest(decoded.value);
-  decoded.packed.forEach((bytes, i) => {
-    if (bytes) req.inputs[i]!.binary = new Uint8Array(bytes);
+  decoded.packed.forEach((packed, i) => {
+    if (packed) req.inputs[i]!.binary = new Uint8Array(packed);
   });
   return req;
 }
 
-export async function readInferRequest(c: Context<AppEnv>, decoder: JsonCodec): Promise<InferRequest> {
+export async function readInferRequest(c: Context<AppEnv>, codec: JsonCodec): Promise<InferRequest> {
   const headerLength = c.req.header(HEADER_LENGTH);
-  if (headerLength === undefined) return readJsonRequest(c, decoder);
+  if (headerLength === undefined) return readJsonRequest(c, codec);
 
   const body = new Uint8Array(await c.req.arrayBuffer());
   const n = Number(headerLength);

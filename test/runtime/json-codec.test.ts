@@ -5,7 +5,7 @@ import { floatToHalf, toJsonData } from "../../src/runtime/tensors";
 const bytesOf = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)).buffer as ArrayBuffer;
 
 test("packs each input whose data is complete and valid, and leaves the others for the request's own checks", async () => {
-  const decoder = new JsonCodec();
+  const codec = new JsonCodec();
   try {
     const body = {
       id: "r",
@@ -17,7 +17,7 @@ test("packs each input whose data is complete and valid, and leaves the others f
         { name: "e", datatype: "INT64", shape: [2], data: [-1, 2 ** 40] },
       ],
     };
-    const decoded = await decoder.decode(bytesOf(body));
+    const decoded = await codec.decode(bytesOf(body));
     expect(decoded).toBeDefined();
     const { value, packed } = decoded!;
     expect(Array.from(new Float32Array(packed[0]!))).toEqual([1.5, 2, 3, 4]);
@@ -28,16 +28,16 @@ test("packs each input whose data is complete and valid, and leaves the others f
     expect(inputs[1]!.data).toEqual([1, 300]);
     expect((value as typeof body).id).toBe("r");
   } finally {
-    decoder.close();
+    codec.close();
   }
 });
 
-test("a body that is not JSON decodes to undefined; a closed decoder refuses", async () => {
-  const decoder = new JsonCodec();
-  expect(await decoder.decode(new TextEncoder().encode("{nope").buffer as ArrayBuffer)).toBeUndefined();
-  expect(await decoder.decode(bytesOf([1, 2]))).toEqual({ value: [1, 2], packed: [] });
-  decoder.close();
-  await expect(decoder.decode(bytesOf({}))).rejects.toThrow("closed");
+test("a body that is not JSON decodes to undefined; a closed codec refuses", async () => {
+  const codec = new JsonCodec();
+  expect(await codec.decode(new TextEncoder().encode("{nope").buffer as ArrayBuffer)).toBeUndefined();
+  expect(await codec.decode(bytesOf([1, 2]))).toEqual({ value: [1, 2], packed: [] });
+  codec.close();
+  await expect(codec.decode(bytesOf({}))).rejects.toThrow("closed");
 });
 
 test("encodes each tensor's values as the JSON the HTTP thread would write, and takes the buffers", async () => {
