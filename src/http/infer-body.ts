@@ -81,23 +81,21 @@ function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-/** The response's JSON as UTF-8, with the large outputs' values written in the codec's thread and spliced in. */
-async function composeJson(result: InferResult, large: (WireTensor | undefined)[], codec: JsonCodec): Promise<Uint8Array<ArrayBuffer>> {
+/** The response's JSON as UTF-8, written in the codec's thread with the large outputs' values. */
+function composeJson(result: InferResult, large: (WireTensor | undefined)[], codec: JsonCodec): Promise<Uint8Array<ArrayBuffer>> {
   const { outputs, ...head } = result.json;
-  const texts = await codec.encode(large.filter((t): t is WireTensor => t !== undefined));
-  const encoder = new TextEncoder();
-  const parts: Uint8Array[] = [];
+  const pieces: (string | WireTensor)[] = [];
   let text = `${JSON.stringify(head).slice(0, -1)},"outputs":[`;
-  let k = 0;
   outputs.forEach((o, i) => {
     if (i > 0) text += ",";
-    if (!large[i]) return void (text += JSON.stringify(jsonOutput(o)));
+    const tensor = large[i];
+    if (!tensor) return void (text += JSON.stringify(jsonOutput(o)));
     const { values: _, ...meta } = o;
-    parts.push(encoder.encode(`${text}${JSON.stringify(meta).slice(0, -1)},"data":`), texts[k++]!);
+    pieces.push(`${text}${JSON.stringify(meta).slice(0, -1)},"data":`, tensor);
     text = "}";
   });
-  parts.push(encoder.encode(`${text}]}`));
-  return concat(parts);
+  pieces.push(`${text}]}`);
+  return codec.encode(pieces);
 }
 
 export async function writeInferResponse(c: Context<AppEnv>, result: InferResult, codec: JsonCodec): Promise<Response> {

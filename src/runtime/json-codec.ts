@@ -10,7 +10,7 @@ export interface DecodedJson {
   packed: (ArrayBuffer | undefined)[];
 }
 
-type Reply = DecodedJson | undefined | Uint8Array[];
+type Reply = DecodedJson | undefined | Uint8Array<ArrayBuffer>;
 
 export class JsonCodec {
   #thread?: Thread;
@@ -23,9 +23,13 @@ export class JsonCodec {
     return this.#ask((id) => ({ type: "decode", id, bytes }), [bytes]) as Promise<DecodedJson | undefined>;
   }
 
-  /** Per tensor, the JSON array of its values, as UTF-8. The tensors' buffers are handed over. */
-  encode(tensors: WireTensor[]): Promise<Uint8Array[]> {
-    return this.#ask((id) => ({ type: "encode", id, tensors }), transferList(tensors)) as Promise<Uint8Array[]>;
+  /**
+   * The pieces one after the other as UTF-8, each tensor as the JSON array of its values
+   * (flat, row-major). The tensors' buffers are handed over.
+   */
+  encode(pieces: (string | WireTensor)[]): Promise<Uint8Array<ArrayBuffer>> {
+    const tensors = pieces.filter((p): p is WireTensor => typeof p !== "string");
+    return this.#ask((id) => ({ type: "encode", id, pieces }), transferList(tensors)) as Promise<Uint8Array<ArrayBuffer>>;
   }
 
   /** Asks the thread to exit; it holds nothing worth waiting for. */
@@ -52,7 +56,7 @@ export class JsonCodec {
       const msg = data as FromJsonWorker;
       const p = this.#pending.get(msg.id);
       this.#pending.delete(msg.id);
-      if ("texts" in msg) p?.resolve(msg.texts);
+      if ("text" in msg) p?.resolve(msg.text);
       else p?.resolve("malformed" in msg ? undefined : { value: msg.value, packed: msg.packed });
     });
     // Whatever ended it, the next call starts a new thread.

@@ -2,21 +2,22 @@
 // 530 kB body of 27,648 numbers takes 1.5 ms there, and a 17 MB body or a 4 MB
 // tensor's JSON response holds it for 100+ ms while every other request waits.
 // Parsed bodies come back with each input's data packed in its declared datatype,
-// as the binary extension sends it; tensors go out as the JSON text of their values.
+// as the binary extension sends it; texts go out with tensors' values written in.
 import { parentPort } from "../platform/threads";
 import type { WireTensor } from "./protocol";
 import { packJsonData, toJsonData } from "./tensors";
 
 export type ToJsonWorker =
   | { type: "decode"; id: number; bytes: ArrayBuffer }
-  | { type: "encode"; id: number; tensors: WireTensor[] }
+  /** Text pieces and tensors, written one after the other: each tensor as the JSON array of its values. */
+  | { type: "encode"; id: number; pieces: (string | WireTensor)[] }
   | { type: "exit" };
 export type FromJsonWorker =
   /** `packed[i]`: input i's data as bytes, taken out of `value`; absent where the request's own checks must speak. */
   | { id: number; value: unknown; packed: (ArrayBuffer | undefined)[] }
   | { id: number; malformed: true }
-  /** Per tensor, the JSON array of its values, flat and row-major, as UTF-8. */
-  | { id: number; texts: Uint8Array[] };
+  /** The pieces written out, as UTF-8. */
+  | { id: number; text: Uint8Array<ArrayBuffer> };
 
 const parent = parentPort();
 
@@ -42,18 +43,18 @@ function decode(id: number, bytes: ArrayBuffer): void {
   parent.postMessage({ id, value, packed } satisfies FromJsonWorker, packed.filter((b): b is ArrayBuffer => b !== undefined));
 }
 
-// Bytes, not strings: a transferred buffer crosses without a copy, and the HTTP thread
-// need not encode a large text to UTF-8 itself.
-function encode(id: number, tensors: WireTensor[]): void {
-  const encoder = new TextEncoder();
-  const texts = tensors.map((t) => encoder.encode(JSON.stringify(toJsonData(t))));
-  parent.postMessage({ id, texts } satisfies FromJsonWorker, texts.map((b) => b.buffer as ArrayBuffer));
+// One buffer of bytes, not strings: a transferred buffer crosses without a copy, and the
+// HTTP thread neither encodes a large text to UTF-8 nor allocates and fills a large buffer,
+// whose fresh pages alone cost it tens of ms for a 17 MB response on this host.
+function encode(id: number, pieces: (string | WireTensor)[]): void {
+  const text = new TextEncoder().encode(pieces.map((p) => (typeof p === "string" ? p : JSON.stringify(toJsonData(p)))).join(""));
+  parent.postMessage({ id, text } satisfies FromJsonWorker, [text.buffer as ArrayBuffer]);
 }
 
 parent.onMessage((data) => {
   const msg = data as ToJsonWorker;
   if (msg.type === "decode") decode(msg.id, msg.bytes);
-  else if (msg.type === "encode") encode(msg.id, msg.tensors);
+  else if (msg.type === "encode") encode(msg.id, msg.pieces);
   // Ends this thread only; nothing native runs here.
   else parent.exit();
 });
