@@ -102,3 +102,12 @@ export const MAX_ITEMS_PER_MESSAGE = 8;
 export function transferList(tensors: WireTensor[]): ArrayBuffer[] {
   return tensors.flatMap((t) => (t.data instanceof ArrayBuffer ? [t.data] : []));
 }
+
+/**
+ * A view's exact bytes in a buffer of their own, to hand over: the view's buffer when
+ * the view spans all of it, else a copy of just those bytes.
+ */
+export function ownedBuffer(view: ArrayBufferView): ArrayBuffer {
+  const whole = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+  return (whole ? view.buffer : view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength)) as ArrayBuffer;
+}

@@ -15,7 +15,7 @@ import { demoModelPath } from "../platform/assets";
 import { parentPort } from "../platform/threads";
 import { keepFloat16AsUint16 } from "./ort-float16";
 import { numericLayout } from "./tensors";
-import { MAX_ITEMS_PER_MESSAGE, transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type RunResult, type TensorInfo, type ToWorker, type WarmupSpec, type WireTensor } from "./protocol";
+import { MAX_ITEMS_PER_MESSAGE, ownedBuffer, transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type RunResult, type TensorInfo, type ToWorker, type WarmupSpec, type WireTensor } from "./protocol";
 
 const parent = parentPort();
 keepFloat16AsUint16(ort);
@@ -119,11 +119,7 @@ function toOrtTensor(t: WireTensor): ort.Tensor {
 function fromOrtTensor(name: string, t: ort.Tensor): WireTensor {
   const dims = [...t.dims];
   if (t.type === "string") return { name, type: "string", dims, data: t.data as string[] };
-  const view = t.data as Uint8Array;
-  // Hand over the exact bytes; copy only when the view does not own its whole buffer.
-  const owns = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
-  const data = owns ? (view.buffer as ArrayBuffer) : (view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer);
-  return { name, type: t.type as WireTensor["type"], dims, data };
+  return { name, type: t.type as WireTensor["type"], dims, data: ownedBuffer(t.data as Uint8Array) };
 }
 
 type Timed = { outputs: WireTensor[]; timing: Omit<ExecutionTiming, "batchSize" | "first"> };

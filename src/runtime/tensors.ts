@@ -1,6 +1,6 @@
 // Open Inference Protocol tensors <-> ONNX Runtime wire tensors. Everything a
 // client can get wrong is checked here, before anything reaches ONNX Runtime.
-import type { OrtType, TensorInfo, WireTensor } from "./protocol";
+import { ownedBuffer, type OrtType, type TensorInfo, type WireTensor } from "./protocol";
 
 export const DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"] as const;
 export type Datatype = (typeof DATATYPES)[number];
@@ -181,9 +181,9 @@ function fromJsonValues(name: string, dt: Datatype, values: unknown[]): WireTens
 export function packJsonData(t: Record<string, unknown>): ArrayBuffer | undefined {
   const { name, datatype, shape, data } = t;
   if (typeof name !== "string" || typeof datatype !== "string" || !(datatype in SPECS) || datatype === "BYTES") return undefined;
-  if (!Array.isArray(shape) || !Array.isArray(data) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return undefined;
-  const count = (shape as number[]).reduce((a, b) => a * b, 1);
+  if (!Array.isArray(shape) || !Array.isArray(data)) return undefined;
   try {
+    const count = elementCount(shape, Number.MAX_SAFE_INTEGER);
     const values = flatten(data, count, name);
     return values.length === count ? (fromJsonValues(name, datatype as Datatype, values) as ArrayBuffer) : undefined;
   } catch {
@@ -238,9 +238,8 @@ export function decodeInputs(inputs: RequestTensor[], model: TensorInfo[], maxEl
         if (t.binary.byteLength !== count * spec.size) {
           throw new TensorError(`input ${t.name}: ${t.binary.byteLength} bytes of binary data, shape ${JSON.stringify(t.shape)} needs ${count * spec.size}`);
         }
-        // A view of its whole buffer (JSON data packed off the HTTP thread) is handed over as it is.
-        const whole = t.binary.byteOffset === 0 && t.binary.byteLength === t.binary.buffer.byteLength;
-        data = (whole ? t.binary.buffer : t.binary.buffer.slice(t.binary.byteOffset, t.binary.byteOffset + t.binary.byteLength)) as ArrayBuffer;
+        // JSON data packed off the HTTP thread spans its whole buffer, and is handed over as it is.
+        data = ownedBuffer(t.binary);
       }
     } else {
       if (!Array.isArray(t.data)) throw new TensorError(`input ${t.name}: data is missing`);
