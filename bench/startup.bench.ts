@@ -9,20 +9,25 @@ import { adminToken, api, fmtStats, header, loadAndWait, removeDir, SECRET, stat
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 15);
 
-async function coldStart(bin: string, env: Record<string, string>, cwd: string): Promise<number> {
+/** Starts the binary and waits until /v2/health/ready answers 200; `readyMs` is how long that took. */
+async function startUntilReady(bin: string, env: Record<string, string>, cwd: string) {
   const t = performance.now();
   const proc = Bun.spawn([bin], { env: { PATH: "/usr/bin:/bin", HOME: cwd, ...env }, cwd, stdout: "ignore", stderr: "ignore" });
-  const url = `http://127.0.0.1:${env.MODELD_PORT}/v2/health/ready`;
+  const url = `http://127.0.0.1:${env.MODELD_PORT}`;
   for (;;) {
     try {
-      if ((await fetch(url)).ok) break;
+      if ((await fetch(`${url}/v2/health/ready`)).ok) break;
     } catch {}
     await Bun.sleep(1);
   }
-  const ms = performance.now() - t;
+  return { proc, url, readyMs: performance.now() - t };
+}
+
+async function coldStart(bin: string, env: Record<string, string>, cwd: string): Promise<number> {
+  const { proc, readyMs } = await startUntilReady(bin, env, cwd);
   proc.kill("SIGTERM");
   await proc.exited;
-  return ms;
+  return readyMs;
 }
 
 const FIRST_LOAD_STARTS = 7;
@@ -30,15 +35,8 @@ const FIRST_LOAD_AFTER_MS = 500;
 
 /** Server-side durations (job created to finished) of the first two load jobs after a start. */
 async function firstLoads(bin: string, env: Record<string, string>, cwd: string): Promise<[number, number]> {
-  const proc = Bun.spawn([bin], { env: { PATH: "/usr/bin:/bin", HOME: cwd, ...env }, cwd, stdout: "ignore", stderr: "ignore" });
-  const url = `http://127.0.0.1:${env.MODELD_PORT}`;
+  const { proc, url } = await startUntilReady(bin, env, cwd);
   try {
-    for (;;) {
-      try {
-        if ((await fetch(`${url}/v2/health/ready`)).ok) break;
-      } catch {}
-      await Bun.sleep(5);
-    }
     await Bun.sleep(FIRST_LOAD_AFTER_MS);
     const token = await adminToken();
     const took = async (id: string) => {

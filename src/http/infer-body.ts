@@ -101,9 +101,9 @@ function composeJson(result: InferResult, large: (WireTensor | undefined)[], cod
 export async function writeInferResponse(c: Context<AppEnv>, result: InferResult, codec: JsonCodec): Promise<Response> {
   const large = result.json.outputs.map((o) => (o.values && offThread(o.values) ? o.values : undefined));
   const composed = large.some((t) => t) ? await composeJson(result, large, codec) : undefined;
-  if (result.binary.length === 0) {
-    return composed === undefined ? c.json({ ...result.json, outputs: result.json.outputs.map(jsonOutput) }, 200) : c.body(composed, 200, { "Content-Type": "application/json" });
-  }
-  const header = composed ?? new TextEncoder().encode(JSON.stringify({ ...result.json, outputs: result.json.outputs.map(jsonOutput) }));
+  // Small outputs only: the whole response is written here.
+  const plain = () => ({ ...result.json, outputs: result.json.outputs.map(jsonOutput) });
+  if (result.binary.length === 0) return composed === undefined ? c.json(plain(), 200) : c.body(composed, 200, { "Content-Type": "application/json" });
+  const header = composed ?? new TextEncoder().encode(JSON.stringify(plain()));
   return c.body(concat([header, ...result.binary]), 200, { "Content-Type": "application/octet-stream", [HEADER_LENGTH]: String(header.byteLength) });
 }
