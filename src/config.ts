@@ -69,6 +69,8 @@ export const envSchema = z.object({
     .pipe(z.union([z.literal("*"), z.array(z.string())])),
   MODELD_ON_DEMAND_WAIT_MS: ms(30_000),
   MODELD_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  // Fault injection for the crash tests: a serving worker's death has no other trigger short of a native fault, which ends the process.
+  MODELD_FAULT_WORKER_CRASH_AFTER_RUNS: z.coerce.number().int().min(0).optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -122,6 +124,8 @@ export interface Config {
     maxTensorElements: number;
     maxQueuePerModel: number;
     verifyChecksum: boolean;
+    /** Fault injection: each session worker dies (an uncaught error in its thread) on receiving its run number N+1. */
+    faultWorkerCrashAfterRuns?: number;
   };
   memory: {
     /** Loaded versions' footprints may add up to this; absent: no budget, nothing is evicted. */
@@ -222,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       maxTensorElements: e.MODELD_MAX_TENSOR_ELEMENTS,
       maxQueuePerModel: e.MODELD_MAX_QUEUE_PER_MODEL,
       verifyChecksum: e.MODELD_VERIFY_CHECKSUM,
+      faultWorkerCrashAfterRuns: e.MODELD_FAULT_WORKER_CRASH_AFTER_RUNS,
     },
     memory: {
       budget: e.MODELD_MEMORY_BUDGET,

@@ -253,6 +253,7 @@ export function createLifecycle(d: LifecycleDeps) {
           warmup: settings.warmup,
           sessionOptions: sessionOptions(settings.session),
           batching: settings.batching ?? undefined,
+          crashAfterRuns: d.config.runtime.faultWorkerCrashAfterRuns,
         };
         created = d.runtime.create(identity, request, d.config.jobs.loadTimeoutMs, {
           onWarming: () => ctl.phase("warming"),

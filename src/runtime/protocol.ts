@@ -46,6 +46,8 @@ export interface LoadRequest {
   warmup?: WarmupSpec;
   sessionOptions?: SessionOptions;
   batching?: BatchingSpec;
+  /** Fault injection (MODELD_FAULT_WORKER_CRASH_AFTER_RUNS): the worker throws, uncaught, on receiving run number N+1. */
+  crashAfterRuns?: number;
 }
 
 export type ToWorker =

@@ -24,6 +24,9 @@ let session: ort.InferenceSession | undefined;
 let stop: Int32Array | undefined;
 let loading: Promise<void> | undefined;
 const running = new Set<Promise<void>>();
+/** Fault injection (see LoadRequest.crashAfterRuns): runs received so far, and the bound. */
+let runsReceived = 0;
+let crashAfterRuns: number | undefined;
 const stopping = () => (stop ? Atomics.load(stop, 0) !== 0 : false);
 
 const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => parent.postMessage(msg, transfer);
@@ -232,8 +235,11 @@ parent.onMessage((data) => {
   const msg = data as ToWorker;
   if (msg.type === "load") {
     stop = new Int32Array(msg.stop);
+    crashAfterRuns = msg.crashAfterRuns;
     loading = load(msg);
   } else if (msg.type === "runs") {
+    runsReceived += msg.items.length;
+    if (crashAfterRuns !== undefined && runsReceived > crashAfterRuns) throw new Error(`fault injected: run ${runsReceived} of a worker that crashes after ${crashAfterRuns}`);
     unanswered += msg.items.length;
     if (batching) {
       queue.push(...msg.items);

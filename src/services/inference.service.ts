@@ -37,8 +37,9 @@ function runtimeToAppError(err: unknown, modelId: string): AppError {
       case "QUEUE_FULL":
         return new AppError("QUEUE_FULL", err.message, undefined, { "Retry-After": "1" });
       case "UNLOADING":
-      case "TERMINATED":
         return new AppError("MODEL_UNAVAILABLE", `model ${modelId} is unloading`, undefined, { "Retry-After": "1" });
+      case "TERMINATED":
+        return new AppError("MODEL_UNAVAILABLE", `model ${modelId} stopped serving: its worker ended`, undefined, { "Retry-After": "1" });
       case "RUN_FAILED":
         return new AppError("INFERENCE_FAILED", err.message);
     }

@@ -3,7 +3,8 @@
 // as part of `npm test`; `npm run test:node` and `npm run test:deno` run it on
 // the others, from the bundle they run). It covers the seed API's lifecycle,
 // auth, error shapes, JSON and binary inference, restart recovery, a swap
-// under load, the token CLI, and an external ONNX Runtime (MODELD_ORT_DIR).
+// under load, a session worker that dies, the token CLI, and an external ONNX
+// Runtime (MODELD_ORT_DIR).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -237,6 +238,31 @@ describe(`on ${RUNTIME}`, () => {
       expect(refused.stderr.toString()).toContain("LD_LIBRARY_PATH");
     }
     cleanup(ext);
+  }, 90_000);
+
+  test("a session worker that dies: requests in flight answer 503, the model reports WORKER_CRASHED, the server lives on, and a load serves again", async () => {
+    const crashing = testEnv({ MODELD_FAULT_WORKER_CRASH_AFTER_RUNS: "1" });
+    writeFileSync(join(crashing.modelDir, "affine.onnx"), affineModel());
+    const s = await startBinary([...modeldCommand(), "serve"], { ...crashing.env, PATH: `${process.env.PATH}` }, repo, 60_000);
+    const auth = { authorization: `Bearer ${admin}` };
+    const api = async (method: string, path: string) => (await fetch(`${s.url}${path}`, { method, headers: auth })).json() as Promise<any>;
+    const load = async () => expect(await api("GET", `/api/v1/jobs/${(await api("POST", "/api/v1/models/affine/load")).id}?wait=30`)).toMatchObject({ state: "completed" });
+    const infer = () => fetch(`${s.url}/v2/models/affine/infer`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify(x) });
+    try {
+      await load();
+      expect((await infer()).status).toBe(200);
+      // Requests in flight when the thread died get 503; any arriving after it, "not loaded".
+      const answers = await Promise.all(Array.from({ length: 8 }, async () => (await infer()).json() as Promise<any>));
+      expect(answers.every((a) => /stopped serving: its worker ended|is not loaded/.test(a.error))).toBe(true);
+      expect(answers.filter((a) => /stopped serving/.test(a.error)).length).toBeGreaterThan(0);
+      expect(await api("GET", "/api/v1/models/affine")).toMatchObject({ state: "failed", lastError: { code: "WORKER_CRASHED" } });
+      expect((await fetch(`${s.url}/v2/health/live`)).status).toBe(200);
+      await load();
+      expect((await infer()).status).toBe(200);
+    } finally {
+      expect(await s.stop()).toBe(0);
+    }
+    cleanup(crashing);
   }, 90_000);
 
   test("modeld token mints a token this runtime's server accepts", async () => {
