@@ -28,7 +28,7 @@ async function readJsonRequest(c: Context<AppEnv>, codec: JsonCodec): Promise<In
   const bytes = await c.req.arrayBuffer();
   if (bytes.byteLength < OFF_THREAD_JSON_BYTES) return parseRequest(parseJson(new TextDecoder().decode(bytes)));
   const decoded = await codec.decode(bytes);
-  if (!decoded) throw malformedJson();
+  if ("invalid" in decoded) throw decoded.invalid === "malformed" ? malformedJson() : new AppError("VALIDATION_ERROR", "request body is nested too deeply");
   const req = parseRequest(decoded.value);
   decoded.packed.forEach((packed, i) => {
     if (packed) req.inputs[i]!.binary = new Uint8Array(packed);

@@ -1,7 +1,7 @@
 // The HTTP thread's side of json-worker.ts: one thread, started at the first large
 // body or response and kept, so a request pays a message round trip and no thread start.
 import { spawnThread, type Thread } from "../platform/threads";
-import type { FromJsonWorker, ToJsonWorker } from "./json-worker";
+import type { DecodeRefusal, FromJsonWorker, ToJsonWorker } from "./json-worker";
 import { transferList, type WireTensor } from "./protocol";
 
 export interface DecodedJson {
@@ -10,7 +10,7 @@ export interface DecodedJson {
   packed: (ArrayBuffer | undefined)[];
 }
 
-type Reply = DecodedJson | undefined | Uint8Array<ArrayBuffer>;
+type Reply = DecodedJson | { invalid: DecodeRefusal } | Uint8Array<ArrayBuffer>;
 
 export class JsonCodec {
   #thread?: Thread;
@@ -18,9 +18,9 @@ export class JsonCodec {
   #nextId = 1;
   #closed = false;
 
-  /** The parsed body with its inputs' data packed, or undefined when it is not JSON. The bytes are handed over. */
-  decode(bytes: ArrayBuffer): Promise<DecodedJson | undefined> {
-    return this.#ask((id) => ({ type: "decode", id, bytes }), [bytes]) as Promise<DecodedJson | undefined>;
+  /** The parsed body with its inputs' data packed, or why it cannot be used. The bytes are handed over. */
+  decode(bytes: ArrayBuffer): Promise<DecodedJson | { invalid: DecodeRefusal }> {
+    return this.#ask((id) => ({ type: "decode", id, bytes }), [bytes]) as Promise<DecodedJson | { invalid: DecodeRefusal }>;
   }
 
   /**
@@ -56,8 +56,9 @@ export class JsonCodec {
       const msg = data as FromJsonWorker;
       const p = this.#pending.get(msg.id);
       this.#pending.delete(msg.id);
-      if ("text" in msg) p?.resolve(msg.text);
-      else p?.resolve("malformed" in msg ? undefined : { value: msg.value, packed: msg.packed });
+      if ("failed" in msg) p?.reject(new Error(`the JSON codec failed: ${msg.failed}`));
+      else if ("text" in msg) p?.resolve(msg.text);
+      else p?.resolve("invalid" in msg ? { invalid: msg.invalid } : { value: msg.value, packed: msg.packed });
     });
     // Whatever ended it, the next call starts a new thread.
     const gone = (why: string) => {

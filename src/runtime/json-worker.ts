@@ -15,9 +15,13 @@ export type ToJsonWorker =
 export type FromJsonWorker =
   /** `packed[i]`: input i's data as bytes, taken out of `value`; absent where the request's own checks must speak. */
   | { id: number; value: unknown; packed: (ArrayBuffer | undefined)[] }
-  | { id: number; malformed: true }
+  /** Not JSON, or JSON nested too deeply to be handed back. */
+  | { id: number; invalid: DecodeRefusal }
   /** The pieces written out, as UTF-8. */
-  | { id: number; text: Uint8Array<ArrayBuffer> };
+  | { id: number; text: Uint8Array<ArrayBuffer> }
+  /** Anything else that went wrong with this one message. */
+  | { id: number; failed: string };
+export type DecodeRefusal = "malformed" | "too-deep";
 
 const parent = parentPort();
 
@@ -37,10 +41,17 @@ function decode(id: number, bytes: ArrayBuffer): void {
   try {
     value = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
-    return parent.postMessage({ id, malformed: true } satisfies FromJsonWorker);
+    return parent.postMessage({ id, invalid: "malformed" } satisfies FromJsonWorker);
   }
   const packed = packInputs(value);
-  parent.postMessage({ id, value, packed } satisfies FromJsonWorker, packed.filter((b): b is ArrayBuffer => b !== undefined));
+  try {
+    parent.postMessage({ id, value, packed } satisfies FromJsonWorker, packed.filter((b): b is ArrayBuffer => b !== undefined));
+  } catch (err) {
+    // Structured cloning recurses, and a worker's stack is small: a body nested a few
+    // thousand deep (where it could not be packed) overflows it.
+    if (!(err instanceof RangeError)) throw err;
+    parent.postMessage({ id, invalid: "too-deep" } satisfies FromJsonWorker);
+  }
 }
 
 // One buffer of bytes, not strings: a transferred buffer crosses without a copy, and the
@@ -53,8 +64,12 @@ function encode(id: number, pieces: (string | WireTensor)[]): void {
 
 parent.onMessage((data) => {
   const msg = data as ToJsonWorker;
-  if (msg.type === "decode") decode(msg.id, msg.bytes);
-  else if (msg.type === "encode") encode(msg.id, msg.pieces);
-  // Ends this thread only; nothing native runs here.
-  else parent.exit();
+  if (msg.type === "exit") return parent.exit(); // ends this thread only; nothing native runs here
+  // Every large request shares this thread: whatever one message does wrong fails that message alone.
+  try {
+    if (msg.type === "decode") decode(msg.id, msg.bytes);
+    else encode(msg.id, msg.pieces);
+  } catch (err) {
+    parent.postMessage({ id: msg.id, failed: String((err as Error)?.message ?? err) } satisfies FromJsonWorker);
+  }
 });

@@ -340,6 +340,14 @@ describe("large JSON bodies and responses, written off the HTTP thread", () => {
     const pad = "x".repeat(OFF_THREAD_JSON_BYTES);
     const malformed = await api.json("POST", "/v2/models/affine/infer", { token: infer, body: `{"id":"${pad}"` });
     expect(malformed).toMatchObject({ status: 400, body: { error: "request body is not valid JSON" } });
+    // Nested too deeply for the codec's thread to hand back: refused alone, while a good large request beside it is answered.
+    const deep = (n: number) => "[".repeat(n) + "1" + "]".repeat(n);
+    const [nested, beside] = await Promise.all([
+      api.json("POST", "/v2/models/id-float32/infer", { token: infer, body: `{"inputs":[{"name":"in","datatype":"FP32","shape":[1,3],"data":${deep(50_000)}}]}` }),
+      api.json("POST", "/v2/models/id-float32/infer", { token: infer, body: inferBody("in", "FP32", [ROWS, 3], big([1.5])) }),
+    ]);
+    expect(nested).toMatchObject({ status: 400, body: { error: "request body is nested too deeply" } });
+    expect(beside.status).toBe(200);
     const cases: [string, unknown[], number[], RegExp][] = [
       ["id-uint8", [...new Array(ROWS * 3 - 1).fill(1), 256], [ROWS, 3], /256 is not a valid UINT8/],
       ["id-float32", [...new Array(ROWS * 3 - 1).fill(1.5), "a"], [ROWS, 3], /must be numbers/],

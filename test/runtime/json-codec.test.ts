@@ -18,8 +18,8 @@ test("packs each input whose data is complete and valid, and leaves the others f
       ],
     };
     const decoded = await codec.decode(bytesOf(body));
-    expect(decoded).toBeDefined();
-    const { value, packed } = decoded!;
+    if ("invalid" in decoded) throw new Error(`refused: ${decoded.invalid}`);
+    const { value, packed } = decoded;
     expect(Array.from(new Float32Array(packed[0]!))).toEqual([1.5, 2, 3, 4]);
     expect(Array.from(new BigInt64Array(packed[4]!))).toEqual([-1n, 2n ** 40n]);
     expect(packed.slice(1, 4)).toEqual([undefined, undefined, undefined]);
@@ -32,9 +32,14 @@ test("packs each input whose data is complete and valid, and leaves the others f
   }
 });
 
-test("a body that is not JSON decodes to undefined; a closed codec refuses", async () => {
+test("a body that is not JSON, or nested too deeply to hand back, is refused and the thread serves on; a closed codec refuses", async () => {
   const codec = new JsonCodec();
-  expect(await codec.decode(new TextEncoder().encode("{nope").buffer as ArrayBuffer)).toBeUndefined();
+  expect(await codec.decode(new TextEncoder().encode("{nope").buffer as ArrayBuffer)).toEqual({ invalid: "malformed" });
+  const deep = (n: number) => "[".repeat(n) + "1" + "]".repeat(n);
+  const nested = `{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":${deep(100_000)}}]}`;
+  const [refused, next] = await Promise.all([codec.decode(new TextEncoder().encode(nested).buffer as ArrayBuffer), codec.decode(bytesOf({ a: 1 }))]);
+  expect(refused).toEqual({ invalid: "too-deep" });
+  expect(next).toEqual({ value: { a: 1 }, packed: [] });
   expect(await codec.decode(bytesOf([1, 2]))).toEqual({ value: [1, 2], packed: [] });
   codec.close();
   await expect(codec.decode(bytesOf({}))).rejects.toThrow("closed");
