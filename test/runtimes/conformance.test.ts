@@ -135,13 +135,17 @@ describe(`on ${RUNTIME}`, () => {
     expect([...new Float32Array(bytes.slice(n).buffer)]).toEqual((await call("POST", "/v2/models/affine/infer", { body: x })).body.outputs[0].data);
   });
 
-  test("a large JSON body, parsed in the decoder thread, answers like a small one", async () => {
+  test("a large JSON body, parsed in the codec thread, answers like a small one; one nested too deeply is refused alone", async () => {
     await waitJob((await call("POST", "/api/v1/models/affine/load")).body.id);
     const rows = 20_000; // a 200 kB body, above OFF_THREAD_JSON_BYTES
     const res = await call("POST", "/v2/models/affine/infer", { body: { inputs: [{ name: "x", datatype: "FP32", shape: [rows, 4], data: Array.from({ length: rows }, () => [1, 2, 3, 4]) }] } });
     expect(res.status).toBe(200);
     expect(res.body.outputs[0]).toMatchObject({ name: "y", shape: [rows, 4] });
     expect(res.body.outputs[0].data).toEqual(Array.from({ length: rows }, () => [3, 5, 7, 9]).flat());
+    // Nested too deeply for the thread to hand back: a 400 for that body alone, and the thread serves on.
+    const deep = `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":${"[".repeat(50_000)}1${"]".repeat(50_000)}}]}`;
+    expect(await call("POST", "/v2/models/affine/infer", { body: deep })).toMatchObject({ status: 400, body: { error: "request body is nested too deeply" } });
+    expect((await call("POST", "/v2/models/affine/infer", { body: { inputs: [{ name: "x", datatype: "FP32", shape: [rows, 4], data: new Array(rows * 4).fill(1) }] } })).status).toBe(200);
   });
 
   test("a swap under load: version 2 replaces version 1 while 8 clients send requests, and none fails", async () => {
