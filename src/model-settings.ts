@@ -12,7 +12,7 @@ export const Warmup = z
     shapes: z
       .record(z.string().min(1).max(256), z.array(z.number().int().min(1).max(1 << 20)).max(32))
       .optional()
-      .openapi({ description: "Warmup shape per input name; dynamic dimensions not given here are 1." }),
+      .openapi({ description: "Warmup shape per input name; dynamic dimensions not given here are 1. A shape over MODELD_MAX_TENSOR_ELEMENTS elements is refused." }),
   })
   .strict()
   .openapi("Warmup");

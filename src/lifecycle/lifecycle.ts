@@ -250,7 +250,7 @@ export function createLifecycle(d: LifecycleDeps) {
         const request = {
           path,
           executionProviders: providers.chosen,
-          warmup: settings.warmup,
+          warmup: { ...settings.warmup, maxElements: d.config.runtime.maxTensorElements },
           sessionOptions: sessionOptions(settings.session),
           batching: settings.batching ?? undefined,
           crashAfterRuns: d.config.runtime.faultWorkerCrashAfterRuns,

@@ -30,6 +30,8 @@ export interface WarmupSpec {
   runs: number;
   /** Shapes per input name; dynamic dimensions not given here are 1. */
   shapes?: Record<string, number[]>;
+  /** The most elements one warmup tensor may hold (MODELD_MAX_TENSOR_ELEMENTS, as for inference inputs). */
+  maxElements?: number;
 }
 
 /** ONNX Runtime's own names; absent means its default. */

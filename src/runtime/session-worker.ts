@@ -91,7 +91,7 @@ async function load(req: LoadRequest): Promise<void> {
 }
 
 /** A zero (or empty-string) tensor for one input; dynamic dimensions take the given shape, else 1. */
-function zeroTensor(info: TensorInfo, shapes: WarmupSpec["shapes"]): ort.Tensor {
+function zeroTensor(info: TensorInfo, { shapes, maxElements = Infinity }: WarmupSpec): ort.Tensor {
   if (info.type === "non-tensor") throw new Error(`input ${info.name} is not a tensor, so it cannot be warmed up`);
   const given = shapes?.[info.name];
   if (given && (given.length !== info.shape.length || given.some((d, i) => info.shape[i]! >= 0 && info.shape[i] !== d))) {
@@ -99,6 +99,7 @@ function zeroTensor(info: TensorInfo, shapes: WarmupSpec["shapes"]): ort.Tensor 
   }
   const dims = given ?? info.shape.map((d) => (d < 0 ? 1 : d));
   const size = dims.reduce((a, b) => a * b, 1);
+  if (size > maxElements) throw new Error(`input ${info.name}'s warmup tensor [${dims.join(",")}] holds ${size} elements, over MODELD_MAX_TENSOR_ELEMENTS (${maxElements})`);
   if (info.type === "string") return new ort.Tensor("string", new Array<string>(size).fill(""), dims);
   const layout = numericLayout(info.type);
   if (!layout) throw new Error(`input ${info.name} has type ${info.type}, which modeld cannot feed`);
@@ -108,7 +109,7 @@ function zeroTensor(info: TensorInfo, shapes: WarmupSpec["shapes"]): ort.Tensor 
 async function warmUp(s: ort.InferenceSession, inputs: TensorInfo[], spec: WarmupSpec): Promise<void> {
   for (let i = 0; i < spec.runs && !stopping(); i++) {
     // Fresh tensors each run: ONNX Runtime may keep references to its feeds.
-    const feeds = Object.fromEntries(inputs.map((info) => [info.name, zeroTensor(info, spec.shapes)]));
+    const feeds = Object.fromEntries(inputs.map((info) => [info.name, zeroTensor(info, spec)]));
     await s.run(feeds);
   }
 }

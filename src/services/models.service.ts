@@ -149,7 +149,13 @@ export function deleteVersion(id: string, version: string, d: Pick<Deps, "db" | 
   });
 }
 
-export function updateSettings(id: string, patch: ModelSettingsPatch, d: Pick<Deps, "db" | "models">): ModelRecord {
+export function updateSettings(id: string, patch: ModelSettingsPatch, d: Pick<Deps, "db" | "models" | "config">): ModelRecord {
+  const max = d.config.runtime.maxTensorElements;
+  for (const [input, shape] of Object.entries(patch.warmup?.shapes ?? {})) {
+    // The bound inference inputs obey: a warmup tensor past it would hold its worker for minutes, or exhaust memory.
+    const elements = shape.reduce((a, b) => a * b, 1);
+    if (elements > max) throw new AppError("VALIDATION_ERROR", `warmup shape for input ${input} holds ${elements} elements, over MODELD_MAX_TENSOR_ELEMENTS (${max})`);
+  }
   return d.db.tx(() => {
     const model = getModel(id, d);
     d.models.setSettings(id, applyPatch(model.settings, patch));

@@ -203,7 +203,9 @@ describe("settings and warmup", () => {
     const both = await svc.api.json("PATCH", "/api/v1/models/plain", { body: { providers: ["cpu"] } });
     expect(both.body).toMatchObject({ warmup: { runs: 2 }, providers: ["cpu"] });
     expect((await svc.api.json("PATCH", "/api/v1/models/plain", { body: { providers: null } })).body.providers).toBeNull();
-    for (const b of [{ bogus: 1 }, { warmup: { runs: -1 } }, { warmup: { runs: 1, extra: true } }, { providers: ["tpu"] }, { warmup: { runs: 1, shapes: { x: [0] } } }]) {
+    // The last: 2^30 elements, over MODELD_MAX_TENSOR_ELEMENTS, as an inference input would be.
+    const tooBig = { warmup: { runs: 1, shapes: { x: [1 << 20, 1024] } } };
+    for (const b of [{ bogus: 1 }, { warmup: { runs: -1 } }, { warmup: { runs: 1, extra: true } }, { providers: ["tpu"] }, { warmup: { runs: 1, shapes: { x: [0] } } }, tooBig]) {
       const bad = await svc.api.json("PATCH", "/api/v1/models/plain", { body: b });
       expect({ b, status: bad.status, code: bad.body.error.code }).toEqual({ b, status: 400, code: "VALIDATION_ERROR" });
     }
@@ -243,6 +245,16 @@ describe("settings and warmup", () => {
     expect(fresh).toMatchObject({ state: "completed", outcome: { version: "1", replaced: { version: "1", release: "released" } } });
     expect(phases(fresh)).toEqual(["queued", "verifying", "creating_session", "warming", "switching", "draining", "releasing"]);
     expect((await run()).body.model_version).toBe("1");
+  });
+});
+
+describe("a warmup tensor past MODELD_MAX_TENSOR_ELEMENTS", () => {
+  const small = useService({ MODELD_MAX_TENSOR_ELEMENTS: "3" }, (t) => void writeModel(t.modelDir, "plain.onnx", V1));
+
+  test("fails the load at once, where the PATCH could not tell (the model's own fixed dimensions)", async () => {
+    expect((await small.api.json("PATCH", "/api/v1/models/plain", { body: { warmup: { runs: 1 } } })).status).toBe(200);
+    const job = await small.api.waitJob((await small.api.json("POST", "/api/v1/models/plain/load")).body.id);
+    expect(job).toMatchObject({ state: "failed", error: { code: "WARMUP_FAILED", message: expect.stringContaining("[1,4] holds 4 elements, over MODELD_MAX_TENSOR_ELEMENTS (3)") } });
   });
 });
 
