@@ -1,5 +1,6 @@
 // Model paths come from admins and the model dir; both are checked so a path
 // can never reach outside the model dir, through `..` or a symlink.
+import type { BigIntStats } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { AppError } from "../errors";
@@ -35,8 +36,35 @@ export async function resolveModelPath(modelDir: string, p: string): Promise<{ a
  * relies on the same rule). Replacing the file changes the inode.
  */
 export async function statIdentity(abs: string): Promise<string> {
-  const st = await stat(abs, { bigint: true });
-  return [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(":");
+  return identityOf(await stat(abs, { bigint: true }));
+}
+
+const identityOf = (st: BigIntStats) => [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(":");
+
+/**
+ * How long a file's timestamps may read the same across two changes. Many kernels
+ * stamp files from a clock that ticks every 1-10 ms; filesystems that keep whole
+ * seconds (ext3, FAT; their ns part is 0) tick every 1-2 s.
+ */
+const tickMs = (ctimeNs: bigint): number => (ctimeNs % 1_000_000_000n === 0n ? 2000 : 20);
+const SETTLE_TRIES = 10;
+
+/**
+ * The facts to record with a digest, taken once the file's last change is a
+ * timestamp tick old: a change after it then gets a later ctime, where one in the
+ * same tick would leave the recorded identity matching a file that is no longer the
+ * one hashed (git's "racy clean" entries). A file that keeps changing, or a ctime
+ * ahead of this host's clock (a network filesystem's), is taken as it is.
+ */
+async function settledStat(abs: string): Promise<BigIntStats> {
+  let st = await stat(abs, { bigint: true });
+  for (let i = 0; i < SETTLE_TRIES; i++) {
+    const wait = tickMs(st.ctimeNs) - (Date.now() - Number(st.ctimeNs / 1_000_000n));
+    if (wait <= 0 || wait > tickMs(st.ctimeNs)) break;
+    await new Promise((r) => setTimeout(r, wait + 1));
+    st = await stat(abs, { bigint: true });
+  }
+  return st;
 }
 
 export interface Fingerprint {
@@ -48,6 +76,6 @@ export interface Fingerprint {
 
 /** The file's facts and digest. The identity is taken before hashing, so a change while hashing shows as a mismatch later. */
 export async function fingerprint(abs: string): Promise<Fingerprint> {
-  const [st, identity] = await Promise.all([stat(abs), statIdentity(abs)]);
-  return { sizeBytes: st.size, mtimeMs: Math.floor(st.mtimeMs), statIdentity: identity, sha256: await sha256File(abs) };
+  const st = await settledStat(abs);
+  return { sizeBytes: Number(st.size), mtimeMs: Number(st.mtimeNs / 1_000_000n), statIdentity: identityOf(st), sha256: await sha256File(abs) };
 }
