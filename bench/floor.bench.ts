@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from "node:path";
 import { startBinary, type RunningBinary } from "../test/fixtures/binary";
 import { affineModel } from "../test/fixtures/onnx-builder";
-import { adminToken, header, loadAndWait, median, rawRuns, removeDir, repo, startModeld, stats, tempDir, tinyFeeds } from "./lib";
+import { adminToken, header, loadAndWait, median, rawRuns, removeDir, repo, startModeld, stats, tempDir, tinyFeeds, WARMUP_SECONDS } from "./lib";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -32,8 +32,8 @@ interface WrkRun {
 const toUs = (s: string) => (s.endsWith("us") ? parseFloat(s) : s.endsWith("ms") ? parseFloat(s) * 1000 : parseFloat(s) * 1e6);
 
 /** One wrk thread, as the issue's figures used; `script` sets the POST body and headers, none means GET. */
-function wrk(bin: string, url: string, connections: number, script?: string): WrkRun {
-  const out = Bun.spawnSync([bin, "-t1", `-c${connections}`, `-d${PER_RUN}s`, "--latency", ...(script ? ["-s", script] : []), url]).stdout.toString();
+function wrk(bin: string, url: string, connections: number, script?: string, seconds = PER_RUN): WrkRun {
+  const out = Bun.spawnSync([bin, "-t1", `-c${connections}`, `-d${seconds}s`, "--latency", ...(script ? ["-s", script] : []), url]).stdout.toString();
   const q = (p: string) => toUs(new RegExp(`\\s${p}%\\s+(\\S+)`).exec(out)?.[1] ?? "NaN");
   return {
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]),
@@ -110,7 +110,7 @@ export async function benchFloor(): Promise<void> {
     const cpu: Record<string, { http: number[]; workers: number[]; other: number[] }> = {};
     const bareGet: number[] = [];
     const bareGetC1: number[] = [];
-    for (const s of servers) wrk(bin, s.server.url + s.path, 4, script(s)); // warm-up
+    for (const s of servers) wrk(bin, s.server.url + s.path, 4, script(s), WARMUP_SECONDS);
     for (let round = 0; round < ROUNDS; round++) {
       for (const s of servers) {
         (c1[s.name] ??= []).push(wrk(bin, s.server.url + s.path, 1, script(s)));
@@ -132,7 +132,7 @@ export async function benchFloor(): Promise<void> {
     const raw = await rawRuns(model, tinyFeeds, SECONDS);
     const rawP50 = stats(raw.latencies).median * 1000;
 
-    console.log(`wrk ${ROUNDS} interleaved rounds of ${PER_RUN} s per server and concurrency; medians of the rounds (range).\n`);
+    console.log(`wrk ${ROUNDS} interleaved rounds of ${PER_RUN} s per server and concurrency, after ${WARMUP_SECONDS} s of warm-up each; medians of the rounds (range).\n`);
     console.log("| server | c=1 p50 | c=1 p90 | c=1 p99 | c=64 req/s | HTTP thread CPU/req | worker CPU/req | other threads CPU/req |");
     console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for (const s of servers) {

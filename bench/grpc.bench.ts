@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { affineModel } from "../test/fixtures/onnx-builder";
 import { grpcClient } from "../test/fixtures/grpc-client";
 import { startBinary } from "../test/fixtures/binary";
-import { adminToken, hammer, header, loadAndWait, removeDir, repo, startModeld, stats, tempDir } from "./lib";
+import { adminToken, hammer, header, loadAndWait, removeDir, repo, startModeld, stats, tempDir, WARMUP_SECONDS } from "./lib";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const us = (ms: number) => `${Math.round(ms * 1000)} µs`;
@@ -44,7 +44,7 @@ export async function benchGrpc(): Promise<void> {
       bareGrpc: asResponse(() => bareGrpc.call("ModelInfer", { model_name: "tiny", inputs: [{ name: "x", datatype: "FP32", shape: [1, 4] }], raw_input_contents: [x] })),
     };
     const runs = { http, grpc, ...floors };
-    for (const f of Object.values(runs)) await hammer(4, 1, f);
+    for (const f of Object.values(runs)) await hammer(4, WARMUP_SECONDS, f);
     const lat: Record<string, number[]> = {};
     const rps: Record<string, number[]> = {};
     // Interleaved rounds, so drift on a shared host hits every server alike.

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startBinary } from "../test/fixtures/binary";
 import { affineModel, convClassifierModel, identityModel, matmulChainModel } from "../test/fixtures/onnx-builder";
-import { adminToken, fmtStats, hammer, header, loadAndWait, median, rawRuns, rawSession, removeDir, repo, startModeld, stats, tempDir, tinyFeeds } from "./lib";
+import { adminToken, fmtStats, hammer, header, loadAndWait, median, rawRuns, rawSession, removeDir, repo, startModeld, stats, tempDir, tinyFeeds, WARMUP_SECONDS } from "./lib";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = 5;
@@ -42,7 +42,7 @@ export async function benchInference(): Promise<void> {
     const tinyBody = JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] });
     const infer = (id: string, body: string | Uint8Array, headers: Record<string, string> = auth) => () =>
       fetch(`${server.url}/v2/models/${id}/infer`, { method: "POST", headers, body });
-    await hammer(1, 1, infer("tiny", tinyBody)); // warm-up
+    await hammer(4, WARMUP_SECONDS, infer("tiny", tinyBody));
     const m1 = await hammer(1, SECONDS, infer("tiny", tinyBody));
     const raw1 = await rawRuns(join(models, "tiny.onnx"), tinyFeeds, SECONDS);
     const ms = stats(m1.latencies);

@@ -7,6 +7,14 @@ import * as ort from "onnxruntime-node";
 import { startBinary, type RunningBinary } from "../test/fixtures/binary";
 
 export const repo = join(import.meta.dir, "..");
+
+/**
+ * How long a server takes requests before a latency or throughput figure counts:
+ * JavaScriptCore keeps compiling modeld's request path for about 10 s of traffic after
+ * a start (its JIT thread took 66 µs per request over the first 5 s at c=1, under 1 µs
+ * from the tenth second on), so shorter warm-ups measure the compiler.
+ */
+export const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
 export const SECRET = "bench-secret-that-is-at-least-32-bytes!!";
 
 export interface Stats {

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startBinary } from "../test/fixtures/binary";
 import { affineModel } from "../test/fixtures/onnx-builder";
-import { adminToken, hammer, header, loadAndWait, rawRuns, removeDir, repo, startModeld, stats, tempDir, tinyFeeds } from "./lib";
+import { adminToken, hammer, header, loadAndWait, rawRuns, removeDir, repo, startModeld, stats, tempDir, tinyFeeds, WARMUP_SECONDS } from "./lib";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const us = (ms: number) => `${Math.round(ms * 1000)} µs`;
@@ -39,7 +39,7 @@ export async function benchProfile(): Promise<void> {
     const withToken = post(`${modeld.url}/v2/models/tiny/infer`, { ...json, authorization: `Bearer ${infer}` });
     const noToken = post(`${anonymous.url}/v2/models/tiny/infer`, json);
     const floor = post(`${bare.url}/`, json);
-    for (const f of [withToken, noToken, floor]) await hammer(1, 1, f); // warm-up
+    for (const f of [withToken, noToken, floor]) await hammer(4, WARMUP_SECONDS, f);
 
     // Interleaved rounds, so drift on a shared host hits every server alike.
     const lat = { withToken: [] as number[], noToken: [] as number[], floor: [] as number[] };

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { startBinary } from "../test/fixtures/binary";
 import { affineModel, bigModel } from "../test/fixtures/onnx-builder";
 import { buildPortable, modeldCommand, RUNTIMES } from "../test/fixtures/runtimes";
-import { adminToken, api, hammer, header, loadAndWait, removeDir, repo, SECRET, stats, tempDir } from "./lib";
+import { adminToken, api, hammer, header, loadAndWait, removeDir, repo, SECRET, stats, tempDir, WARMUP_SECONDS } from "./lib";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -37,7 +37,7 @@ export async function benchRuntimes(): Promise<void> {
       const body = JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] });
       const headers = { authorization: `Bearer ${admin}`, "content-type": "application/json" };
       const infer = () => fetch(`${server.url}/v2/models/tiny/infer`, { method: "POST", headers, body });
-      await hammer(4, 1, infer);
+      await hammer(4, WARMUP_SECONDS, infer);
       const c1 = stats((await hammer(1, SECONDS, infer)).latencies);
       const c64 = await hammer(64, SECONDS, infer);
       const loads: number[] = [];
