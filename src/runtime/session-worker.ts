@@ -14,7 +14,7 @@ import { externalDataLocations, unsafeLocation } from "./external-data";
 import { demoModelPath } from "../platform/assets";
 import { parentPort } from "../platform/threads";
 import { keepFloat16AsUint16 } from "./ort-float16";
-import { numericLayout } from "./tensors";
+import { elementCount, numericLayout } from "./tensors";
 import { MAX_ITEMS_PER_MESSAGE, ownedBuffer, transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type RunResult, type TensorInfo, type ToWorker, type WarmupSpec, type WireTensor } from "./protocol";
 
 const parent = parentPort();
@@ -98,8 +98,7 @@ function zeroTensor(info: TensorInfo, { shapes, maxElements = Infinity }: Warmup
     throw new Error(`warmup shape [${given.join(",")}] for input ${info.name} does not fit the model's [${info.shape.join(",")}]`);
   }
   const dims = given ?? info.shape.map((d) => (d < 0 ? 1 : d));
-  const size = dims.reduce((a, b) => a * b, 1);
-  if (size > maxElements) throw new Error(`input ${info.name}'s warmup tensor [${dims.join(",")}] holds ${size} elements, over MODELD_MAX_TENSOR_ELEMENTS (${maxElements})`);
+  const size = elementCount(dims, maxElements, `input ${info.name}'s warmup tensor`);
   if (info.type === "string") return new ort.Tensor("string", new Array<string>(size).fill(""), dims);
   const layout = numericLayout(info.type);
   if (!layout) throw new Error(`input ${info.name} has type ${info.type}, which modeld cannot feed`);

@@ -92,12 +92,12 @@ export function floatToHalf(v: number): number {
 // ---- shapes ------------------------------------------------------------------
 
 /** Element count of a shape, refusing overflow or anything above `max` before allocating. */
-export function elementCount(shape: number[], max: number): number {
+export function elementCount(shape: number[], max: number, what = "shape"): number {
   let n = 1;
   for (const d of shape) {
-    if (!Number.isSafeInteger(d) || d < 0) throw new TensorError(`shape ${JSON.stringify(shape)} has an invalid dimension ${d}`);
+    if (!Number.isSafeInteger(d) || d < 0) throw new TensorError(`${what} ${JSON.stringify(shape)} has an invalid dimension ${d}`);
     n *= d;
-    if (n > max) throw new TensorError(`shape ${JSON.stringify(shape)} has more than the allowed ${max} elements`);
+    if (n > max) throw new TensorError(`${what} ${JSON.stringify(shape)} has more than the allowed ${max} elements (MODELD_MAX_TENSOR_ELEMENTS)`);
   }
   return n;
 }

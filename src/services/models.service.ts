@@ -7,6 +7,7 @@ import type { Deps } from "../context";
 import type { ModelRecord, VersionRecord } from "../db/models.repo";
 import { AppError } from "../errors";
 import { fingerprint, resolveModelPath, statIdentity } from "../lifecycle/model-files";
+import { elementCount } from "../runtime/tensors";
 import { applyPatch, withDefaults, type ModelSettingsPatch } from "../model-settings";
 import { expiresAt } from "./expiry.service";
 
@@ -150,11 +151,13 @@ export function deleteVersion(id: string, version: string, d: Pick<Deps, "db" | 
 }
 
 export function updateSettings(id: string, patch: ModelSettingsPatch, d: Pick<Deps, "db" | "models" | "config">): ModelRecord {
-  const max = d.config.runtime.maxTensorElements;
   for (const [input, shape] of Object.entries(patch.warmup?.shapes ?? {})) {
     // The bound inference inputs obey: a warmup tensor past it would hold its worker for minutes, or exhaust memory.
-    const elements = shape.reduce((a, b) => a * b, 1);
-    if (elements > max) throw new AppError("VALIDATION_ERROR", `warmup shape for input ${input} holds ${elements} elements, over MODELD_MAX_TENSOR_ELEMENTS (${max})`);
+    try {
+      elementCount(shape, d.config.runtime.maxTensorElements, `input ${input}'s warmup shape`);
+    } catch (err) {
+      throw new AppError("VALIDATION_ERROR", (err as Error).message);
+    }
   }
   return d.db.tx(() => {
     const model = getModel(id, d);

@@ -254,7 +254,7 @@ describe("a warmup tensor past MODELD_MAX_TENSOR_ELEMENTS", () => {
   test("fails the load at once, where the PATCH could not tell (the model's own fixed dimensions)", async () => {
     expect((await small.api.json("PATCH", "/api/v1/models/plain", { body: { warmup: { runs: 1 } } })).status).toBe(200);
     const job = await small.api.waitJob((await small.api.json("POST", "/api/v1/models/plain/load")).body.id);
-    expect(job).toMatchObject({ state: "failed", error: { code: "WARMUP_FAILED", message: expect.stringContaining("[1,4] holds 4 elements, over MODELD_MAX_TENSOR_ELEMENTS (3)") } });
+    expect(job).toMatchObject({ state: "failed", error: { code: "WARMUP_FAILED", message: "warmup failed: input x's warmup tensor [1,4] has more than the allowed 3 elements (MODELD_MAX_TENSOR_ELEMENTS)" } });
   });
 });
 
