@@ -26,7 +26,7 @@ export const ERROR_CODES = {
   IDEMPOTENCY_KEY_REUSED: { status: 422, description: "The Idempotency-Key was used before with a different request." },
   TOO_MANY_JOBS: { status: 429, description: "Too many unfinished jobs; retry after the Retry-After seconds." },
   INTERNAL: { status: 500, description: "An unexpected error; the log has the details under the same requestId." },
-  MODEL_UNAVAILABLE: { status: 503, description: "The model is unloading, was force-unloaded while the request waited, or is still loading on demand; retry after Retry-After." },
+  MODEL_UNAVAILABLE: { status: 503, description: "The model is unloading, was force-unloaded or its worker ended while the request waited, or is still loading on demand; retry after Retry-After." },
   QUEUE_FULL: { status: 503, description: "The model's request queue (MODELD_MAX_QUEUE_PER_MODEL) is full; retry after Retry-After." },
   TOO_MANY_STREAMS: { status: 503, description: "Too many open event streams; retry after Retry-After." },
 } as const;
