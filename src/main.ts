@@ -11,6 +11,13 @@ import { escapeNoexecTmp } from "./platform/noexec-tmp";
 import { listen } from "./platform/serve";
 import { openStore, startService } from "./server";
 
+/** Each setting's flag beside its variable, the column as wide as the longest flag. */
+function settingsTable(): string {
+  const flags = Object.keys(envSchema.shape).map((k) => [envNameToFlag(k), k] as const);
+  const width = Math.max(...flags.map(([f]) => f.length));
+  return flags.map(([flag, env]) => `  ${flag.padEnd(width)}  ${env}`).join("\n");
+}
+
 const USAGE = `modeld ${VERSION}: an ONNX model server
 
 Usage:
@@ -24,7 +31,7 @@ Usage:
   modeld --version | --help
 
 Every setting is an environment variable and a flag:
-${Object.keys(envSchema.shape).map((k) => `  ${envNameToFlag(k).padEnd(28)} ${k}`).join("\n")}
+${settingsTable()}
 `;
 
 class UsageError extends Error {}
