@@ -5,7 +5,7 @@ import type { Context } from "hono";
 import { AppError } from "../errors";
 import type { InferRequest, InferResult } from "../services/inference.service";
 import type { JsonCodec } from "../runtime/json-codec";
-import type { WireTensor } from "../runtime/protocol";
+import { concatBytes, type WireTensor } from "../runtime/protocol";
 import { numericLayout, toJsonData, type ResponseTensor } from "../runtime/tensors";
 import { malformedJson, parseJson, parseWith } from "./body";
 import type { AppEnv } from "./env";
@@ -70,17 +70,6 @@ export const OFF_THREAD_JSON_ELEMENTS = 16 * 1024;
 const offThread = (t: WireTensor) => t.data instanceof ArrayBuffer && t.data.byteLength / numericLayout(t.type)!.size >= OFF_THREAD_JSON_ELEMENTS;
 const jsonOutput = ({ values, ...o }: ResponseTensor) => (values ? { ...o, data: toJsonData(values) } : o);
 
-/** Joins byte arrays into one. */
-function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
-  return out;
-}
-
 /** The response's JSON as UTF-8, written in the codec's thread with the large outputs' values. */
 function composeJson(result: InferResult, large: (WireTensor | undefined)[], codec: JsonCodec): Promise<Uint8Array<ArrayBuffer>> {
   const { outputs, ...head } = result.json;
@@ -105,5 +94,5 @@ export async function writeInferResponse(c: Context<AppEnv>, result: InferResult
   const plain = () => ({ ...result.json, outputs: result.json.outputs.map(jsonOutput) });
   if (result.binary.length === 0) return composed === undefined ? c.json(plain(), 200) : c.body(composed, 200, { "Content-Type": "application/json" });
   const header = composed ?? new TextEncoder().encode(JSON.stringify(plain()));
-  return c.body(concat([header, ...result.binary]), 200, { "Content-Type": "application/octet-stream", [HEADER_LENGTH]: String(header.byteLength) });
+  return c.body(concatBytes([header, ...result.binary]), 200, { "Content-Type": "application/octet-stream", [HEADER_LENGTH]: String(header.byteLength) });
 }

@@ -6,6 +6,7 @@ import type { Handler, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AuditRepo } from "../db/audit.repo";
 import { AppError } from "../errors";
+import { concatBytes } from "../runtime/protocol";
 import { auditChanges } from "./audit";
 import type { AppEnv, ErrorShape } from "./env";
 
@@ -41,10 +42,7 @@ async function readLimited(stream: ReadableStream<Uint8Array>, maxBytes: number)
     if (size > maxBytes) throw new AppError("PAYLOAD_TOO_LARGE", `the decoded request body exceeds ${maxBytes} bytes`);
     chunks.push(chunk);
   }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) (out.set(c, offset), (offset += c.byteLength));
-  return out;
+  return concatBytes(chunks);
 }
 
 /**

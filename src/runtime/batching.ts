@@ -3,7 +3,7 @@
 // split back per request. Row-major tensors make both steps plain byte
 // concatenation and slicing, so each request gets exactly the bytes it would
 // have got alone.
-import type { RunItem, TensorInfo, WireTensor } from "./protocol";
+import { concatBytes, type RunItem, type TensorInfo, type WireTensor } from "./protocol";
 
 export interface BatchingSpec {
   maxBatchSize: number;
@@ -62,13 +62,7 @@ function concat(parts: WireTensor[]): WireTensor {
   const first = parts[0]!;
   const dims = [parts.reduce((n, p) => n + p.dims[0]!, 0), ...first.dims.slice(1)];
   if (Array.isArray(first.data)) return { ...first, dims, data: parts.flatMap((p) => p.data as string[]) };
-  const bytes = new Uint8Array(parts.reduce((n, p) => n + (p.data as ArrayBuffer).byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    bytes.set(new Uint8Array(p.data as ArrayBuffer), at);
-    at += (p.data as ArrayBuffer).byteLength;
-  }
-  return { ...first, dims, data: bytes.buffer };
+  return { ...first, dims, data: concatBytes(parts.map((p) => new Uint8Array(p.data as ArrayBuffer))).buffer };
 }
 
 /** One set of inputs for the whole batch, each the requests' tensors one after another along dimension 0. */

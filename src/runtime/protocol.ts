@@ -107,6 +107,17 @@ export function transferList(tensors: WireTensor[]): ArrayBuffer[] {
   return tensors.flatMap((t) => (t.data instanceof ArrayBuffer ? [t.data] : []));
 }
 
+/** Byte arrays joined into one fresh buffer of their own. */
+export function concatBytes(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
+}
+
 /**
  * A view's exact bytes in a buffer of their own, to hand over: the view's buffer when
  * the view spans all of it, else a copy of just those bytes.
