@@ -10,7 +10,9 @@ export interface DecodedJson {
   packed: (ArrayBuffer | undefined)[];
 }
 
-type Reply = DecodedJson | { invalid: DecodeRefusal } | Uint8Array<ArrayBuffer>;
+/** What decode answers: the body, or why it cannot be used. */
+export type Decoded = DecodedJson | { invalid: DecodeRefusal };
+type Reply = Decoded | Uint8Array<ArrayBuffer>;
 
 export class JsonCodec {
   #thread?: Thread;
@@ -19,8 +21,8 @@ export class JsonCodec {
   #closed = false;
 
   /** The parsed body with its inputs' data packed, or why it cannot be used. The bytes are handed over. */
-  decode(bytes: ArrayBuffer): Promise<DecodedJson | { invalid: DecodeRefusal }> {
-    return this.#ask((id) => ({ type: "decode", id, bytes }), [bytes]) as Promise<DecodedJson | { invalid: DecodeRefusal }>;
+  decode(bytes: ArrayBuffer): Promise<Decoded> {
+    return this.#ask((id) => ({ type: "decode", id, bytes }), [bytes]) as Promise<Decoded>;
   }
 
   /**
