@@ -51,7 +51,7 @@ describe("the compiled binary", () => {
     });
     expect(infer.status).toBe(200);
     expect(((await infer.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([3, 5, 7, 9, 1, -1, 2, 21]);
-    // A body this large is parsed in the decoder thread, an entrypoint embedded in the binary.
+    // A body this large is parsed in the JSON codec thread, an entrypoint embedded in the binary.
     const rows = 20_000;
     const large = await fetch(`${server.url}/v2/models/demo/infer`, {
       method: "POST",

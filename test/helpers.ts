@@ -104,6 +104,9 @@ export async function client(service: Service, defaultToken?: string): Promise<C
   };
 }
 
+/** JSON text of `1` inside `depth` nested arrays: a body that recursion chokes on. */
+export const nestedJsonArray = (depth: number): string => "[".repeat(depth) + "1" + "]".repeat(depth);
+
 export function cleanup(t: TestEnv): void {
   rmSync(t.root, { recursive: true, force: true });
 }

@@ -5,7 +5,7 @@ import { OFF_THREAD_JSON_BYTES } from "../../src/http/infer-body";
 import { floatToHalf, halfToFloat } from "../../src/runtime/tensors";
 import { affineModel, buildModel, identityModel, type ElemType } from "../fixtures/onnx-builder";
 import { bytesOf, rawRun } from "../fixtures/raw-ort";
-import { cleanup, client, startTestService, testEnv, token, writeModel, type Client, type TestEnv } from "../helpers";
+import { cleanup, client, nestedJsonArray, startTestService, testEnv, token, writeModel, type Client, type TestEnv } from "../helpers";
 
 const VAD = join(import.meta.dir, "../../node_modules/@ricky0123/vad-web/dist/silero_vad_v5.onnx");
 
@@ -341,9 +341,8 @@ describe("large JSON bodies and responses, written off the HTTP thread", () => {
     const malformed = await api.json("POST", "/v2/models/affine/infer", { token: infer, body: `{"id":"${pad}"` });
     expect(malformed).toMatchObject({ status: 400, body: { error: "request body is not valid JSON" } });
     // Nested too deeply for the codec's thread to hand back: refused alone, while a good large request beside it is answered.
-    const deep = (n: number) => "[".repeat(n) + "1" + "]".repeat(n);
     const [nested, beside] = await Promise.all([
-      api.json("POST", "/v2/models/id-float32/infer", { token: infer, body: `{"inputs":[{"name":"in","datatype":"FP32","shape":[1,3],"data":${deep(50_000)}}]}` }),
+      api.json("POST", "/v2/models/id-float32/infer", { token: infer, body: `{"inputs":[{"name":"in","datatype":"FP32","shape":[1,3],"data":${nestedJsonArray(50_000)}}]}` }),
       api.json("POST", "/v2/models/id-float32/infer", { token: infer, body: inferBody("in", "FP32", [ROWS, 3], big([1.5])) }),
     ]);
     expect(nested).toMatchObject({ status: 400, body: { error: "request body is nested too deeply" } });

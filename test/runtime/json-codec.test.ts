@@ -1,6 +1,7 @@
 import { expect, test } from "bun:test";
 import { JsonCodec } from "../../src/runtime/json-codec";
 import { floatToHalf, toJsonData } from "../../src/runtime/tensors";
+import { nestedJsonArray } from "../helpers";
 
 const bytesOf = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)).buffer as ArrayBuffer;
 
@@ -35,8 +36,7 @@ test("packs each input whose data is complete and valid, and leaves the others f
 test("a body that is not JSON, or nested too deeply to hand back, is refused and the thread serves on; a closed codec refuses", async () => {
   const codec = new JsonCodec();
   expect(await codec.decode(new TextEncoder().encode("{nope").buffer as ArrayBuffer)).toEqual({ invalid: "malformed" });
-  const deep = (n: number) => "[".repeat(n) + "1" + "]".repeat(n);
-  const nested = `{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":${deep(100_000)}}]}`;
+  const nested = `{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":${nestedJsonArray(100_000)}}]}`;
   const [refused, next] = await Promise.all([codec.decode(new TextEncoder().encode(nested).buffer as ArrayBuffer), codec.decode(bytesOf({ a: 1 }))]);
   expect(refused).toEqual({ invalid: "too-deep" });
   expect(next).toEqual({ value: { a: 1 }, packed: [] });

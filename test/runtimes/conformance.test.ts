@@ -13,7 +13,7 @@ import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
 import { startBinary, type RunningBinary } from "../fixtures/binary";
 import { floats, grpcClient } from "../fixtures/grpc-client";
 import { buildPortable, modeldCommand as command, type Runtime } from "../fixtures/runtimes";
-import { cleanup, testEnv, token, type TestEnv } from "../helpers";
+import { cleanup, nestedJsonArray, testEnv, token, type TestEnv } from "../helpers";
 
 const repo = join(import.meta.dir, "../..");
 const RUNTIME = (process.env.RUNTIME_UNDER_TEST ?? "bun") as Runtime;
@@ -143,7 +143,7 @@ describe(`on ${RUNTIME}`, () => {
     expect(res.body.outputs[0]).toMatchObject({ name: "y", shape: [rows, 4] });
     expect(res.body.outputs[0].data).toEqual(Array.from({ length: rows }, () => [3, 5, 7, 9]).flat());
     // Nested too deeply for the thread to hand back: a 400 for that body alone, and the thread serves on.
-    const deep = `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":${"[".repeat(50_000)}1${"]".repeat(50_000)}}]}`;
+    const deep = `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":${nestedJsonArray(50_000)}}]}`;
     expect(await call("POST", "/v2/models/affine/infer", { body: deep })).toMatchObject({ status: 400, body: { error: "request body is nested too deeply" } });
     expect((await call("POST", "/v2/models/affine/infer", { body: { inputs: [{ name: "x", datatype: "FP32", shape: [rows, 4], data: new Array(rows * 4).fill(1) }] } })).status).toBe(200);
   });
