@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   MODEL_UNAVAILABLE: { status: 503, description: "The model is unloading, was force-unloaded or its worker ended while the request waited, or is still loading on demand; retry after Retry-After." },
   QUEUE_FULL: { status: 503, description: "The model's request queue (MODELD_MAX_QUEUE_PER_MODEL) is full; retry after Retry-After." },
   TOO_MANY_STREAMS: { status: 503, description: "Too many open event streams; retry after Retry-After." },
+  STORAGE_FULL: { status: 507, description: "The disk that holds modeld's database is full, and the write that met it was rolled back whole; free space in the data directory and retry. Inference and reads go on." },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -53,3 +54,6 @@ export class AppError extends Error {
 export function protocolStatus(err: AppError): number {
   return err.code === "MODEL_NOT_LOADED" || err.code === "NO_ACTIVE_MODEL" ? 400 : err.status;
 }
+
+/** The database's disk is full: the operator's to fix, and writes may succeed again later. */
+export const isStorageFull = (err: unknown): err is AppError => err instanceof AppError && err.code === "STORAGE_FULL";

@@ -1,5 +1,6 @@
 // One Db interface over each runtime's SQLite driver (src/platform/sqlite.ts
 // picks the driver): cached statements, pragmas, and transactions.
+import { AppError } from "../errors";
 import { openSqlite, type RawStatement } from "../platform/sqlite";
 
 export type SqlValue = string | number | bigint | null | Uint8Array;
@@ -19,12 +20,31 @@ export interface Db {
   close(): void;
 }
 
-function wrapStatement<Row>(s: RawStatement): Statement<Row> {
+/** SQLite's "database or disk is full" (SQLITE_FULL, 13), as each driver spells it. */
+function isSqliteFull(err: unknown): boolean {
+  const e = err as { code?: unknown; errcode?: unknown } | null;
+  return e?.code === "SQLITE_FULL" || (typeof e?.errcode === "number" && (e.errcode & 0xff) === 13);
+}
+
+/**
+ * A full disk is the operator's to fix, not a bug: it leaves the driver as a
+ * STORAGE_FULL error that says where, and every other error as it came.
+ */
+function storageErrors<T>(path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (isSqliteFull(err)) throw new AppError("STORAGE_FULL", `modeld could not write its database ${path}: the disk is full; free space there and retry`);
+    throw err;
+  }
+}
+
+function wrapStatement<Row>(s: RawStatement, path: string): Statement<Row> {
   const args = (p?: Params) => (p === undefined ? [] : [p]);
   return {
-    get: (p) => (s.get(...args(p)) ?? undefined) as Row | undefined,
-    all: (p) => s.all(...args(p)) as Row[],
-    run: (p) => ({ changes: Number(s.run(...args(p)).changes) }),
+    get: (p) => storageErrors(path, () => (s.get(...args(p)) ?? undefined) as Row | undefined),
+    all: (p) => storageErrors(path, () => s.all(...args(p)) as Row[]),
+    run: (p) => storageErrors(path, () => ({ changes: Number(s.run(...args(p)).changes) })),
   };
 }
 
@@ -41,33 +61,45 @@ export async function openDatabase(path: string, opts: OpenOptions = {}): Promis
   raw.exec(`PRAGMA synchronous = ${opts.synchronous ?? "FULL"}`);
   raw.exec("PRAGMA foreign_keys = ON");
   const cache = new Map<string, Statement<unknown>>();
+  const prepared: RawStatement[] = [];
   let depth = 0;
   return {
     prepare<Row>(sql: string) {
       let s = cache.get(sql);
       if (!s) {
-        s = wrapStatement<unknown>(raw.prepare(sql));
+        const r = raw.prepare(sql);
+        prepared.push(r);
+        s = wrapStatement<unknown>(r, path);
         cache.set(sql, s);
       }
       return s as Statement<Row>;
     },
-    exec: (sql) => void raw.exec(sql),
+    exec: (sql) => void storageErrors(path, () => raw.exec(sql)),
     tx<T>(fn: () => T): T {
       // Nested calls join the outer transaction.
       if (depth > 0) return fn();
-      raw.exec("BEGIN IMMEDIATE");
+      storageErrors(path, () => raw.exec("BEGIN IMMEDIATE"));
       depth++;
       try {
         const result = fn();
-        raw.exec("COMMIT");
+        storageErrors(path, () => raw.exec("COMMIT"));
         return result;
       } catch (err) {
-        raw.exec("ROLLBACK");
+        // SQLite rolls back by itself after some errors (a full disk among them), and
+        // then ROLLBACK fails; the error worth reporting is the one that got here.
+        try {
+          raw.exec("ROLLBACK");
+        } catch {}
         throw err;
       } finally {
         depth--;
       }
     },
-    close: () => raw.close(),
+    close() {
+      // bun:sqlite keeps the files open until every statement is finalized, and these live in the cache.
+      for (const r of prepared) r.finalize?.();
+      cache.clear();
+      raw.close();
+    },
   };
 }

@@ -48,6 +48,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, grpc.status>> = {
   QUEUE_FULL: grpc.status.UNAVAILABLE,
   PAYLOAD_TOO_LARGE: grpc.status.RESOURCE_EXHAUSTED,
   TOO_MANY_JOBS: grpc.status.RESOURCE_EXHAUSTED,
+  STORAGE_FULL: grpc.status.RESOURCE_EXHAUSTED,
 };
 
 function toStatus(err: unknown): grpc.ServiceError {

@@ -33,5 +33,5 @@ export const cancelJobRoute = createRoute({
   description:
     "A pending job is cancelled at once; a running load is answered as cancelled at once, and its new session's worker releases the memory as soon as ONNX Runtime returns (a cancelled swap leaves the old version serving). Finished jobs, running unloads and loads past their `switching` step (the new version already serves) answer 409.",
   request: { params: z.object({ id: JobId }) },
-  responses: { 200: { description: "The cancelled job", content: { "application/json": { schema: Job } } }, ...errorResponses(401, 403, 404, 409) },
+  responses: { 200: { description: "The cancelled job", content: { "application/json": { schema: Job } } }, ...errorResponses(401, 403, 404, 409, 507) },
 });

@@ -41,7 +41,7 @@ export const registerModelRoute = createRoute({
   request: { body: { required: true, content: { "application/json": { schema: RegisterModelBody } } } },
   responses: {
     201: { description: "Registered", content: { "application/json": { schema: Model } } },
-    ...errorResponses(400, 401, 403, 409, 413),
+    ...errorResponses(400, 401, 403, 409, 413, 507),
   },
 });
 
@@ -52,7 +52,7 @@ export const deleteModelRoute = createRoute({
   security,
   summary: "Remove a model from the registry (admin); the file stays",
   request: { params: z.object({ id: ModelId }) },
-  responses: { 204: { description: "Deleted" }, ...errorResponses(401, 403, 404, 409) },
+  responses: { 204: { description: "Deleted" }, ...errorResponses(401, 403, 404, 409, 507) },
 });
 
 export const loadModelRoute = createRoute({
@@ -71,7 +71,7 @@ export const loadModelRoute = createRoute({
     headers: IdempotencyHeader,
     body: { required: false, content: { "application/json": { schema: LoadBody } } },
   },
-  responses: { 202: jobAccepted, ...errorResponses(400, 401, 403, 404, 422, 429) },
+  responses: { 202: jobAccepted, ...errorResponses(400, 401, 403, 404, 422, 429, 507) },
 });
 
 export const patchModelRoute = createRoute({
@@ -83,7 +83,7 @@ export const patchModelRoute = createRoute({
   description:
     "Changes only the fields named; unknown fields are 400. Settings that shape a session (warmup, providers) take effect at the next load: loading the version already serving then swaps in a fresh session of it, without downtime.",
   request: { params: z.object({ id: ModelId }), body: { required: true, content: { "application/json": { schema: ModelSettingsPatch } } } },
-  responses: { 200: { description: "The updated model", content: { "application/json": { schema: Model } } }, ...errorResponses(400, 401, 403, 404, 413) },
+  responses: { 200: { description: "The updated model", content: { "application/json": { schema: Model } } }, ...errorResponses(400, 401, 403, 404, 413, 507) },
 });
 
 export const addVersionRoute = createRoute({
@@ -96,7 +96,7 @@ export const addVersionRoute = createRoute({
   request: { params: z.object({ id: ModelId }), body: { required: true, content: { "application/json": { schema: AddVersionBody } } } },
   responses: {
     201: { description: "Registered; the model with its versions", content: { "application/json": { schema: Model } } },
-    ...errorResponses(400, 401, 403, 404, 409, 413),
+    ...errorResponses(400, 401, 403, 404, 409, 413, 507),
   },
 });
 
@@ -109,7 +109,7 @@ export const deleteVersionRoute = createRoute({
   description:
     "409 MODEL_BUSY while the version serves, loads or unloads, while a load of it is queued, and for the model's only version (delete the model instead). A scan or rescan registers the file again if it sits in the model dir's layout.",
   request: { params: z.object({ id: ModelId, version: z.string().min(1).max(32).openapi({ param: { name: "version", in: "path" }, example: "3" }) }) },
-  responses: { 204: { description: "Removed" }, ...errorResponses(401, 403, 404, 409) },
+  responses: { 204: { description: "Removed" }, ...errorResponses(401, 403, 404, 409, 507) },
 });
 
 export const rescanRoute = createRoute({
@@ -120,7 +120,7 @@ export const rescanRoute = createRoute({
   summary: "Pick up new models and version folders in the model dir (admin)",
   description:
     "Synchronous, no job: answers when the scan is done. Registers `<id>.onnx`, `<id>/model.onnx` (version 1) and Triton's `<id>/<n>/model.onnx` (version n), and refreshes the size and sha256 of changed files whose version is not loaded.",
-  responses: { 200: { description: "What the scan found", content: { "application/json": { schema: RescanResult } } }, ...errorResponses(401, 403) },
+  responses: { 200: { description: "What the scan found", content: { "application/json": { schema: RescanResult } } }, ...errorResponses(401, 403, 507) },
 });
 
 export const unloadActiveRoute = createRoute({
@@ -132,7 +132,7 @@ export const unloadActiveRoute = createRoute({
   description:
     "Waits for in-flight requests (up to MODELD_UNLOAD_TIMEOUT_MS), then releases the session. `force=true` does not wait: requests still in flight get 503 at once, and the worker releases the session as soon as ONNX Runtime returns from the call it is in. 409 NO_ACTIVE_MODEL when no model is active.",
   request: { query: UnloadQuery, headers: IdempotencyHeader },
-  responses: { 202: jobAccepted, ...errorResponses(400, 401, 403, 409, 422, 429) },
+  responses: { 202: jobAccepted, ...errorResponses(400, 401, 403, 409, 422, 429, 507) },
 });
 
 export const unloadModelRoute = createRoute({
@@ -142,5 +142,5 @@ export const unloadModelRoute = createRoute({
   security,
   summary: "Unload a named model (admin): answers 202 with a job",
   request: { params: z.object({ id: ModelId }), query: UnloadQuery, headers: IdempotencyHeader },
-  responses: { 202: jobAccepted, ...errorResponses(400, 401, 403, 404, 409, 422, 429) },
+  responses: { 202: jobAccepted, ...errorResponses(400, 401, 403, 404, 409, 422, 429, 507) },
 });

@@ -18,7 +18,7 @@ const doc = {
   request: { body: { required: true, content: { "application/json": { schema: InferRequestSchema } } } },
   responses: {
     200: { description: "The outputs", content: { "application/json": { schema: InferResponse } } },
-    ...errorResponses(400, 401, 403, 404, 409, 413, 503),
+    ...errorResponses(400, 401, 403, 404, 409, 413, 503, 507),
   },
 };
 

@@ -105,7 +105,7 @@ const inferDoc = {
       description: "Outputs; binary outputs follow the JSON header",
       content: { "application/json": { schema: InferResponse }, "application/octet-stream": { schema: { type: "string" as const, format: "binary" } } },
     },
-    ...protocolErrors(400, 401, 403, 404, 413, 503),
+    ...protocolErrors(400, 401, 403, 404, 413, 503, 507),
   },
 };
 export const inferRouteDoc = { ...inferDoc, method: "post" as const, path: "/v2/models/{name}/infer", request: { ...inferDoc.request, params: z.object({ name: Name }) } };
@@ -129,12 +129,12 @@ export const repositoryLoadRoute = createRoute({
   summary: "Load a model and answer when its job has finished (admin)",
   description: `Runs through the same job queue as POST /api/v1/models/{id}/load and loads the newest version (a swap, without downtime, when another serves): 200 when the job completed, 400 with the job's error otherwise. ${actionBody}`,
   request: { params: z.object({ name: Name }) },
-  responses: { 200: { description: "Loaded", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(400, 401, 403, 404) },
+  responses: { 200: { description: "Loaded", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(400, 401, 403, 404, 507) },
 });
 export const repositoryUnloadRoute = createRoute({
   method: "post", path: "/v2/repository/models/{name}/unload", tags: repoTags, security,
   summary: "Unload a model and answer when its job has finished (admin)",
   description: actionBody,
   request: { params: z.object({ name: Name }) },
-  responses: { 200: { description: "Unloaded", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(400, 401, 403, 404) },
+  responses: { 200: { description: "Unloaded", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(400, 401, 403, 404, 507) },
 });

@@ -7,6 +7,8 @@ export interface RawStatement {
   get(...a: unknown[]): unknown;
   all(...a: unknown[]): unknown[];
   run(...a: unknown[]): { changes: number | bigint };
+  /** bun:sqlite only; the other drivers free a statement with its database. */
+  finalize?(): void;
 }
 export interface RawDb {
   prepare(sql: string): RawStatement;

@@ -1,0 +1,40 @@
+// The driver's error contract, on a real database file whose size is capped
+// (`max_page_count`), which SQLite reports exactly as it reports a full disk.
+import { afterAll, expect, test } from "bun:test";
+import { join } from "node:path";
+import { openDatabase } from "../../src/db/driver";
+import { AppError } from "../../src/errors";
+import { cleanup, tempDir } from "../helpers";
+
+const dir = tempDir();
+afterAll(() => cleanup({ root: dir } as never));
+
+test("a full database is STORAGE_FULL naming the file, also inside a transaction SQLite already rolled back", async () => {
+  const path = join(dir, "capped.sqlite");
+  const db = await openDatabase(path);
+  db.exec("CREATE TABLE t (x BLOB)");
+  db.prepare("INSERT INTO t VALUES (@x)").run({ x: new Uint8Array(100) });
+  const pages = db.prepare<{ page_count: number }>("PRAGMA page_count").get()!.page_count;
+  db.exec(`PRAGMA max_page_count = ${pages}`);
+  const big = { x: new Uint8Array(64 * 1024) };
+
+  const caught = (fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      return err;
+    }
+  };
+  const alone = caught(() => db.prepare("INSERT INTO t VALUES (@x)").run(big));
+  expect(alone).toBeInstanceOf(AppError);
+  expect(alone).toMatchObject({ code: "STORAGE_FULL", status: 507, message: expect.stringContaining(path) });
+  // Not "cannot rollback - no transaction is active" from the ROLLBACK after it.
+  const inTx = caught(() => db.tx(() => void db.prepare("INSERT INTO t VALUES (@x)").run(big)));
+  expect(inTx).toMatchObject({ code: "STORAGE_FULL" });
+
+  // Nothing was half-written, and the database takes writes that fit.
+  expect(db.prepare<{ n: number }>("SELECT count(*) AS n FROM t").get()!.n).toBe(1);
+  db.tx(() => void db.prepare("DELETE FROM t").run());
+  expect(db.prepare<{ n: number }>("SELECT count(*) AS n FROM t").get()!.n).toBe(0);
+  db.close();
+});
