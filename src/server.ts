@@ -5,6 +5,7 @@ import { createTokenVerifier, resolveAuthSource, type TokenVerifier } from "./au
 import type { AuthSource, Config } from "./config";
 import type { Deps } from "./context";
 import { openDatabase, type Db } from "./db/driver";
+import { unlessDiskFull } from "./db/storage";
 import { createAuditRepo } from "./db/audit.repo";
 import { createEventsRepo } from "./db/events.repo";
 import { createJobsRepo } from "./db/jobs.repo";
@@ -97,11 +98,15 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
       // and any still running after it are recorded as interrupted now rather than at the next start.
       stopExpiry();
       await loop.stop(config.shutdownTimeoutMs);
-      const interrupted = jobs.failInterrupted();
-      if (interrupted.length) log.warn("jobs interrupted by shutdown", { jobs: interrupted.map((j) => j.id) });
+      // On a full disk neither write can be made; the next start records the interrupted jobs, and SQLite replays the WAL.
+      const unwritten = (what: string) => () => log.warn(`${what} not written: the disk is full`);
+      unlessDiskFull(() => {
+        const interrupted = jobs.failInterrupted();
+        if (interrupted.length) log.warn("jobs interrupted by shutdown", { jobs: interrupted.map((j) => j.id) });
+      }, unwritten("jobs interrupted by shutdown"));
       await runtime.shutdown(Math.min(config.jobs.unloadTimeoutMs, config.shutdownTimeoutMs));
       base.jsonCodec.close();
-      db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      unlessDiskFull(() => db.exec("PRAGMA wal_checkpoint(TRUNCATE)"), unwritten("the WAL checkpoint"));
       db.close();
     },
   };

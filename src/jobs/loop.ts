@@ -3,6 +3,7 @@
 // by other processes and anything a wake missed. Everything it does to a job
 // comes in as a step, so it can run over fakes as well as SQLite.
 import { setTimeout as sleep } from "node:timers/promises";
+import { writeWhenRoom } from "../db/storage";
 import type { Logger } from "../log";
 import { JobError, type Job, type JobOutcome } from "./states";
 
@@ -20,6 +21,7 @@ export interface JobSteps {
 
 export interface LoopOptions {
   concurrency: number;
+  /** Also how often a job's end is tried again while the disk is full. */
   pollMs: number;
   pruneEveryMs?: number;
   log: Logger;
@@ -46,15 +48,20 @@ export function startJobLoop(steps: JobSteps, opts: LoopOptions): JobLoop {
     const log = opts.log.child({ jobId: job.id, modelId: job.modelId, kind: job.kind });
     const started = performance.now();
     const ms = () => Math.round(performance.now() - started);
+    let record: () => void;
+    let report: () => void;
     try {
       const outcome = await steps.execute(job);
-      steps.complete(job, outcome);
-      log.info("job completed", { outcome, ms: ms() });
+      record = () => steps.complete(job, outcome);
+      report = () => log.info("job completed", { outcome, ms: ms() });
     } catch (err) {
       const e = err instanceof JobError ? err : new JobError("INTERNAL", String(err));
-      steps.fail(job, e);
-      log.warn("job failed", { code: e.code, error: e.message, ms: ms() });
+      record = () => steps.fail(job, e);
+      report = () => log.warn("job failed", { code: e.code, error: e.message, ms: ms() });
     }
+    // Until the end is written the job reads as running and its model stays busy here,
+    // so no other job of the model starts from rows this one left half-changed.
+    if (await writeWhenRoom(record, { log, what: "recording a job's end", stopped: () => stopped, retryMs: opts.pollMs })) report();
   };
 
   const tick = () => {

@@ -15,6 +15,7 @@ export const LIFECYCLE_ERROR_CODES = {
   MODEL_VERSION_NOT_FOUND: "the version was not registered when the job ran",
   CANCELLED: "an admin cancelled the job, or a force unload ended it",
   WORKER_CRASHED: "the session's worker died",
+  STORAGE_FULL: "the disk that holds modeld's database filled up while the job ran; the model's state says what the runtime was left with",
 } as const;
 export type LifecycleErrorCode = keyof typeof LIFECYCLE_ERROR_CODES;
 

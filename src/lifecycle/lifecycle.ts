@@ -7,6 +7,7 @@ import type { Config } from "../config";
 import type { Db } from "../db/driver";
 import type { ErrorInfo, ModelsRepo, ModelState, VersionRecord } from "../db/models.repo";
 import type { SettingsRepo } from "../db/settings.repo";
+import { unlessDiskFull, writeWhenRoom } from "../db/storage";
 import type { Logger } from "../log";
 import { withDefaults, type ModelSettings } from "../model-settings";
 import { budgetBytes, formatBytes } from "../units";
@@ -14,7 +15,7 @@ import { RuntimeError, type SessionIdentity } from "../runtime/model-worker";
 import type { CrashReport, ModelRuntime } from "../runtime/model-runtime";
 import type { SessionOptions } from "../runtime/protocol";
 import { sha256File } from "../runtime/sha256";
-import { AppError } from "../errors";
+import { AppError, isStorageFull } from "../errors";
 import { IllegalTransition, LifecycleError } from "./errors";
 import { resolveModelPath, statIdentity } from "./model-files";
 import type { Eviction, LifecycleControl, LifecycleOutcome } from "./phases";
@@ -44,7 +45,8 @@ export interface WasServing {
   version: number;
 }
 
-const RESTARTED: ModelState[] = ["loading", "loaded", "unloading"];
+/** The states that claim a session exists or is on its way. */
+const CLAIMING_SESSION: ModelState[] = ["loading", "loaded", "unloading"];
 
 /** The settings that need a new session when they change, as one comparable string. */
 function sessionTag(settings: ModelSettings, providers: string[]): string {
@@ -71,6 +73,7 @@ function must(changed: boolean, what: string): void {
 /** Runtime and file errors, in the lifecycle's words. */
 function toLifecycleError(err: unknown): LifecycleError {
   if (err instanceof LifecycleError) return err;
+  if (isStorageFull(err)) return new LifecycleError("STORAGE_FULL", err.message);
   if (err instanceof RuntimeError) {
     switch (err.reason) {
       case "LOAD_TIMEOUT":
@@ -94,6 +97,15 @@ export function createLifecycle(d: LifecycleDeps) {
   function transition(modelId: string, from: readonly ModelState[], to: ModelState, error: ErrorInfo | null = null): boolean {
     assertLegal(`model ${modelId}`, from, to);
     return d.models.updateState(modelId, { from, to, error });
+  }
+
+  /**
+   * A write that records what already happened. A full disk leaves it to the
+   * job's end, which makes the same change (settle) once the disk has room, so
+   * it never fails a job whose work is done.
+   */
+  function recordOrLeaveToSettle(write: () => void): void {
+    unlessDiskFull(() => d.db.tx(write));
   }
 
   function transitionVersion(modelId: string, version: number, from: readonly ModelState[], to: ModelState, error: ErrorInfo | null = null): boolean {
@@ -223,6 +235,8 @@ export function createLifecycle(d: LifecycleDeps) {
     });
 
     let created: ReturnType<ModelRuntime["create"]> | undefined;
+    // Once the new session is routed it serves: nothing that fails later may stop it or mark it failed.
+    let switched = false;
     try {
       if (!providers) throw providerError;
       const path = await locateFile(target.path);
@@ -293,6 +307,7 @@ export function createLifecycle(d: LifecycleDeps) {
         if (req.activate) d.settings.setActiveModel(model.id);
       });
       const previous = d.runtime.route(session);
+      switched = true;
       const outcome: LifecycleOutcome = {
         summary: `loaded on ${info.providers.join(",")}`,
         version: identity.version,
@@ -304,7 +319,7 @@ export function createLifecycle(d: LifecycleDeps) {
       ctl.phase("draining");
       const release = await d.runtime.release(previous, d.config.jobs.unloadTimeoutMs, () => ctl.phase("releasing"));
       if (!sameVersion) {
-        d.db.tx(() => {
+        recordOrLeaveToSettle(() => {
           transitionVersion(model.id, Number(previous.version), ["unloading"], "unloaded");
           d.models.setVersionMemory(model.id, Number(previous.version), null);
         });
@@ -312,15 +327,18 @@ export function createLifecycle(d: LifecycleDeps) {
       return { ...outcome, replaced: { version: previous.version, release } };
     } catch (err) {
       const e = toLifecycleError(err);
+      const cause = err instanceof IllegalTransition ? err : e;
+      // Whatever failed after the switch, the new session serves: it is not stopped, nor its version marked failed.
+      if (switched) throw cause;
       // A session that finished creating after the failure must not linger unrouted.
       void created?.then(({ session }) => d.runtime.stop(session, e), () => {});
       const to: ModelState = e.code === "CANCELLED" ? "unloaded" : "failed";
       const error = to === "failed" ? { code: e.code, message: e.message } : null;
-      d.db.tx(() => {
+      recordOrLeaveToSettle(() => {
         if (!sameVersion) transitionVersion(model.id, target.version, ["loading"], to, error);
         if (!swap) transition(model.id, ["loading"], to, error);
       });
-      throw err instanceof IllegalTransition ? err : e;
+      throw cause;
     }
   }
 
@@ -345,7 +363,7 @@ export function createLifecycle(d: LifecycleDeps) {
     // the bound gives back what it had so far (a forced unload of a stuck call: 0).
     await Promise.race([session.exited(), new Promise((r) => setTimeout(r, d.config.jobs.unloadTimeoutMs))]);
     const reclaimedBytes = Math.max(0, before - residentBytes());
-    d.db.tx(() => {
+    recordOrLeaveToSettle(() => {
       transitionVersion(modelId, version, ["unloading"], "unloaded");
       transition(modelId, ["unloading"], "unloaded");
       d.models.setVersionMemory(modelId, version, null);
@@ -375,14 +393,46 @@ export function createLifecycle(d: LifecycleDeps) {
       d.log.error("model worker crashed", { modelId: report.modelId, version: report.version, routed: report.routed });
       if (!report.routed) return;
       const error = { code: "WORKER_CRASHED", message: "the model's worker died; load it again" };
-      d.db.tx(() => {
-        transitionVersion(report.modelId, Number(report.version), ["loaded"], "failed", error);
-        d.models.setVersionMemory(report.modelId, Number(report.version), null);
-        if (transition(report.modelId, ["loaded"], "failed", error)) {
-          d.models.setServingVersion(report.modelId, null);
-          d.settings.clearActiveModelIf(report.modelId);
-        }
-      });
+      // Guarded writes: retried after a full disk, they change nothing a later job already settled.
+      const record = () =>
+        d.db.tx(() => {
+          transitionVersion(report.modelId, Number(report.version), ["loaded"], "failed", error);
+          d.models.setVersionMemory(report.modelId, Number(report.version), null);
+          if (transition(report.modelId, ["loaded"], "failed", error)) {
+            d.models.setServingVersion(report.modelId, null);
+            d.settings.clearActiveModelIf(report.modelId);
+          }
+        });
+      void writeWhenRoom(record, { log: d.log, what: `recording ${report.modelId}'s worker crash`, retryMs: d.config.jobs.pollMs }).catch((err) =>
+        d.log.error("recording a worker crash failed", { modelId: report.modelId, error: String(err) }),
+      );
+    },
+
+    /**
+     * Makes a model's rows say what the runtime has, once a job of it has ended.
+     * The job's own writes do that, unless one met a full disk: then rows can be
+     * left mid-transition, claiming a session nothing routes. Those become
+     * `failed` with the job's error, or `unloaded` without one (a cancel). Runs
+     * in the caller's transaction, while no job of the model runs.
+     */
+    settle(modelId: string, error: ErrorInfo | null): void {
+      const model = d.models.get(modelId);
+      if (!model) return;
+      const session = d.runtime.get(modelId);
+      const serving = session?.phase === "ready" ? session.version : null;
+      const ended = (state: ModelState): ModelState => (state === "unloading" || !error ? "unloaded" : "failed");
+      for (const v of d.models.versions(modelId)) {
+        if (!CLAIMING_SESSION.includes(v.state) || String(v.version) === serving) continue;
+        const to = ended(v.state);
+        transitionVersion(modelId, v.version, [v.state], to, to === "failed" ? error : null);
+        d.models.setVersionMemory(modelId, v.version, null);
+      }
+      // A routed session was switched in by a committed write, so the model's own row agrees with it.
+      if (serving !== null || !CLAIMING_SESSION.includes(model.state)) return;
+      const to = ended(model.state);
+      transition(modelId, [model.state], to, to === "failed" ? error : null);
+      d.models.setServingVersion(modelId, null);
+      d.settings.clearActiveModelIf(modelId);
     },
 
     /**
@@ -394,12 +444,12 @@ export function createLifecycle(d: LifecycleDeps) {
       const claiming = d.models.listClaimingSession();
       const wasServing: WasServing[] = [];
       for (const v of claiming.versions) {
-        transitionVersion(v.modelId, v.version, RESTARTED, "unloaded");
+        transitionVersion(v.modelId, v.version, CLAIMING_SESSION, "unloaded");
         d.models.setVersionMemory(v.modelId, v.version, null);
       }
       for (const m of claiming.models) {
         if (m.state === "loaded" && m.servingVersion !== null) wasServing.push({ modelId: m.id, version: m.servingVersion });
-        transition(m.id, RESTARTED, "unloaded");
+        transition(m.id, CLAIMING_SESSION, "unloaded");
         d.models.setServingVersion(m.id, null);
       }
       return wasServing;
