@@ -409,11 +409,11 @@ export function createLifecycle(d: LifecycleDeps) {
     },
 
     /**
-     * Makes a model's rows say what the runtime has, once a job of it has ended.
-     * The job's own writes do that, unless one met a full disk: then rows can be
-     * left mid-transition, claiming a session nothing routes. Those become
-     * `failed` with the job's error, or `unloaded` without one (a cancel). Runs
-     * in the caller's transaction, while no job of the model runs.
+     * Makes a model's rows say what the runtime has, as a job of it starts and
+     * ends. Its writes normally do that already; one that met a full disk can
+     * leave rows mid-transition, claiming a session nothing routes. Those become
+     * `failed` with `error`, or `unloaded` without one (a cancel, a start). Runs
+     * in the caller's transaction, while no other job of the model runs.
      */
     settle(modelId: string, error: ErrorInfo | null): void {
       const model = d.models.get(modelId);
