@@ -32,7 +32,12 @@ import { installDemoModel, scanModelDir } from "./services/models.service";
 export async function openStore(config: Config): Promise<Db> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const db = await openDatabase(config.dbPath);
-  migrate(db);
+  try {
+    migrate(db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   return db;
 }
 
@@ -48,8 +53,20 @@ export interface Service {
   close(): Promise<void>;
 }
 
-export async function startService(config: Config, log: Logger, opts: { isDraining?: () => boolean } = {}): Promise<Service> {
+type ServiceOptions = { isDraining?: () => boolean };
+
+export async function startService(config: Config, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
   const db = await openStore(config);
+  try {
+    return await serviceOn(db, config, log, opts);
+  } catch (err) {
+    // A start that fails (bad auth settings, a full disk) leaves no file open behind it.
+    db.close();
+    throw err;
+  }
+}
+
+async function serviceOn(db: Db, config: Config, log: Logger, opts: ServiceOptions): Promise<Service> {
   const auth = resolveAuthSource(config);
   const verify = await createTokenVerifier(auth, config.auth);
   const native = prepareNativeRuntime({ ortDir: config.runtime.ortDir, cacheDir: config.cacheDir });
@@ -72,13 +89,7 @@ export async function startService(config: Config, log: Logger, opts: { isDraini
   const scanned = await scanModelDir(base);
   if (scanned.added.length || scanned.updated.length) log.info("scanned the model dir", { ...scanned });
   recover(base);
-  let loadedAtStart: string[];
-  try {
-    loadedAtStart = startupModels(base);
-  } catch (err) {
-    db.close();
-    throw err;
-  }
+  const loadedAtStart = startupModels(base);
 
   const loop = startJobLoop(jobSteps(base), { concurrency: config.jobs.concurrency, pollMs: config.jobs.pollMs, log });
   const deps: Deps = { ...base, wake: loop.wake, metrics: createMetrics(base) };

@@ -20,10 +20,14 @@ export interface Db {
   close(): void;
 }
 
-/** SQLite's "database or disk is full" (SQLITE_FULL, 13), as each driver spells it. */
+/**
+ * SQLite's "database or disk is full" (SQLITE_FULL, 13), and its failure to grow
+ * the WAL index (SQLITE_IOERR_SHMSIZE, 4874), which is how a full disk shows when
+ * the database is opened; each driver spells them its own way.
+ */
 function isSqliteFull(err: unknown): boolean {
   const e = err as { code?: unknown; errcode?: unknown } | null;
-  return e?.code === "SQLITE_FULL" || (typeof e?.errcode === "number" && (e.errcode & 0xff) === 13);
+  return e?.code === "SQLITE_FULL" || e?.code === "SQLITE_IOERR_SHMSIZE" || e?.errcode === 13 || e?.errcode === 4874;
 }
 
 /**
@@ -34,7 +38,7 @@ function storageErrors<T>(path: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (isSqliteFull(err)) throw new AppError("STORAGE_FULL", `modeld could not write its database ${path}: the disk is full; free space there and retry`);
+    if (isSqliteFull(err)) throw new AppError("STORAGE_FULL", `the database ${path} could not be written: the disk is full; free space there and retry`);
     throw err;
   }
 }
@@ -56,10 +60,17 @@ export interface OpenOptions {
 
 export async function openDatabase(path: string, opts: OpenOptions = {}): Promise<Db> {
   const raw = await openSqlite(path);
-  raw.exec(`PRAGMA busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
-  raw.exec("PRAGMA journal_mode = WAL");
-  raw.exec(`PRAGMA synchronous = ${opts.synchronous ?? "FULL"}`);
-  raw.exec("PRAGMA foreign_keys = ON");
+  try {
+    storageErrors(path, () => {
+      raw.exec(`PRAGMA busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+      raw.exec("PRAGMA journal_mode = WAL");
+      raw.exec(`PRAGMA synchronous = ${opts.synchronous ?? "FULL"}`);
+      raw.exec("PRAGMA foreign_keys = ON");
+    });
+  } catch (err) {
+    raw.close();
+    throw err;
+  }
   const cache = new Map<string, Statement<unknown>>();
   const prepared: RawStatement[] = [];
   let depth = 0;

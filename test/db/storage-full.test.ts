@@ -71,10 +71,13 @@ function useSmallDisk(env: Record<string, string>, prepare: (t: TestEnv) => void
       }
     },
     free: () => rmSync(filler(), { force: true }),
+    get t() {
+      return state!.t;
+    },
     /** Closes the service and starts it again on the same dirs, running `between` in the gap. */
-    async restart(between: () => void): Promise<void> {
+    async restart(between: () => void | Promise<void>): Promise<void> {
       await state!.svc.close();
-      between();
+      await between();
       const svc = await startTestService(state!.t);
       state = { ...state!, svc, api: await client(svc) };
     },
@@ -246,6 +249,19 @@ describe.skipIf(refused !== null)("a full disk under the database", () => {
     expect((await api.json("GET", `/api/v1/jobs/${jobId}`)).body).toMatchObject({ state: "failed", error: { code: "INTERRUPTED" } });
     expect(await model("late")).toMatchObject({ state: "unloaded", servingVersion: null });
     expect(disk.svc.deps.lifecycle.violations()).toEqual([]);
+  }, 60_000);
+
+  test("a start on a full disk stops with the reason and leaves no file open; with room, it starts", async () => {
+    await disk.restart(async () => {
+      disk.fill();
+      try {
+        await expect(startTestService(disk.t)).rejects.toThrow(`the database ${disk.t.dataDir}/modeld.sqlite could not be written: the disk is full`);
+      } finally {
+        disk.free();
+      }
+    });
+    expect((await api.json("GET", "/api/v1/models/plain")).body.state).toBe("unloaded");
+    // The umount after the last test fails if the failed start left the database open.
   }, 60_000);
 });
 
