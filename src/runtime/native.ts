@@ -22,14 +22,23 @@ export interface NativeRuntime {
 /** Where onnxruntime-node's own copy is, as its addon finds it. */
 const packageLibDir = () => dirname(createRequire(import.meta.url).resolve(`onnxruntime-node/bin/napi-v6/linux/x64/${ORT_LIB}`));
 
-/** Writes bytes to `dir/name` unless present; write-then-rename so a concurrent reader never sees half a file. */
+/**
+ * Writes bytes to `dir/name` unless present; write-then-rename so a concurrent
+ * reader never sees half a file. A failed write (a full disk) removes its part,
+ * which would otherwise keep the disk full, and says which dir it was.
+ */
 export function extractOnce(dir: string, name: string, bytes: () => Uint8Array): string {
   const target = join(dir, name);
   if (existsSync(target)) return target;
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
   const tmp = `${target}.${process.pid}.${Date.now()}.tmp`;
-  writeFileSync(tmp, bytes(), { mode: 0o755 });
-  renameSync(tmp, target);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    writeFileSync(tmp, bytes(), { mode: 0o755 });
+    renameSync(tmp, target);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw new Error(`cannot write ${name} into ${dir} (MODELD_CACHE_DIR): ${(err as Error).message}`);
+  }
   return target;
 }
 

@@ -6,19 +6,28 @@
 // that is refused, the tests skip and say why.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { closeSync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
 import { cleanup, client, startTestService, tempDir, testEnv, writeModel, type Client, type TestEnv } from "../helpers";
+import { extractOnce } from "../../src/runtime/native";
 import type { Service } from "../../src/server";
+
+/** Mounts a tmpfs of `size` at `dir`; the reason when that is refused. */
+function mountTmpfs(dir: string, size: string): string | null {
+  const r = spawnSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir], { encoding: "utf8" });
+  return r.status === 0 ? null : (r.stderr || String(r.error)).trim();
+}
+/** Unmounts, failing the test if something still holds a file there. */
+const unmount = (dir: string) => expect(spawnSync("umount", [dir], { encoding: "utf8" }).stderr).toBe("");
 
 /** Why a tmpfs cannot be mounted here, or null when it can. */
 function mountRefused(): string | null {
   const dir = tempDir();
-  const r = spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir], { encoding: "utf8" });
-  if (r.status === 0) spawnSync("umount", [dir]);
+  const refused = mountTmpfs(dir, "1m");
+  if (!refused) unmount(dir);
   rmSync(dir, { recursive: true, force: true });
-  return r.status === 0 ? null : (r.stderr || String(r.error)).trim();
+  return refused;
 }
 const refused = mountRefused();
 if (refused) console.warn(`storage-full tests skipped: cannot mount a tmpfs here (${refused})`);
@@ -30,8 +39,8 @@ function useSmallDisk(env: Record<string, string>, prepare: (t: TestEnv) => void
   beforeAll(async () => {
     const t = testEnv(env, tempDir());
     mkdirSync(t.dataDir, { recursive: true });
-    const r = spawnSync("mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", t.dataDir], { encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`mount: ${r.stderr}`);
+    const refused = mountTmpfs(t.dataDir, "16m");
+    if (refused) throw new Error(`mount: ${refused}`);
     prepare(t);
     const svc = await startTestService(t);
     state = { t, svc, api: await client(svc) };
@@ -40,8 +49,7 @@ function useSmallDisk(env: Record<string, string>, prepare: (t: TestEnv) => void
     if (!state) return;
     rmSync(filler(), { force: true });
     await state.svc.close();
-    // Fails if the closed service still holds a file there.
-    expect(spawnSync("umount", [state.t.dataDir], { encoding: "utf8" }).stderr).toBe("");
+    unmount(state.t.dataDir);
     cleanup(state.t);
   });
   return {
@@ -298,4 +306,21 @@ describe.skipIf(refused !== null)("a worker crash while the disk is full", () =>
     expect((await infer("crashy", plainInput)).body.outputs[0].data).toEqual([3, 5, 7, 9]);
     expect(disk.svc.deps.lifecycle.violations()).toEqual([]);
   }, 60_000);
+});
+
+describe.skipIf(refused !== null)("the compiled binary's ONNX Runtime on a full cache disk", () => {
+  test("extracting it fails naming MODELD_CACHE_DIR, and leaves no partial file to keep the disk full", () => {
+    const dir = tempDir();
+    expect(mountTmpfs(dir, "1m")).toBeNull();
+    try {
+      const ortDir = join(dir, "onnxruntime");
+      expect(() => extractOnce(ortDir, "libonnxruntime.so.1", () => new Uint8Array(4 * 1024 * 1024))).toThrow(
+        `cannot write libonnxruntime.so.1 into ${ortDir} (MODELD_CACHE_DIR): ENOSPC`,
+      );
+      expect(readdirSync(ortDir)).toEqual([]);
+    } finally {
+      unmount(dir);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
