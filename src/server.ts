@@ -1,10 +1,11 @@
 // Builds the running service from a Config: database, recovery, runtime, job
 // loop and HTTP app. main.ts calls it; tests call it with temp dirs.
 import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { createTokenVerifier, resolveAuthSource, type TokenVerifier } from "./auth";
 import type { AuthSource, Config } from "./config";
 import type { Deps } from "./context";
-import { openDatabase, type Db } from "./db/driver";
+import { holdLock, openDatabase, type Db } from "./db/driver";
 import { unlessDiskFull } from "./db/storage";
 import { createAuditRepo } from "./db/audit.repo";
 import { createEventsRepo } from "./db/events.repo";
@@ -55,13 +56,36 @@ export interface Service {
 
 type ServiceOptions = { isDraining?: () => boolean };
 
+/**
+ * One server per data dir: two would each take the other's sessions for gone
+ * (recovery at start resets what claims one) and run each other's jobs.
+ */
+async function lockDataDir(config: Config): Promise<() => void> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const path = join(config.dataDir, "modeld.lock");
+  const unlock = await holdLock(path);
+  if (!unlock) throw new Error(`another modeld is serving from ${config.dataDir} (it holds ${path}); stop it first, or give this one a MODELD_DATA_DIR of its own`);
+  return unlock;
+}
+
 export async function startService(config: Config, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
-  const db = await openStore(config);
+  const unlock = await lockDataDir(config);
+  let db: Db | undefined;
   try {
-    return await serviceOn(db, config, log, opts);
+    db = await openStore(config);
+    const service = await serviceOn(db, config, log, opts);
+    const close = service.close;
+    return {
+      ...service,
+      async close() {
+        await close();
+        unlock();
+      },
+    };
   } catch (err) {
-    // A start that fails (bad auth settings, a full disk) leaves no file open behind it.
-    db.close();
+    // A start that fails (bad auth settings, a full disk) leaves no file open or locked behind it.
+    db?.close();
+    unlock();
     throw err;
   }
 }

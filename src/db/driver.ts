@@ -20,15 +20,27 @@ export interface Db {
   close(): void;
 }
 
-/**
- * SQLite's "database or disk is full" (SQLITE_FULL, 13), and its failure to grow
- * the WAL index (SQLITE_IOERR_SHMSIZE, 4874), which is how a full disk shows when
- * the database is opened; each driver spells them its own way.
- */
-function isSqliteFull(err: unknown): boolean {
-  const e = err as { code?: unknown; errcode?: unknown } | null;
-  return e?.code === "SQLITE_FULL" || e?.code === "SQLITE_IOERR_SHMSIZE" || e?.errcode === 13 || e?.errcode === 4874;
+interface SqliteCode {
+  name: string;
+  code: number;
+  /** SQLite's own text for it, where that names it alone. */
+  text?: string;
 }
+const SQLITE_FULL: SqliteCode = { name: "SQLITE_FULL", code: 13, text: "database or disk is full" };
+/** Failing to grow the WAL index: how a full disk shows when the database is opened. */
+const SQLITE_IOERR_SHMSIZE: SqliteCode = { name: "SQLITE_IOERR_SHMSIZE", code: 4874 };
+const SQLITE_BUSY: SqliteCode = { name: "SQLITE_BUSY", code: 5, text: "database is locked" };
+
+/**
+ * Whether a driver's error is SQLite's `c`. bun:sqlite and better-sqlite3 name
+ * it in `code`, node:sqlite numbers it in `errcode`, except from exec(), whose
+ * error has only SQLite's text.
+ */
+function isSqlite(err: unknown, c: SqliteCode): boolean {
+  const e = err as { code?: unknown; errcode?: unknown; message?: unknown } | null;
+  return e?.code === c.name || e?.errcode === c.code || (c.text !== undefined && e?.message === c.text);
+}
+const isSqliteFull = (err: unknown) => isSqlite(err, SQLITE_FULL) || isSqlite(err, SQLITE_IOERR_SHMSIZE);
 
 /**
  * A full disk is the operator's to fix, not a bug: it leaves the driver as a
@@ -113,4 +125,26 @@ export async function openDatabase(path: string, opts: OpenOptions = {}): Promis
       raw.close();
     },
   };
+}
+
+/**
+ * Locks `path`, a SQLite file of its own, for as long as this process lives or
+ * until the returned function is called; undefined when someone else holds it.
+ * SQLite's exclusive locking mode keeps the lock after a first transaction, and
+ * the kernel drops it when the process dies, kill -9 included, so a stale lock
+ * never blocks a restart.
+ */
+export async function holdLock(path: string): Promise<(() => void) | undefined> {
+  const raw = await openSqlite(path);
+  try {
+    raw.exec("PRAGMA busy_timeout = 0");
+    raw.exec("PRAGMA locking_mode = EXCLUSIVE");
+    raw.exec("BEGIN EXCLUSIVE");
+    raw.exec("COMMIT");
+  } catch (err) {
+    raw.close();
+    if (isSqlite(err, SQLITE_BUSY)) return undefined;
+    throw err;
+  }
+  return () => raw.close();
 }

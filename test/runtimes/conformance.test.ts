@@ -276,4 +276,13 @@ describe(`on ${RUNTIME}`, () => {
     const res = await call("GET", "/api/v1/models", { token: minted });
     expect(res.status).toBe(200);
   });
+
+  test("a second server on the data dir in use exits 1 saying so, and the first serves on", async () => {
+    const p = Bun.spawnSync([...modeldCommand(), "serve"], { cwd: repo, env: { ...process.env, ...t.env, MODELD_PORT: "0", MODELD_GRPC_PORT: "0" } });
+    expect({ code: p.exitCode, stderr: p.stderr.toString().trim() }).toEqual({
+      code: 1,
+      stderr: `modeld: another modeld is serving from ${t.dataDir} (it holds ${join(t.dataDir, "modeld.lock")}); stop it first, or give this one a MODELD_DATA_DIR of its own`,
+    });
+    expect((await call("GET", "/v2/health/ready")).status).toBe(200);
+  });
 });

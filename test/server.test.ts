@@ -1,0 +1,30 @@
+// One server per data dir. A second one would take the first one's sessions for
+// gone (recovery at start resets every model that claims one) and run its jobs.
+import { afterAll, expect, test } from "bun:test";
+import { join } from "node:path";
+import { startBinary } from "./fixtures/binary";
+import { cleanup, client, startTestService, testEnv } from "./helpers";
+
+const t = testEnv();
+afterAll(() => cleanup(t));
+const refusal = `another modeld is serving from ${t.dataDir} (it holds ${join(t.dataDir, "modeld.lock")})`;
+
+test("a second start on a data dir in use is refused, and the first one serves on; once it stopped, a start succeeds", async () => {
+  const first = await startTestService(t);
+  await expect(startTestService(t)).rejects.toThrow(refusal);
+  const api = await client(first);
+  expect((await api.json("GET", "/api/v1/models")).status).toBe(200);
+  expect((await api.call("GET", "/v2/health/ready")).status).toBe(200);
+  await first.close();
+  const second = await startTestService(t);
+  await second.close();
+});
+
+test("a server killed with SIGKILL leaves no lock behind: the kernel drops it with the process", async () => {
+  const repo = join(import.meta.dir, "..");
+  const proc = await startBinary([process.execPath, join(repo, "src/main.ts"), "serve"], t.env, repo);
+  await expect(startTestService(t)).rejects.toThrow(refusal);
+  await proc.stop("SIGKILL");
+  const next = await startTestService(t);
+  await next.close();
+});
