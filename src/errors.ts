@@ -29,7 +29,7 @@ export const ERROR_CODES = {
   MODEL_UNAVAILABLE: { status: 503, description: "The model is unloading, was force-unloaded or its worker ended while the request waited, or is still loading on demand; retry after Retry-After." },
   QUEUE_FULL: { status: 503, description: "The model's request queue (MODELD_MAX_QUEUE_PER_MODEL) is full; retry after Retry-After." },
   TOO_MANY_STREAMS: { status: 503, description: "Too many open event streams; retry after Retry-After." },
-  STORAGE_FULL: { status: 507, description: "The disk that holds modeld's database is full, and the write that met it was rolled back whole; free space in the data directory and retry. Inference and reads go on." },
+  STORAGE_FULL: { status: 507, description: "The disk that holds modeld's database is full, and the write that met it was rolled back whole (or the job a Triton repository call or an on-demand request waited for met it); free space in the data directory and retry. Inference and reads go on." },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -3,7 +3,7 @@
 import type { Deps } from "../context";
 import { AppError } from "../errors";
 import { isFinished } from "../jobs/states";
-import { enqueueJob, waitForJob } from "./jobs.service";
+import { enqueueJob, waitedJobError, waitForJob } from "./jobs.service";
 import { getModel, getVersion, modelRef, newestVersion } from "./models.service";
 import { RuntimeError, type ModelWorker } from "../runtime/model-worker";
 import type { WireTensor } from "../runtime/protocol";
@@ -84,7 +84,7 @@ async function loadOnDemand(modelId: string, version: string | undefined, caller
       : enqueueJob({ kind: "load", modelId, version: target.version, requestedBy: caller, activate: false, reason: { kind: "on-demand" } }, d).job;
   const done = await waitForJob(job.id, d.config.memory.onDemandWaitMs / 1000, d);
   if (done.state === "completed") return servingSession(modelId, version, d);
-  if (isFinished(done.state)) throw new AppError("MODEL_LOAD_FAILED", done.error?.message ?? `the load of ${modelId} was ${done.state}`);
+  if (isFinished(done.state)) throw waitedJobError(done, "MODEL_LOAD_FAILED", done.error?.message ?? `the load of ${modelId} was ${done.state}`);
   throw new AppError("MODEL_UNAVAILABLE", `model ${modelId} is still loading on demand (job ${job.id}); retry`, undefined, { "Retry-After": "1" });
 }
 

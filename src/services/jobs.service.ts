@@ -23,6 +23,14 @@ export async function waitForJob(id: string, waitSeconds: number, d: Pick<Deps, 
   return job;
 }
 
+/**
+ * What a caller that waited for a job is told when it did not complete: `code`
+ * with the job's reason, unless the job met a full disk, which stays 507.
+ */
+export function waitedJobError(job: Job, code: "MODEL_LOAD_FAILED" | "JOB_FAILED", message: string): AppError {
+  return new AppError(job.error?.code === "STORAGE_FULL" ? "STORAGE_FULL" : code, message);
+}
+
 export function listJobs(filter: JobFilter, d: Pick<Deps, "jobs">): Job[] {
   return d.jobs.list(filter);
 }

@@ -12,7 +12,7 @@ import type { TensorInfo } from "../runtime/protocol";
 import { isFinished } from "../jobs/states";
 import { datatypeOf, protocolTensorInfo } from "../runtime/tensors";
 import { servingSession } from "./inference.service";
-import { enqueueJob, waitForJob } from "./jobs.service";
+import { enqueueJob, waitedJobError, waitForJob } from "./jobs.service";
 import { currentVersion, getModel, getVersion, modelRef, newestVersion } from "./models.service";
 import type { Duration, VersionStats } from "./stats.service";
 
@@ -192,5 +192,5 @@ export async function runRepositoryAction(kind: "load" | "unload", name: string,
   const done = await waitForJob(job.id, bound, d);
   if (done.state === "completed") return;
   const why = isFinished(done.state) ? (done.error?.message ?? done.state) : `job ${done.id} is still ${done.state}`;
-  throw new AppError("JOB_FAILED", `failed to ${kind} ${name}: ${why}`);
+  throw waitedJobError(done, "JOB_FAILED", `failed to ${kind} ${name}: ${why}`);
 }

@@ -144,7 +144,7 @@ describe.skipIf(refused !== null)("a full disk under the database", () => {
   const disk = useSmallDisk({}, (t) => {
     writeModel(t.modelDir, "plain.onnx", affineModel());
     // ~10 ms a run here, so a warmup of 150 runs holds a load in `warming` long enough to fill the disk.
-    for (const name of ["slow", "swapped", "swapped-2", "drained", "drained-2", "late"]) writeModel(t.modelDir, `${name}.onnx`, matmulChainModel(N, 120));
+    for (const name of ["slow", "swapped", "swapped-2", "drained", "drained-2", "late", "triton"]) writeModel(t.modelDir, `${name}.onnx`, matmulChainModel(N, 120));
   });
   const { api, load, infer, model, fillWhileWarming, fillWhileDraining } = calls(disk);
 
@@ -246,6 +246,26 @@ describe.skipIf(refused !== null)("a full disk under the database", () => {
     expect(await model("drained")).toMatchObject({ state: "unloaded", servingVersion: null });
     expect(disk.svc.deps.runtime.get("drained")).toBeUndefined();
     expect(disk.svc.deps.lifecycle.violations()).toEqual([]);
+  }, 60_000);
+
+  test("Triton's repository load, caught half-way, answers 507 once its job has ended, not a 400 for a bad model", async () => {
+    expect((await api.json("PATCH", "/api/v1/models/triton", { body: { warmup: { runs: 150 } } })).status).toBe(200);
+    const answer = api.json("POST", "/v2/repository/models/triton/load");
+    let job: { id: string; phase: string } | undefined;
+    while (!job) {
+      job = (await api.json("GET", "/api/v1/jobs?modelId=triton")).body.jobs.find((j: { phase: string }) => j.phase === "warming");
+      await Bun.sleep(2);
+    }
+    disk.fill();
+    try {
+      await Bun.sleep(1500);
+    } finally {
+      disk.free();
+    }
+    const res = await answer;
+    expect(res.status).toBe(507);
+    expect(res.body).toEqual({ error: expect.stringMatching(/^failed to load triton: the database .* could not be written: the disk is full/) });
+    expect(await model("triton")).toMatchObject({ state: "failed", lastError: { code: "STORAGE_FULL" } });
   }, 60_000);
 
   test("a stop while a job waits for room completes without writing, and the next start records the job interrupted", async () => {
