@@ -88,13 +88,13 @@ export async function executeJob(job: Job, d: ExecDeps): Promise<JobOutcome> {
   }
 }
 
+type JobEnd = { outcome: JobOutcome } | { error: JobError };
+
 /**
  * A job's end, and its model's rows made to say what the runtime has, in one
  * transaction: if one of the job's own writes met a full disk, this is what
  * finishes its work once the disk has room.
  */
-type JobEnd = { outcome: JobOutcome } | { error: JobError };
-
 function endJob(job: Job, end: JobEnd, d: ExecDeps): void {
   d.db.tx(() => {
     if ("outcome" in end) {
