@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
+import { affineModel, bigModel, matmulChainModel } from "../fixtures/onnx-builder";
 import { cleanup, client, startTestService, tempDir, testEnv, writeModel, type Client, type TestEnv } from "../helpers";
 import { extractOnce } from "../../src/runtime/native";
 import type { Service } from "../../src/server";
@@ -324,6 +324,43 @@ describe.skipIf(refused !== null)("a worker crash while the disk is full", () =>
     expect(job).toMatchObject({ state: "completed" });
     expect(await model("crashy")).toMatchObject({ state: "loaded", servingVersion: "1" });
     expect((await infer("crashy", plainInput)).body.outputs[0].data).toEqual([3, 5, 7, 9]);
+    expect(disk.svc.deps.lifecycle.violations()).toEqual([]);
+  }, 60_000);
+});
+
+describe.skipIf(refused !== null)("an eviction while the disk fills", () => {
+  const disk = useSmallDisk({ MODELD_MEMORY_BUDGET: "140MiB" }, (t) => {
+    for (const [name, mb] of [["a", 50], ["b", 51], ["c", 60]] as const) writeModel(t.modelDir, `${name}.onnx`, bigModel(mb));
+  });
+  const { api, load, model } = calls(disk);
+
+  test("is recorded once the disk has room: the eviction completes, its model ends unloaded, the load that needed the room fails STORAGE_FULL", async () => {
+    expect((await load("a", "?activate=false")).state).toBe("completed");
+    expect((await load("b", "?activate=false")).state).toBe("completed");
+    const loadC = (await api.json("POST", "/api/v1/models/c/load?activate=false")).body.id;
+    // The disk fills while the eviction's worker releases A's session, before its end is written.
+    let eviction: { id: string } | undefined;
+    const deadline = Date.now() + 20_000;
+    while (!eviction) {
+      if (Date.now() > deadline) throw new Error("no eviction was seen releasing");
+      eviction = (await api.json("GET", "/api/v1/jobs?reason=evicted")).body.jobs.find((j: { phase: string }) => j.phase === "releasing");
+      await Bun.sleep(1);
+    }
+    disk.fill();
+    try {
+      await Bun.sleep(1500);
+      expect((await api.json("GET", `/api/v1/jobs/${eviction.id}`)).body.state).toBe("running");
+    } finally {
+      disk.free();
+    }
+    expect(await api.waitJob(eviction.id)).toMatchObject({ state: "completed", reason: { kind: "evicted", for: "c@1" } });
+    expect(await api.waitJob(loadC)).toMatchObject({ state: "failed", error: { code: "STORAGE_FULL" } });
+    // A, loaded first and idle since, is the least recently used.
+    expect(await model("a")).toMatchObject({ state: "unloaded", servingVersion: null });
+    expect(await model("b")).toMatchObject({ state: "loaded" });
+    expect(await model("c")).toMatchObject({ state: "failed", lastError: { code: "STORAGE_FULL" } });
+    const audit = (await api.json("GET", "/api/v1/audit")).body;
+    expect(JSON.stringify(audit)).toContain("unload a: evicted for c@1");
     expect(disk.svc.deps.lifecycle.violations()).toEqual([]);
   }, 60_000);
 });
