@@ -113,6 +113,9 @@ async function serve(config: Config): Promise<void> {
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+  // A closed terminal (or a habitual `kill -HUP` for a reload modeld does not have) ended the
+  // process on the spot, cutting requests off and leaving jobs running; it stops like SIGTERM.
+  process.on("SIGHUP", () => shutdown("SIGHUP"));
 }
 
 async function token(config: Config, flags: Record<string, string>): Promise<void> {

@@ -86,6 +86,15 @@ describe("crash and shutdown", () => {
     }
   }, 120_000);
 
+  test("SIGHUP, as a closed terminal sends it, stops gracefully like SIGTERM: exit 0, sessions released", async () => {
+    const s = await start();
+    const small = await call(s, "POST", "/api/v1/models/small/load?activate=false");
+    expect((await until(() => call(s, "GET", `/api/v1/jobs/${small.id}`), (j) => j.state === "completed")).state).toBe("completed");
+    expect(await s.stop("SIGHUP")).toBe(0);
+    expect(s.logs()).toContain('"msg":"shutting down","service":"modeld","signal":"SIGHUP"');
+    expect(s.logs()).toContain('"msg":"stopped"');
+  }, 60_000);
+
   test("unloading gives the memory back: RSS returns near the baseline", async () => {
     const s = await start();
     const rss = () => Number(/VmRSS:\s+(\d+)/.exec(require("node:fs").readFileSync(`/proc/${s.proc.pid}/status`, "utf8"))![1]) / 1024;
