@@ -100,12 +100,19 @@ export function createLifecycle(d: LifecycleDeps) {
   }
 
   /**
+   * Models whose rows a write that met a full disk left behind, for `settle`.
+   * Only these are settled, so a lifecycle bug that leaves rows wrong still
+   * shows in `violations()` instead of being quietly repaired.
+   */
+  const leftToSettle = new Set<string>();
+
+  /**
    * A write that records what already happened. A full disk leaves it to the
    * job's end, which makes the same change (settle) once the disk has room, so
    * it never fails a job whose work is done.
    */
-  function recordOrLeaveToSettle(write: () => void): void {
-    unlessDiskFull(() => d.db.tx(write));
+  function recordOrLeaveToSettle(modelId: string, write: () => void): void {
+    unlessDiskFull(() => d.db.tx(write), () => leftToSettle.add(modelId));
   }
 
   function transitionVersion(modelId: string, version: number, from: readonly ModelState[], to: ModelState, error: ErrorInfo | null = null): boolean {
@@ -319,7 +326,7 @@ export function createLifecycle(d: LifecycleDeps) {
       ctl.phase("draining");
       const release = await d.runtime.release(previous, d.config.jobs.unloadTimeoutMs, () => ctl.phase("releasing"));
       if (!sameVersion) {
-        recordOrLeaveToSettle(() => {
+        recordOrLeaveToSettle(model.id, () => {
           transitionVersion(model.id, Number(previous.version), ["unloading"], "unloaded");
           d.models.setVersionMemory(model.id, Number(previous.version), null);
         });
@@ -334,7 +341,7 @@ export function createLifecycle(d: LifecycleDeps) {
       void created?.then(({ session }) => d.runtime.stop(session, e), () => {});
       const to: ModelState = e.code === "CANCELLED" ? "unloaded" : "failed";
       const error = to === "failed" ? { code: e.code, message: e.message } : null;
-      recordOrLeaveToSettle(() => {
+      recordOrLeaveToSettle(model.id, () => {
         if (!sameVersion) transitionVersion(model.id, target.version, ["loading"], to, error);
         if (!swap) transition(model.id, ["loading"], to, error);
       });
@@ -363,7 +370,7 @@ export function createLifecycle(d: LifecycleDeps) {
     // the bound gives back what it had so far (a forced unload of a stuck call: 0).
     await Promise.race([session.exited(), new Promise((r) => setTimeout(r, d.config.jobs.unloadTimeoutMs))]);
     const reclaimedBytes = Math.max(0, before - residentBytes());
-    recordOrLeaveToSettle(() => {
+    recordOrLeaveToSettle(modelId, () => {
       transitionVersion(modelId, version, ["unloading"], "unloaded");
       transition(modelId, ["unloading"], "unloaded");
       d.models.setVersionMemory(modelId, version, null);
@@ -394,7 +401,9 @@ export function createLifecycle(d: LifecycleDeps) {
       if (!report.routed) return;
       const error = { code: "WORKER_CRASHED", message: "the model's worker died; load it again" };
       // Guarded writes: retried after a full disk, they change nothing a later job already settled.
-      const record = () =>
+      // Until they land, a job of the model that starts settles its rows first.
+      const record = () => {
+        leftToSettle.add(report.modelId);
         d.db.tx(() => {
           transitionVersion(report.modelId, Number(report.version), ["loaded"], "failed", error);
           d.models.setVersionMemory(report.modelId, Number(report.version), null);
@@ -403,6 +412,8 @@ export function createLifecycle(d: LifecycleDeps) {
             d.settings.clearActiveModelIf(report.modelId);
           }
         });
+        leftToSettle.delete(report.modelId);
+      };
       void writeWhenRoom(record, { log: d.log, what: `recording ${report.modelId}'s worker crash`, retryMs: d.config.jobs.pollMs }).catch((err) =>
         d.log.error("recording a worker crash failed", { modelId: report.modelId, error: String(err) }),
       );
@@ -410,25 +421,29 @@ export function createLifecycle(d: LifecycleDeps) {
 
     /**
      * Makes a model's rows say what the runtime has, as a job of it starts and
-     * ends. Its writes normally do that already; one that met a full disk can
-     * leave rows mid-transition, claiming a session nothing routes. Those become
-     * `failed` with `error`, or `unloaded` without one (a cancel, a start). Runs
-     * in the caller's transaction, while no other job of the model runs.
+     * ends, when a write that met a full disk was left to it: such rows can be
+     * mid-transition, claiming a session nothing routes. Those become `failed`
+     * with `error`, or `unloaded` without one (a cancel, a start). Runs in the
+     * caller's transaction, while no other job of the model runs.
      */
     settle(modelId: string, error: ErrorInfo | null): void {
+      if (!leftToSettle.has(modelId)) return;
       const model = d.models.get(modelId);
-      if (!model) return;
       const session = d.runtime.get(modelId);
       const serving = session?.phase === "ready" ? session.version : null;
       const ended = (state: ModelState): ModelState => (state === "unloading" || !error ? "unloaded" : "failed");
-      for (const v of d.models.versions(modelId)) {
-        if (!CLAIMING_SESSION.includes(v.state) || String(v.version) === serving) continue;
+      const versions = model ? d.models.versions(modelId).filter((v) => CLAIMING_SESSION.includes(v.state) && String(v.version) !== serving) : [];
+      // A routed session was switched in by a committed write, so the model's own row agrees with it.
+      const modelMoves = model !== undefined && serving === null && CLAIMING_SESSION.includes(model.state);
+      // Nothing left to move: done. Otherwise the mark stays until a settle finds nothing,
+      // so a transaction that does not commit (the disk still full) is settled again.
+      if (!versions.length && !modelMoves) return void leftToSettle.delete(modelId);
+      for (const v of versions) {
         const to = ended(v.state);
         transitionVersion(modelId, v.version, [v.state], to, to === "failed" ? error : null);
         d.models.setVersionMemory(modelId, v.version, null);
       }
-      // A routed session was switched in by a committed write, so the model's own row agrees with it.
-      if (serving !== null || !CLAIMING_SESSION.includes(model.state)) return;
+      if (!modelMoves) return;
       const to = ended(model.state);
       transition(modelId, [model.state], to, to === "failed" ? error : null);
       d.models.setServingVersion(modelId, null);
