@@ -1,6 +1,6 @@
 // Builds the running service from a Config: database, recovery, runtime, job
 // loop and HTTP app. main.ts calls it; tests call it with temp dirs.
-import { mkdirSync, readFileSync } from "node:fs";
+import { accessSync, constants, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createTokenVerifier, resolveAuthSource, type TokenVerifier } from "./auth";
 import type { AuthSource, Config } from "./config";
@@ -61,7 +61,13 @@ type ServiceOptions = { isDraining?: () => boolean };
  * (recovery at start resets what claims one) and run each other's jobs.
  */
 async function lockDataDir(config: Config): Promise<() => void> {
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    accessSync(config.dataDir, constants.W_OK);
+  } catch (err) {
+    // Said plainly: SQLite's own words for it are "unable to open database file".
+    throw new Error(`the data dir ${config.dataDir} (MODELD_DATA_DIR) must be a writable directory: ${(err as Error).message}`);
+  }
   const path = join(config.dataDir, "modeld.lock");
   const unlock = await holdLock(path);
   if (!unlock) throw new Error(`another modeld is serving from ${config.dataDir} (it holds ${path}); stop it first, or give this one a MODELD_DATA_DIR of its own`);

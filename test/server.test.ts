@@ -1,6 +1,7 @@
 // One server per data dir. A second one would take the first one's sessions for
 // gone (recovery at start resets every model that claims one) and run its jobs.
 import { afterAll, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startBinary } from "./fixtures/binary";
 import { cleanup, client, startTestService, testEnv } from "./helpers";
@@ -27,4 +28,12 @@ test("a server killed with SIGKILL leaves no lock behind: the kernel drops it wi
   await proc.stop("SIGKILL");
   const next = await startTestService(t);
   await next.close();
+});
+
+test("a data dir that cannot be written stops the start with that reason, not SQLite's \"unable to open database file\"", async () => {
+  const file = join(t.root, "not-a-dir");
+  writeFileSync(file, "");
+  const config = testEnv({ MODELD_DATA_DIR: join(file, "data") });
+  await expect(startTestService(config)).rejects.toThrow(`the data dir ${join(file, "data")} (MODELD_DATA_DIR) must be a writable directory: ENOTDIR`);
+  cleanup(config);
 });
