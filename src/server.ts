@@ -1,6 +1,6 @@
 // Builds the running service from a Config: database, recovery, runtime, job
 // loop and HTTP app. main.ts calls it; tests call it with temp dirs.
-import { accessSync, constants, mkdirSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createTokenVerifier, resolveAuthSource, type TokenVerifier } from "./auth";
 import type { AuthSource, Config } from "./config";
@@ -61,14 +61,15 @@ type ServiceOptions = { isDraining?: () => boolean };
  * (recovery at start resets what claims one) and run each other's jobs.
  */
 async function lockDataDir(config: Config): Promise<() => void> {
+  const path = join(config.dataDir, "modeld.lock");
   try {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-    accessSync(config.dataDir, constants.W_OK);
+    // Opened for writing once, so a read-only or foreign dir is said plainly: SQLite's
+    // own words for it are "unable to open database file".
+    closeSync(openSync(path, "a", 0o600));
   } catch (err) {
-    // Said plainly: SQLite's own words for it are "unable to open database file".
     throw new Error(`the data dir ${config.dataDir} (MODELD_DATA_DIR) must be a writable directory: ${(err as Error).message}`);
   }
-  const path = join(config.dataDir, "modeld.lock");
   const unlock = await holdLock(path);
   if (!unlock) throw new Error(`another modeld is serving from ${config.dataDir} (it holds ${path}); stop it first, or give this one a MODELD_DATA_DIR of its own`);
   return unlock;
