@@ -1,5 +1,6 @@
-// One server per data dir. A second one would take the first one's sessions for
-// gone (recovery at start resets every model that claims one) and run its jobs.
+// What a start asks of its data dir. One server per data dir: a second one would
+// take the first one's sessions for gone (recovery at start resets every model
+// that claims one) and run its jobs. And a dir it can write, said plainly if not.
 import { afterAll, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
