@@ -1,8 +1,10 @@
 #!/usr/bin/env bun
 // modeld's entry: parses the command line, loads the config and runs a command.
+import { rmSync } from "node:fs";
 import { mintToken, parseTtl, resolveAuthSource } from "./auth";
 import { ConfigError, envNameToFlag, envSchema, flagToEnvName, loadConfig, type Config } from "./config";
 import { createModelsRepo } from "./db/models.repo";
+import { isStorageFull } from "./errors";
 import { VERSION } from "./http/app";
 import { createMetricsApp } from "./http/metrics.handlers";
 import { createLogger } from "./log";
@@ -118,6 +120,21 @@ async function serve(config: Config): Promise<void> {
   process.on("SIGHUP", () => shutdown("SIGHUP"));
 }
 
+async function backup(config: Config, file: string): Promise<void> {
+  const db = await openStore(config);
+  try {
+    db.prepare("VACUUM INTO @file").run({ file });
+  } catch (err) {
+    if (!isStorageFull(err)) throw err;
+    // The disk that filled is the copy's: say so, and leave no partial copy behind.
+    rmSync(file, { force: true });
+    throw new Error(`cannot write the backup ${file}: the disk is full there; ${config.dbPath} is unchanged`);
+  } finally {
+    db.close();
+  }
+  process.stderr.write(`backed up ${config.dbPath} to ${file}\n`);
+}
+
 async function token(config: Config, flags: Record<string, string>): Promise<void> {
   const sub = flags["--sub"];
   const role = flags["--role"];
@@ -170,10 +187,7 @@ async function run(argv: string[]): Promise<number> {
     }
     default:
       if (cmd === "backup" && rest.length === 1) {
-        const db = await openStore(config);
-        db.prepare("VACUUM INTO @file").run({ file: rest[0]! });
-        db.close();
-        process.stderr.write(`backed up ${config.dbPath} to ${rest[0]}\n`);
+        await backup(config, rest[0]!);
         return 0;
       }
       throw new UsageError(`unknown command: ${cli.command.join(" ")}`);

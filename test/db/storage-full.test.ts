@@ -381,3 +381,28 @@ describe.skipIf(refused !== null)("the compiled binary's ONNX Runtime on a full 
     }
   });
 });
+
+describe.skipIf(refused !== null)("modeld backup onto a full disk", () => {
+  test("names the copy's disk, not the database's, and leaves no partial copy", () => {
+    const dir = tempDir();
+    const target = join(dir, "target");
+    mkdirSync(target);
+    // Smaller than the freshly migrated database.
+    expect(mountTmpfs(target, "32k")).toBeNull();
+    try {
+      const env = { PATH: process.env.PATH ?? "", HOME: dir, MODELD_DATA_DIR: join(dir, "data") };
+      const cli = (...args: string[]) => Bun.spawnSync([process.execPath, join(import.meta.dir, "../../src/main.ts"), ...args], { env });
+      expect(cli("migrate").exitCode).toBe(0);
+      const copy = join(target, "copy.sqlite");
+      const r = cli("backup", copy);
+      expect({ code: r.exitCode, err: r.stderr.toString().trim() }).toEqual({
+        code: 1,
+        err: `modeld: cannot write the backup ${copy}: the disk is full there; ${join(dir, "data", "modeld.sqlite")} is unchanged`,
+      });
+      expect(readdirSync(target)).toEqual([]);
+    } finally {
+      unmount(target);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
