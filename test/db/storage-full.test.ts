@@ -99,19 +99,27 @@ const plainInput = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data
 /** The calls the tests make, against one small-disk service. */
 function calls(disk: ReturnType<typeof useSmallDisk>) {
   const { api } = disk;
-  /** Fills the disk once the job reaches `phase`, so its later writes meet a full disk. */
-  const fillAt = async (jobId: string, phase: string) => {
+  /**
+   * Fills the disk as soon as a running job that the jobs list `query` selects is in
+   * `phase`, so its later writes meet a full disk. Returns the job's id.
+   */
+  const fillWhen = async (query: string, phase: string): Promise<string> => {
     const deadline = Date.now() + 20_000;
-    while ((await api.json("GET", `/api/v1/jobs/${jobId}`)).body.phase !== phase) {
-      if (Date.now() > deadline) throw new Error(`job ${jobId} never reached ${phase}`);
-      await Bun.sleep(2);
+    for (;;) {
+      const job = (await api.json("GET", `/api/v1/jobs?state=running&${query}`)).body.jobs.find((j: { phase: string }) => j.phase === phase);
+      if (job) {
+        disk.fill();
+        return job.id;
+      }
+      if (Date.now() > deadline) throw new Error(`no running job of ${query} reached ${phase}`);
+      await Bun.sleep(1);
     }
-    disk.fill();
   };
   const infer = (id: string, body: object) => api.json("POST", `/v2/models/${id}/infer`, { body });
   return {
     api,
     infer,
+    fillWhen,
     load: async (id: string, query = "") => api.waitJob((await api.json("POST", `/api/v1/models/${id}/load${query}`)).body.id),
     model: async (id: string) => (await api.json("GET", `/api/v1/models/${id}`)).body,
     /**
@@ -123,7 +131,7 @@ function calls(disk: ReturnType<typeof useSmallDisk>) {
       await Bun.sleep(50);
       const jobId = (await api.json("POST", path)).body.id;
       try {
-        await fillAt(jobId, "draining");
+        expect(await fillWhen(`modelId=${id}`, "draining")).toBe(jobId);
         expect((await inFlight).every((r) => r.status === 200)).toBe(true);
         await Bun.sleep(1000);
         expect((await api.json("GET", `/api/v1/jobs/${jobId}`)).body.state).toBe("running");
@@ -134,7 +142,7 @@ function calls(disk: ReturnType<typeof useSmallDisk>) {
     },
     async fillWhileWarming(id: string, query: string): Promise<string> {
       const job = (await api.json("POST", `/api/v1/models/${id}/load${query}`)).body;
-      await fillAt(job.id, "warming");
+      expect(await fillWhen(`modelId=${id}`, "warming")).toBe(job.id);
       return job.id;
     },
   };
@@ -146,7 +154,7 @@ describe.skipIf(refused !== null)("a full disk under the database", () => {
     // ~10 ms a run here, so a warmup of 150 runs holds a load in `warming` long enough to fill the disk.
     for (const name of ["slow", "swapped", "swapped-2", "drained", "drained-2", "late", "triton"]) writeModel(t.modelDir, `${name}.onnx`, matmulChainModel(N, 120));
   });
-  const { api, load, infer, model, fillWhileWarming, fillWhileDraining } = calls(disk);
+  const { api, load, infer, model, fillWhen, fillWhileWarming, fillWhileDraining } = calls(disk);
 
   test("a write answers 507 STORAGE_FULL and is rolled back whole; reads and inference go on; once freed, writes work", async () => {
     expect((await load("plain")).state).toBe("completed");
@@ -251,12 +259,7 @@ describe.skipIf(refused !== null)("a full disk under the database", () => {
   test("Triton's repository load, caught half-way, answers 507 once its job has ended, not a 400 for a bad model", async () => {
     expect((await api.json("PATCH", "/api/v1/models/triton", { body: { warmup: { runs: 150 } } })).status).toBe(200);
     const answer = api.json("POST", "/v2/repository/models/triton/load");
-    let job: { id: string; phase: string } | undefined;
-    while (!job) {
-      job = (await api.json("GET", "/api/v1/jobs?modelId=triton")).body.jobs.find((j: { phase: string }) => j.phase === "warming");
-      await Bun.sleep(2);
-    }
-    disk.fill();
+    await fillWhen("modelId=triton", "warming");
     try {
       await Bun.sleep(1500);
     } finally {
@@ -332,28 +335,21 @@ describe.skipIf(refused !== null)("an eviction while the disk fills", () => {
   const disk = useSmallDisk({ MODELD_MEMORY_BUDGET: "140MiB" }, (t) => {
     for (const [name, mb] of [["a", 50], ["b", 51], ["c", 60]] as const) writeModel(t.modelDir, `${name}.onnx`, bigModel(mb));
   });
-  const { api, load, model } = calls(disk);
+  const { api, load, model, fillWhen } = calls(disk);
 
   test("is recorded once the disk has room: the eviction completes, its model ends unloaded, the load that needed the room fails STORAGE_FULL", async () => {
     expect((await load("a", "?activate=false")).state).toBe("completed");
     expect((await load("b", "?activate=false")).state).toBe("completed");
     const loadC = (await api.json("POST", "/api/v1/models/c/load?activate=false")).body.id;
     // The disk fills while the eviction's worker releases A's session, before its end is written.
-    let eviction: { id: string } | undefined;
-    const deadline = Date.now() + 20_000;
-    while (!eviction) {
-      if (Date.now() > deadline) throw new Error("no eviction was seen releasing");
-      eviction = (await api.json("GET", "/api/v1/jobs?reason=evicted")).body.jobs.find((j: { phase: string }) => j.phase === "releasing");
-      await Bun.sleep(1);
-    }
-    disk.fill();
+    const eviction = await fillWhen("reason=evicted", "releasing");
     try {
       await Bun.sleep(1500);
-      expect((await api.json("GET", `/api/v1/jobs/${eviction.id}`)).body.state).toBe("running");
+      expect((await api.json("GET", `/api/v1/jobs/${eviction}`)).body.state).toBe("running");
     } finally {
       disk.free();
     }
-    expect(await api.waitJob(eviction.id)).toMatchObject({ state: "completed", reason: { kind: "evicted", for: "c@1" } });
+    expect(await api.waitJob(eviction)).toMatchObject({ state: "completed", reason: { kind: "evicted", for: "c@1" } });
     expect(await api.waitJob(loadC)).toMatchObject({ state: "failed", error: { code: "STORAGE_FULL" } });
     // A, loaded first and idle since, is the least recently used.
     expect(await model("a")).toMatchObject({ state: "unloaded", servingVersion: null });
