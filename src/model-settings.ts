@@ -33,8 +33,8 @@ export const Pinned = z.boolean().openapi({ description: "Never evicted for room
 export const Batching = z
   .object({
     maxBatchSize: z.number().int().min(1).max(4096).openapi({ description: "Most rows one merged run may hold." }),
-    maxQueueDelayUs: z.number().int().min(0).max(1_000_000).default(0).openapi({ description: "How long a batch that is not full may wait for more requests, in µs. 0: requests that arrive while the session is busy are merged into its next run, and a lone request is never delayed." }),
-    preferredBatchSizes: z.array(z.number().int().min(1).max(4096)).max(16).optional().openapi({ description: "With a delay: batch sizes worth waiting for." }),
+    maxQueueDelayUs: z.number().int().min(0).max(1_000_000).default(0).openapi({ description: "The most a request waits for others to join its batch, in µs, from its arrival at the session's thread: the batch leaves once the waiting rows can make a preferred size (the largest they can) or fill maxBatchSize, or once its first request has waited this long. 0: requests that arrive while the session is busy are merged into its next run, and a lone request is never delayed." }),
+    preferredBatchSizes: z.array(z.number().int().min(1).max(4096)).max(16).optional().openapi({ description: "With a delay: batch sizes worth waiting for; a batch leaves with one as soon as the waiting rows can make it." }),
   })
   .strict()
   .openapi("Batching", {

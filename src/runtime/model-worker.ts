@@ -8,6 +8,7 @@
 // in returns.
 import { spawnThread, type Thread } from "../platform/threads";
 import type { BatchingSpec } from "./batching";
+import { newDoorbell, requestStop, ring } from "./doorbell";
 import { MAX_ITEMS_PER_MESSAGE, transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type TensorInfo, type ToWorker, type WireTensor } from "./protocol";
 
 export type WorkerPhase = "starting" | "loading" | "ready" | "draining" | "closed";
@@ -64,7 +65,7 @@ function crashSummary(message: string): string {
 
 export class ModelWorker {
   #worker: Thread;
-  #stop = new SharedArrayBuffer(4);
+  #bell = newDoorbell();
   #phase: WorkerPhase = "starting";
   #runs = new Map<number, Pending>();
   #nextRunId = 1;
@@ -137,7 +138,7 @@ export class ModelWorker {
         resolve: (i) => (clearTimeout(timer), resolve(i)),
         reject: (e) => (clearTimeout(timer), reject(e)),
       };
-      this.#send({ type: "load", stop: this.#stop, ...req });
+      this.#send({ type: "load", doorbell: this.#bell.buffer as SharedArrayBuffer, ...req });
     });
   }
 
@@ -198,7 +199,7 @@ export class ModelWorker {
    * returns from the native call it may be in; `exited()` tells when.
    */
   stop(reason: Error): void {
-    Atomics.store(new Int32Array(this.#stop), 0, 1);
+    requestStop(this.#bell);
     if (!this.#threadGone) this.#send({ type: "exit" });
     this.#close(reason, false);
   }
@@ -213,6 +214,8 @@ export class ModelWorker {
     this.#outbox = [];
     if (this.#phase === "closed" || items.length === 0) return;
     this.#send({ type: "runs", items }, items.flatMap((i) => transferList(i.inputs)));
+    // A worker holding a batch for its queue delay sleeps until runs are posted.
+    if (this.#batching?.maxQueueDelayUs) ring(this.#bell);
   }
 
   #send(msg: ToWorker, transfer: ArrayBuffer[] = []): void {

@@ -53,8 +53,8 @@ export interface LoadRequest {
 }
 
 export type ToWorker =
-  /** `stop` is a one-int SharedArrayBuffer: non-zero means "run nothing more, release and exit". */
-  | ({ type: "load"; stop: SharedArrayBuffer } & LoadRequest)
+  /** `doorbell`: the stop flag and the count of runs messages posted (see doorbell.ts). */
+  | ({ type: "load"; doorbell: SharedArrayBuffer } & LoadRequest)
   /** The runs requested in one turn of the HTTP thread, few messages for many runs: postMessage is the costly part. */
   | { type: "runs"; items: RunItem[] }
   | { type: "exit" };

@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import * as ort from "onnxruntime-node";
 import { canBatch, mergeInputs, queuedRows, rowsOf, splitOutputs, takeBatch, type BatchingSpec } from "./batching";
 import { externalDataLocations, unsafeLocation } from "./external-data";
+import { BellWaiter, doorbellOf } from "./doorbell";
 import { demoModelPath } from "../platform/assets";
 import { parentPort } from "../platform/threads";
 import { keepFloat16AsUint16 } from "./ort-float16";
@@ -21,13 +22,13 @@ const parent = parentPort();
 keepFloat16AsUint16(ort);
 
 let session: ort.InferenceSession | undefined;
-let stop: Int32Array | undefined;
+let bell: BellWaiter | undefined;
 let loading: Promise<void> | undefined;
 const running = new Set<Promise<void>>();
 /** Fault injection (see LoadRequest.crashAfterRuns): runs received so far, and the bound. */
 let runsReceived = 0;
 let crashAfterRuns: number | undefined;
-const stopping = () => (stop ? Atomics.load(stop, 0) !== 0 : false);
+const stopping = () => bell?.stopped() ?? false;
 
 const post = (msg: FromWorker, transfer: ArrayBuffer[] = []) => parent.postMessage(msg, transfer);
 
@@ -165,11 +166,28 @@ async function run(item: RunItem): Promise<void> {
 // Batching: requests wait in `queue` while the session runs, and leave in merged runs.
 let batching: BatchingSpec | undefined;
 const queue: RunItem[] = [];
+/** When each queued request reached this thread (performance.now()): the queue delay counts from there. */
+const arrivedAt = new WeakMap<RunItem, number>();
 let pumping: Promise<void> | undefined;
+/** Runs messages handled, counted as the HTTP thread counts the ones it posts (doorbell.ts). */
+let runsMessages = 0;
+/** Resolves a batch's wait for a message that was posted and is still on its way. */
+let delivered: (() => void) | undefined;
+const wakeGather = () => {
+  const wake = delivered;
+  delivered = undefined;
+  wake?.();
+};
 
-/** The batch size worth waiting for: the next preferred size above what waits, else the maximum. */
-function target(spec: BatchingSpec, rows: number): number {
-  return spec.preferredBatchSizes?.filter((p) => p >= rows && p <= spec.maxBatchSize).sort((a, b) => a - b)[0] ?? spec.maxBatchSize;
+/**
+ * The rows a batch may leave with now, as Triton's dynamic batcher decides: the
+ * largest preferred size the waiting rows can make, or maxBatchSize once they
+ * fill it. Undefined: worth waiting for more.
+ */
+function readyRows(spec: BatchingSpec, rows: number): number | undefined {
+  if (rows >= spec.maxBatchSize) return spec.maxBatchSize;
+  const makeable = spec.preferredBatchSizes?.filter((p) => p <= rows) ?? [];
+  return makeable.length ? Math.max(...makeable) : undefined;
 }
 
 async function runBatch(batch: RunItem[]): Promise<void> {
@@ -195,18 +213,35 @@ async function runBatch(batch: RunItem[]): Promise<void> {
   batch.forEach((item, k) => reply({ id: item.id, outputs: parts[k]!, timing: { ...timing, batchSize, first: k === 0 } }));
 }
 
+/**
+ * Holds the batch at the front of the queue until it can leave with a
+ * preferred size or maxBatchSize, or its first request has waited
+ * maxQueueDelayUs (then it leaves with what there is). Returns the rows it may
+ * take. The thread sleeps between messages; each one posted wakes it to count again.
+ */
+async function gather(spec: BatchingSpec): Promise<number> {
+  const deadline = arrivedAt.get(queue[0]!)! + spec.maxQueueDelayUs / 1000;
+  for (;;) {
+    const ready = readyRows(spec, queuedRows(queue));
+    if (ready !== undefined) return ready;
+    // The thread is about to block: answers still waiting for the end of this turn leave first.
+    flushResults();
+    if (bell!.awaitPosted(runsMessages, deadline) !== "posted") return spec.maxBatchSize;
+    await new Promise<void>((r) => (delivered = r));
+  }
+}
+
 async function pump(spec: BatchingSpec): Promise<void> {
   while (queue.length && !stopping()) {
-    const rows = queuedRows(queue);
     // A lone request is never held back unless the model asks for a delay.
-    if (spec.maxQueueDelayUs > 0 && rows < target(spec, rows)) await new Promise((r) => setTimeout(r, spec.maxQueueDelayUs / 1000));
-    await runBatch(takeBatch(queue, spec.maxBatchSize));
+    const rows = spec.maxQueueDelayUs > 0 ? await gather(spec) : spec.maxBatchSize;
+    await runBatch(takeBatch(queue, rows));
   }
   pumping = undefined;
 }
 
 async function exit(): Promise<void> {
-  if (stop) Atomics.store(stop, 0, 1);
+  bell?.requestStop();
   await loading;
   await Promise.allSettled([...running]);
   await session?.release();
@@ -234,15 +269,19 @@ void warmProcess().then(() => post({ type: "ready" }));
 parent.onMessage((data) => {
   const msg = data as ToWorker;
   if (msg.type === "load") {
-    stop = new Int32Array(msg.stop);
+    bell = new BellWaiter(doorbellOf(msg.doorbell));
     crashAfterRuns = msg.crashAfterRuns;
     loading = load(msg);
   } else if (msg.type === "runs") {
     runsReceived += msg.items.length;
     if (crashAfterRuns !== undefined && runsReceived > crashAfterRuns) throw new Error(`fault injected: run ${runsReceived} of a worker that crashes after ${crashAfterRuns}`);
     unanswered += msg.items.length;
+    runsMessages = (runsMessages + 1) | 0;
     if (batching) {
+      const now = performance.now();
+      for (const item of msg.items) arrivedAt.set(item, now);
       queue.push(...msg.items);
+      wakeGather();
       if (!pumping) {
         const p: Promise<void> = (pumping = pump(batching)).finally(() => running.delete(p));
         running.add(p);
@@ -254,6 +293,7 @@ parent.onMessage((data) => {
       running.add(p);
     }
   } else if (msg.type === "exit") {
+    wakeGather();
     void exit();
   }
 });

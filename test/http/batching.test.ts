@@ -34,7 +34,7 @@ function lookupModel(): Uint8Array {
 }
 
 const svc = useService({ MODELD_MAX_QUEUE_PER_MODEL: "512" }, (t) => {
-  for (const id of ["dense", "dense-alone"]) writeModel(t.modelDir, `${id}.onnx`, denseModel());
+  for (const id of ["dense", "dense-alone", "held"]) writeModel(t.modelDir, `${id}.onnx`, denseModel());
   writeModel(t.modelDir, "wide.onnx", identityModel("float32", ["batch", "n"]));
   writeModel(t.modelDir, "lookup.onnx", lookupModel());
   writeModel(t.modelDir, "slow.onnx", matmulChainModel(512, 150));
@@ -91,6 +91,36 @@ describe("dynamic batching", () => {
     expect(answers.filter((a) => a.status !== 200).map((a) => a.status)).toEqual([400]);
     expect(answers[13]!.body.error).toMatch(/out of bounds|indices/i);
     answers.forEach((a, c) => c !== 13 && expect({ c, y: a.body.outputs[0].data }).toEqual({ c, y: [c % 10] }));
+  });
+
+  test("a queue delay holds a batch until it can make a preferred size, or its first request has waited the delay; a force unload ends the wait", async () => {
+    const delayUs = 1_000_000;
+    await svc.api.json("PATCH", "/api/v1/models/held", { body: { batching: { maxBatchSize: 8, maxQueueDelayUs: delayUs, preferredBatchSizes: [4] } } });
+    expect((await load("held")).outcome).toMatchObject({ batching: true });
+    const infer = (c: number) => svc.api.json("POST", "/v2/models/held/infer", { body: { inputs: [{ name: "x", datatype: "FP32", shape: [1, 16], data: row(c) }] } });
+    const stats = async () => (await svc.api.json("GET", "/v2/models/held/stats")).body.model_stats[0];
+
+    // One request waits; four more arrive later. The first four make the preferred size and leave
+    // together, long before the delay; the fifth makes none, and leaves once it has waited the delay.
+    let started = performance.now();
+    const first = infer(0);
+    await Bun.sleep(100);
+    const later = [1, 2, 3, 4].map((c) => ({ sent: performance.now(), answer: infer(c) }));
+    const four = await Promise.all([first, ...later.slice(0, 3).map((l) => l.answer)]);
+    expect(performance.now() - started).toBeLessThan(delayUs / 1000 / 2);
+    four.forEach((a, c) => expect({ c, status: a.status }).toEqual({ c, status: 200 }));
+    expect((await later[3]!.answer).status).toBe(200);
+    expect(performance.now() - later[3]!.sent).toBeGreaterThanOrEqual(delayUs / 1000);
+    expect(await stats()).toMatchObject({ execution_count: 2, inference_count: 5 });
+
+    // A force unload does not wait the delay out: the worker stops waiting, and its thread ends.
+    const held = infer(5);
+    await Bun.sleep(50);
+    started = performance.now();
+    const unload = await svc.api.json("POST", "/api/v1/models/held/unload?force=true");
+    expect((await held).status).toBe(503);
+    expect((await svc.api.waitJob(unload.body.id)).outcome?.summary).toBe("forced");
+    expect(performance.now() - started).toBeLessThan(delayUs / 1000 / 2);
   });
 
   test("a model without a dynamic first dimension loads with batching off; a force unload mid-batch answers 503, never 5xx", async () => {

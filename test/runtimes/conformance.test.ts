@@ -3,8 +3,8 @@
 // as part of `npm test`; `npm run test:node` and `npm run test:deno` run it on
 // the others, from the bundle they run). It covers the seed API's lifecycle,
 // auth, error shapes, JSON and binary inference, restart recovery, a swap
-// under load, a session worker that dies, the token CLI, and an external ONNX
-// Runtime (MODELD_ORT_DIR).
+// under load, a session worker that dies, a batch held for its queue delay, the
+// token CLI, and an external ONNX Runtime (MODELD_ORT_DIR).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -39,6 +39,7 @@ beforeAll(async () => {
   modelDirLayout(t, 1, 2);
   // A few ms per run: 40 queued requests keep the worker busy for a while.
   writeFileSync(join(t.modelDir, "slow.onnx"), matmulChainModel(1024, 160));
+  writeFileSync(join(t.modelDir, "held.onnx"), affineModel(2, 1));
   server = await start(t);
   admin = await token();
 }, 120_000);
@@ -198,6 +199,26 @@ describe(`on ${RUNTIME}`, () => {
     expect(answers.map((r) => r.status)).toContain(503);
     expect((await waitJob((await call("POST", "/api/v1/models/slow/load")).body.id)).state).toBe("completed");
     expect((await call("POST", "/v2/models/slow/infer", { body })).status).toBe(200);
+  });
+
+  test("a batch held for its queue delay leaves once it reaches its preferred size, and a force unload ends the wait", async () => {
+    const delayMs = 1000;
+    await call("PATCH", "/api/v1/models/held", { body: { batching: { maxBatchSize: 8, maxQueueDelayUs: delayMs * 1000, preferredBatchSizes: [2] } } });
+    expect((await waitJob((await call("POST", "/api/v1/models/held/load?activate=false")).body.id)).outcome).toMatchObject({ batching: true });
+    let started = performance.now();
+    const first = call("POST", "/v2/models/held/infer", { body: x });
+    await Bun.sleep(100);
+    const pair = await Promise.all([first, call("POST", "/v2/models/held/infer", { body: x })]);
+    expect(pair.map((r) => r.body.outputs?.[0].data)).toEqual([[3, 5, 7, 9], [3, 5, 7, 9]]);
+    expect(performance.now() - started).toBeLessThan(delayMs / 2);
+    expect((await call("GET", "/v2/models/held/stats")).body.model_stats[0]).toMatchObject({ execution_count: 1, inference_count: 2 });
+    const held = call("POST", "/v2/models/held/infer", { body: x });
+    await Bun.sleep(50);
+    started = performance.now();
+    const unload = await call("POST", "/api/v1/models/held/unload?force=true");
+    expect((await held).status).toBe(503);
+    expect((await waitJob(unload.body.id)).outcome).toMatchObject({ summary: "forced" });
+    expect(performance.now() - started).toBeLessThan(delayMs / 2);
   });
 
   test("gRPC: the same service answers on MODELD_GRPC_PORT, with the same auth", async () => {
