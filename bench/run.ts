@@ -1,5 +1,6 @@
 // npm run bench: every benchmark, printed as markdown. Not a CI gate: targets
 // are printed next to the figures, never asserted.
+import { benchBatching } from "./batching.bench";
 import { benchInference } from "./inference.bench";
 import { benchLoad } from "./load.bench";
 import { benchMemory } from "./memory.bench";
@@ -14,6 +15,7 @@ console.log(`# modeld benchmarks\n\n${new Date().toISOString()}, Bun ${Bun.versi
 const only = process.argv[2];
 if (!only || only === "load") await benchLoad();
 if (!only || only === "inference") await benchInference();
+if (!only || only === "batching") await benchBatching();
 if (!only || only === "profile") await benchProfile();
 if (!only || only === "floor") await benchFloor();
 if (!only || only === "grpc") await benchGrpc();
