@@ -6,7 +6,8 @@ import { createTokenVerifier, resolveAuthSource, type TokenVerifier } from "./au
 import type { AuthSource, Config } from "./config";
 import type { Deps } from "./context";
 import { holdLock, openDatabase, type Db } from "./db/driver";
-import { unlessDiskFull } from "./db/storage";
+import { unlessStorageFails } from "./db/storage";
+import type { AppError } from "./errors";
 import { createAuditRepo } from "./db/audit.repo";
 import { createEventsRepo } from "./db/events.repo";
 import { createJobsRepo } from "./db/jobs.repo";
@@ -140,15 +141,16 @@ async function serviceOn(db: Db, config: Config, log: Logger, opts: ServiceOptio
       // and any still running after it are recorded as interrupted now rather than at the next start.
       stopExpiry();
       await loop.stop(config.shutdownTimeoutMs);
-      // On a full disk neither write can be made; the next start records the interrupted jobs, and SQLite replays the WAL.
-      const unwritten = (what: string) => () => log.warn(`${what} not written: the disk is full`);
-      unlessDiskFull(() => {
+      // On a full or failed disk neither write can be made, and the sessions are released all the same;
+      // the next start records the interrupted jobs, and SQLite replays the WAL.
+      const unwritten = (what: string) => (err: AppError) => log.warn(`${what} not written`, { error: err.message });
+      unlessStorageFails(() => {
         const interrupted = jobs.failInterrupted();
         if (interrupted.length) log.warn("jobs interrupted by shutdown", { jobs: interrupted.map((j) => j.id) });
       }, unwritten("jobs interrupted by shutdown"));
       await runtime.shutdown(Math.min(config.jobs.unloadTimeoutMs, config.shutdownTimeoutMs));
       base.jsonCodec.close();
-      unlessDiskFull(() => db.exec("PRAGMA wal_checkpoint(TRUNCATE)"), unwritten("the WAL checkpoint"));
+      unlessStorageFails(() => db.exec("PRAGMA wal_checkpoint(TRUNCATE)"), unwritten("the WAL checkpoint"));
       db.close();
     },
   };

@@ -25,11 +25,19 @@ interface SqliteCode {
   code: number;
   /** SQLite's own text for it, where that names it alone. */
   text?: string;
+  /** Matches the primary code's extended codes too (SQLITE_IOERR_WRITE for SQLITE_IOERR). */
+  family?: boolean;
 }
 const SQLITE_FULL: SqliteCode = { name: "SQLITE_FULL", code: 13, text: "database or disk is full" };
 /** Failing to grow the WAL index: how a full disk shows when the database is opened. */
 const SQLITE_IOERR_SHMSIZE: SqliteCode = { name: "SQLITE_IOERR_SHMSIZE", code: 4874 };
 const SQLITE_BUSY: SqliteCode = { name: "SQLITE_BUSY", code: 5, text: "database is locked" };
+/** How a failing disk shows: I/O errors, a filesystem gone read-only, and the "malformed" pages an I/O error leaves SQLite reading. */
+const DISK_FAILURES: SqliteCode[] = [
+  { name: "SQLITE_IOERR", code: 10, text: "disk I/O error", family: true },
+  { name: "SQLITE_READONLY", code: 8, text: "attempt to write a readonly database", family: true },
+  { name: "SQLITE_CORRUPT", code: 11, text: "database disk image is malformed", family: true },
+];
 
 /**
  * Whether a driver's error is SQLite's `c`. bun:sqlite and better-sqlite3 name
@@ -38,19 +46,28 @@ const SQLITE_BUSY: SqliteCode = { name: "SQLITE_BUSY", code: 5, text: "database 
  */
 function isSqlite(err: unknown, c: SqliteCode): boolean {
   const e = err as { code?: unknown; errcode?: unknown; message?: unknown } | null;
-  return e?.code === c.name || e?.errcode === c.code || (c.text !== undefined && e?.message === c.text);
+  if (e?.code === c.name || e?.errcode === c.code || (c.text !== undefined && e?.message === c.text)) return true;
+  return c.family === true && ((typeof e?.code === "string" && e.code.startsWith(`${c.name}_`)) || (typeof e?.errcode === "number" && (e.errcode & 0xff) === c.code));
 }
 const isSqliteFull = (err: unknown) => isSqlite(err, SQLITE_FULL) || isSqlite(err, SQLITE_IOERR_SHMSIZE);
+const isDiskFailure = (err: unknown) => DISK_FAILURES.some((c) => isSqlite(err, c));
 
 /**
- * A full disk is the operator's to fix, not a bug: it leaves the driver as a
- * STORAGE_FULL error that says where, and every other error as it came.
+ * A full or failing disk is the operator's to fix, not a bug: it leaves the
+ * driver as a STORAGE_FULL or STORAGE_FAILED error that says where, and every
+ * other error as it came.
  */
 function storageErrors<T>(path: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
     if (isSqliteFull(err)) throw new AppError("STORAGE_FULL", `the database ${path} could not be written: the disk is full; free space there and retry`);
+    if (isDiskFailure(err)) {
+      const e = err as { code?: unknown; message?: unknown };
+      // node:sqlite's code is a generic ERR_SQLITE_ERROR; SQLite's own names say more.
+      const cause = typeof e.code === "string" && e.code.startsWith("SQLITE_") ? `${e.message} (${e.code})` : String(e.message);
+      throw new AppError("STORAGE_FAILED", `the database ${path} could not be read or written: ${cause}; check the disk it is on, then restart modeld`);
+    }
     throw err;
   }
 }

@@ -1,22 +1,25 @@
 // Writes that must land: a full disk delays them instead of dropping them.
-import { isStorageFull, type AppError } from "../errors";
+import { isStorageError, isStorageFull, type AppError } from "../errors";
 import type { Logger } from "../log";
 
-/**
- * Runs `write`, handing a full disk to `onFull` instead of throwing it: for
- * writes that can be skipped, or that something else makes later. Returns
- * whether it was written; any other error is thrown.
- */
-export function unlessDiskFull(write: () => void, onFull: (err: AppError) => void = () => {}): boolean {
-  try {
-    write();
-    return true;
-  } catch (err) {
-    if (!isStorageFull(err)) throw err;
-    onFull(err);
-    return false;
-  }
-}
+/** Runs `write`, handing the errors `skippable` picks to `onSkipped` instead of throwing them; returns whether it was written. */
+const writeUnless =
+  (skippable: (err: unknown) => err is AppError) =>
+  (write: () => void, onSkipped: (err: AppError) => void = () => {}): boolean => {
+    try {
+      write();
+      return true;
+    } catch (err) {
+      if (!skippable(err)) throw err;
+      onSkipped(err);
+      return false;
+    }
+  };
+
+/** For writes that can be skipped on a full disk, or that something else makes later; any other error is thrown. */
+export const unlessDiskFull = writeUnless(isStorageFull);
+/** For writes that can be skipped whatever the disk did (full or failed): a shutdown's records. */
+export const unlessStorageFails = writeUnless(isStorageError);
 
 export interface WhenRoomOptions {
   log: Logger;

@@ -49,6 +49,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, grpc.status>> = {
   PAYLOAD_TOO_LARGE: grpc.status.RESOURCE_EXHAUSTED,
   TOO_MANY_JOBS: grpc.status.RESOURCE_EXHAUSTED,
   STORAGE_FULL: grpc.status.RESOURCE_EXHAUSTED,
+  STORAGE_FAILED: grpc.status.UNAVAILABLE,
 };
 
 function toStatus(err: unknown): grpc.ServiceError {

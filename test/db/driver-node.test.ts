@@ -23,5 +23,5 @@ test("under Node, the driver uses better-sqlite3 with the same migrations and qu
   const run = Bun.spawnSync(["node", out, join(dir, "node.sqlite")]);
   const stdout = run.stdout.toString();
   expect({ code: run.exitCode, stderr: run.stderr.toString().slice(0, 500) }).toEqual({ code: 0, stderr: "" });
-  expect(JSON.parse(stdout)).toEqual({ runtime: "node", version: { from: 0, to: MIGRATIONS.length }, model: "unloaded", claimed: true, mode: "wal", full: "STORAGE_FULL" });
+  expect(JSON.parse(stdout)).toEqual({ runtime: "node", version: { from: 0, to: MIGRATIONS.length }, model: "unloaded", claimed: true, mode: "wal", full: "STORAGE_FULL", failed: "STORAGE_FAILED" });
 });

@@ -1,5 +1,7 @@
 // The driver's error contract, on a real database file whose size is capped
-// (`max_page_count`), which SQLite reports exactly as it reports a full disk.
+// (`max_page_count`), which SQLite reports exactly as it reports a full disk,
+// and on one made read-only (`query_only`), as SQLite reports a read-only
+// filesystem. A real failing disk is test/db/storage-failed.test.ts.
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { openDatabase } from "../../src/db/driver";
@@ -36,5 +38,26 @@ test("a full database is STORAGE_FULL naming the file, also inside a transaction
   expect(db.prepare<{ n: number }>("SELECT count(*) AS n FROM t").get()!.n).toBe(1);
   db.tx(() => void db.prepare("DELETE FROM t").run());
   expect(db.prepare<{ n: number }>("SELECT count(*) AS n FROM t").get()!.n).toBe(0);
+  db.close();
+});
+
+test("a database that cannot be written is STORAGE_FAILED naming the file and SQLite's error; reads go on", async () => {
+  const path = join(dir, "read-only.sqlite");
+  const db = await openDatabase(path);
+  db.exec("CREATE TABLE t (x INTEGER)");
+  db.prepare("INSERT INTO t VALUES (@x)").run({ x: 1 });
+  db.exec("PRAGMA query_only = 1");
+  let err: unknown;
+  try {
+    db.tx(() => void db.prepare("INSERT INTO t VALUES (@x)").run({ x: 2 }));
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(AppError);
+  const { code, status, message } = err as AppError;
+  expect({ code, status }).toEqual({ code: "STORAGE_FAILED", status: 503 });
+  expect(message).toContain(path);
+  expect(message).toContain("readonly");
+  expect(db.prepare<{ n: number }>("SELECT count(*) AS n FROM t").get()!.n).toBe(1);
   db.close();
 });

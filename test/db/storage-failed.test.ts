@@ -1,0 +1,96 @@
+// The disk under modeld's database fails while the server runs: the data dir
+// is an ext4 image on a loop device, shut down with the kernel's
+// EXT4_IOC_SHUTDOWN, after which every read and write there fails with an I/O
+// error, as on a dying disk. Loaded models serve on from memory, a request that
+// must write answers 503 STORAGE_FAILED saying which database and why (a read
+// may still be answered from SQLite's cache),
+// and a stop still drains and releases every session. Mounting needs root and a
+// loop device (as here and in CI); where that is refused, the test skips and says why.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { dlopen, FFIType } from "bun:ffi";
+import { spawnSync } from "node:child_process";
+import { closeSync, mkdirSync, openSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { affineModel } from "../fixtures/onnx-builder";
+import { cleanup, client, startTestService, tempDir, testEnv, writeModel, type Client, type TestEnv } from "../helpers";
+import type { Service } from "../../src/server";
+
+/** Formats a 32 MiB ext4 image and mounts it at `dir` through a loop device; the reason when that is refused. */
+function mountExt4(image: string, dir: string): string | null {
+  const steps = [
+    ["truncate", "-s", "32M", image],
+    ["mkfs.ext4", "-q", "-F", image],
+    ["mount", "-o", "loop", image, dir],
+  ];
+  for (const [cmd, ...args] of steps) {
+    const r = spawnSync(cmd!, args, { encoding: "utf8" });
+    if (r.status !== 0) return `${cmd}: ${(r.stderr || String(r.error)).trim()}`;
+  }
+  return null;
+}
+
+/** EXT4_IOC_SHUTDOWN with EXT4_GOING_FLAGS_NOLOGFLUSH: from now on, every I/O on the filesystem fails. */
+function shutDownFilesystem(dir: string): void {
+  const EXT4_IOC_SHUTDOWN = 0x8004587dn; // _IOR('X', 125, __u32)
+  const libc = dlopen("libc.so.6", { ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 } });
+  const fd = openSync(dir, "r");
+  try {
+    expect(libc.symbols.ioctl(fd, EXT4_IOC_SHUTDOWN, new Uint32Array([2]))).toBe(0);
+  } finally {
+    closeSync(fd);
+    libc.close();
+  }
+}
+
+let t: TestEnv;
+let svc: Service | undefined;
+let api: Client;
+let refused: string | null = null;
+const image = join(tempDir(), "data.ext4");
+
+beforeAll(async () => {
+  t = testEnv();
+  mkdirSync(t.dataDir, { recursive: true });
+  refused = mountExt4(image, t.dataDir);
+  if (refused) return console.warn(`storage-failed test skipped: cannot mount an ext4 image here (${refused})`);
+  writeModel(t.modelDir, "affine.onnx", affineModel());
+  svc = await startTestService(t);
+  api = await client(svc);
+});
+
+afterAll(async () => {
+  await svc?.close();
+  if (!refused) expect(spawnSync("umount", [t.dataDir], { encoding: "utf8" }).stderr).toBe("");
+  rmSync(image, { force: true });
+  cleanup(t);
+});
+
+const x = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
+
+describe("the database's disk fails", () => {
+  test("loaded models serve on, requests that need the database answer 503 naming it, and a stop still releases every session", async () => {
+    if (refused) return;
+    expect((await api.waitJob((await api.json("POST", "/api/v1/models/affine/load")).body.id)).state).toBe("completed");
+    shutDownFilesystem(t.dataDir);
+
+    expect((await api.json("POST", "/v2/models/affine/infer", { body: x })).body.outputs[0].data).toEqual([3, 5, 7, 9]);
+    const database = join(t.dataDir, "modeld.sqlite");
+    for (const [method, path, body] of [
+      ["PATCH", "/api/v1/models/affine", { pinned: true }],
+      ["POST", "/api/v1/models/affine/unload", undefined],
+    ] as const) {
+      const res = await api.json(method, path, { body });
+      expect({ path, status: res.status, code: res.body.error?.code }).toEqual({ path, status: 503, code: "STORAGE_FAILED" });
+      expect(res.body.error.message).toContain(database);
+    }
+    const v2 = await api.json("POST", "/v2/repository/models/affine/unload");
+    expect({ status: v2.status, error: v2.body.error }).toEqual({ status: 503, error: expect.stringContaining(database) });
+    expect((await api.json("POST", "/v2/models/affine/infer", { body: x })).status).toBe(200);
+
+    // The stop cannot record anything; it still drains, releases the session and closes the database.
+    const service = svc!;
+    svc = undefined;
+    await service.close();
+    expect(service.deps.runtime.threads).toBe(0);
+  });
+});
