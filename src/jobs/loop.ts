@@ -43,6 +43,8 @@ export function startJobLoop(steps: JobSteps, opts: LoopOptions): JobLoop {
   const busy = new Map<string, number>();
   let stopped = false;
   let scheduled = false;
+  /** The error claiming last failed with, while it keeps failing: a failed disk must not write a log line per poll. */
+  let claimError: string | undefined;
 
   const finish = async (job: Job): Promise<void> => {
     const log = opts.log.child({ jobId: job.id, modelId: job.modelId, kind: job.kind });
@@ -71,10 +73,13 @@ export function startJobLoop(steps: JobSteps, opts: LoopOptions): JobLoop {
       try {
         job = steps.claim([...busy.keys()]);
       } catch (err) {
-        // A busy database must not kill the loop; the next poll retries.
-        opts.log.error("claiming a job failed", { error: String(err) });
+        // A busy or failed database must not kill the loop; the next poll retries.
+        if (String(err) !== claimError) opts.log.error("claiming jobs failed; retrying at every poll, logged again when the error changes", { error: String(err) });
+        claimError = String(err);
         return;
       }
+      if (claimError !== undefined) opts.log.info("claiming jobs works again");
+      claimError = undefined;
       if (!job) return;
       const model = job.modelId;
       busy.set(model, (busy.get(model) ?? 0) + 1);

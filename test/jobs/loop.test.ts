@@ -2,7 +2,7 @@
 import { expect, test } from "bun:test";
 import { startJobLoop, type JobSteps } from "../../src/jobs/loop";
 import { JobError, type Job, type JobOutcome } from "../../src/jobs/states";
-import { silentLogger } from "../../src/log";
+import { createLogger, silentLogger } from "../../src/log";
 
 function fakeJob(id: string, modelId: string): Job {
   return {
@@ -68,5 +68,24 @@ test("a JobError fails its job with its code; anything else is INTERNAL; concurr
   await loop.idle();
   expect(most).toBe(2);
   expect(events.filter((e) => e.startsWith("fail") || e.startsWith("complete")).sort()).toEqual(["complete w1 ok", "complete z1 ok", "fail x1 LOAD_FAILED", "fail y1 INTERNAL"]);
+  await loop.stop(100);
+});
+
+test("a database that keeps refusing the claim is logged once, not at every poll, and its recovery once", async () => {
+  const lines: { level: string; msg: string }[] = [];
+  const log = createLogger("info", {}, (l) => lines.push(JSON.parse(l)));
+  let failing = true;
+  const { steps } = fakes([], async () => ({ summary: "ok" }));
+  const claim = steps.claim;
+  steps.claim = (busy) => {
+    if (failing) throw new Error("the database … could not be read or written: disk I/O error");
+    return claim(busy);
+  };
+  const loop = startJobLoop(steps, { concurrency: 1, pollMs: 2, log });
+  await Bun.sleep(60);
+  expect(lines.map((l) => `${l.level} ${l.msg}`)).toEqual(["error claiming jobs failed; retrying at every poll, logged again when the error changes"]);
+  failing = false;
+  await Bun.sleep(20);
+  expect(lines.map((l) => `${l.level} ${l.msg}`).slice(1)).toEqual(["info claiming jobs works again"]);
   await loop.stop(100);
 });
