@@ -34,9 +34,11 @@ export const Batching = z
   .object({
     maxBatchSize: z.number().int().min(1).max(4096).openapi({ description: "Most rows one merged run may hold." }),
     maxQueueDelayUs: z.number().int().min(0).max(1_000_000).default(0).openapi({ description: "The most a request waits for others to join its batch, in µs, from its arrival at the session's thread: the batch leaves once the waiting rows can make a preferred size (the largest they can) or fill maxBatchSize, or once its first request has waited this long. 0: requests that arrive while the session is busy are merged into its next run, and a lone request is never delayed." }),
-    preferredBatchSizes: z.array(z.number().int().min(1).max(4096)).max(16).optional().openapi({ description: "With a delay: batch sizes worth waiting for; a batch leaves with one as soon as the waiting rows can make it." }),
+    preferredBatchSizes: z.array(z.number().int().min(1).max(4096)).max(16).optional().openapi({ description: "With a delay: batch sizes worth waiting for, none over maxBatchSize; a batch leaves with one as soon as the waiting rows can make it." }),
   })
   .strict()
+  // No batch can be made at a size over maxBatchSize: refused, as Triton refuses it.
+  .refine((b) => (b.preferredBatchSizes ?? []).every((p) => p <= b.maxBatchSize), { message: "every preferredBatchSizes entry must be at most maxBatchSize", path: ["preferredBatchSizes"] })
   .openapi("Batching", {
     description:
       "Dynamic batching along dimension 0, for models whose inputs and outputs all have a dynamic first dimension (otherwise it stays off). Requests with other non-batch dimensions or other requested outputs are never merged. Takes effect at the next load.",

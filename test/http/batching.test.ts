@@ -139,5 +139,8 @@ describe("dynamic batching", () => {
     expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
     expect((await svc.api.waitJob(unload.body.id)).outcome?.summary).toBe("forced");
     expect((await svc.api.json("PATCH", "/api/v1/models/slow", { body: { batching: { maxBatchSize: 0 } } })).status).toBe(400);
+    const unreachable = await svc.api.json("PATCH", "/api/v1/models/slow", { body: { batching: { maxBatchSize: 8, maxQueueDelayUs: 100, preferredBatchSizes: [4, 16] } } });
+    expect(unreachable.status).toBe(400);
+    expect(JSON.stringify(unreachable.body.error.details)).toContain("preferredBatchSizes");
   });
 });
