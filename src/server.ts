@@ -117,7 +117,11 @@ async function serviceOn(db: Db, config: Config, log: Logger, opts: ServiceOptio
   if (config.demoModel && config.modelDirIsDefault) {
     if (await installDemoModel(config.modelDir, readFileSync(demoModelPath()))) log.info("installed the demo model", { modelDir: config.modelDir });
   }
-  mkdirSync(config.modelDir, { recursive: true });
+  try {
+    mkdirSync(config.modelDir, { recursive: true });
+  } catch (err) {
+    throw new Error(`the model dir ${config.modelDir} (MODELD_MODEL_DIR) must be a directory: ${(err as Error).message}`);
+  }
   const scanned = await scanModelDir(base);
   if (scanned.added.length || scanned.updated.length) log.info("scanned the model dir", { ...scanned });
   recover(base);

@@ -38,3 +38,14 @@ test("a data dir that cannot be written stops the start with that reason, not SQ
   await expect(startTestService(config)).rejects.toThrow(`the data dir ${join(file, "data")} (MODELD_DATA_DIR) must be a writable directory: ENOTDIR`);
   cleanup(config);
 });
+
+test("a model dir that is not a folder stops the start with that reason, and the next start on the data dir is not refused", async () => {
+  const config = testEnv();
+  const file = join(config.root, "models-file");
+  writeFileSync(file, "");
+  const bad = { ...config, env: { ...config.env, MODELD_MODEL_DIR: file } };
+  await expect(startTestService(bad)).rejects.toThrow(`the model dir ${file} (MODELD_MODEL_DIR) must be a directory: EEXIST`);
+  // The failed start let go of the data dir's lock and database.
+  await (await startTestService(config)).close();
+  cleanup(config);
+});

@@ -120,7 +120,7 @@ export const rescanRoute = createRoute({
   summary: "Pick up new models and version folders in the model dir (admin)",
   description:
     "Synchronous, no job: answers when the scan is done. Registers `<id>.onnx`, `<id>/model.onnx` (version 1) and Triton's `<id>/<n>/model.onnx` (version n), and refreshes the size and sha256 of changed files whose version is not loaded.",
-  responses: { 200: { description: "What the scan found", content: { "application/json": { schema: RescanResult } } }, ...errorResponses(401, 403, 507) },
+  responses: { 200: { description: "What the scan found", content: { "application/json": { schema: RescanResult } } }, ...errorResponses(401, 403, 503, 507) },
 });
 
 export const unloadActiveRoute = createRoute({

@@ -196,6 +196,7 @@ export function errorResponses(...statuses: number[]) {
     422: "Idempotency-Key reused with a different request",
     429: "Too many unfinished jobs",
     500: "Internal error",
+    503: "Unavailable for now; the error's code says why (a model unloading or its queue full, too many event streams, a disk modeld needs that failed)",
     507: "The disk that holds modeld's database is full; the write was rolled back whole",
   };
   return Object.fromEntries(

@@ -1,6 +1,7 @@
 // The registry: models, their numbered versions and their settings. Versions
 // come from the model dir (scanned at start and on rescan) or from the API.
 // Changing what is loaded is the lifecycle's business, reached through jobs.
+import type { Dirent } from "node:fs";
 import { readdir, stat, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Deps } from "../context";
@@ -192,16 +193,41 @@ const isFile = (p: string) => stat(p).then((s) => s.isFile(), () => false);
  * Triton's `<id>/<n>/model.onnx` is version n. Where numbered folders exist
  * they are the model's versions, as in Triton.
  */
+/**
+ * The model dir's entries. A dir that is not there holds no models; one that
+ * cannot be read fails the scan, so a rescan never answers "nothing new" for
+ * a folder it could not look into.
+ */
+async function modelDirEntries(modelDir: string): Promise<Dirent[]> {
+  try {
+    return await readdir(modelDir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw new AppError("MODEL_DIR_UNREADABLE", `the model dir ${modelDir} (MODELD_MODEL_DIR) cannot be read: ${(err as Error).message}`);
+  }
+}
+
+/** A model's folder: one that cannot be read is skipped with a warning, and the others are scanned. */
+async function folderEntries(path: string, log: Deps["log"]): Promise<Dirent[]> {
+  try {
+    return await readdir(path, { withFileTypes: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // A symlink to a file, or a dangling one: not a model's folder.
+    if (code !== "ENOTDIR" && code !== "ENOENT") log.warn("skipping a model folder that cannot be read", { path, error: (err as Error).message });
+    return [];
+  }
+}
+
 async function discover(modelDir: string, log: Deps["log"]): Promise<Found[]> {
   const found: Found[] = [];
-  const entries = await readdir(modelDir, { withFileTypes: true }).catch(() => []);
-  for (const e of entries) {
+  for (const e of await modelDirEntries(modelDir)) {
     if (e.name.endsWith(".onnx") && !e.isDirectory()) {
       found.push({ id: e.name.slice(0, -".onnx".length), version: 1, rel: e.name });
       continue;
     }
     if (!e.isDirectory() && !e.isSymbolicLink()) continue;
-    const inside = await readdir(join(modelDir, e.name), { withFileTypes: true }).catch(() => []);
+    const inside = await folderEntries(join(modelDir, e.name), log);
     const numbered = inside.filter((f) => VERSION_PATTERN.test(f.name) && (f.isDirectory() || f.isSymbolicLink()));
     const versions: Found[] = [];
     for (const n of numbered) {

@@ -1,7 +1,7 @@
 // Versions: registered from Triton's layout, the API and rescans; loaded by
 // number; swapped without downtime; inference and metadata per version.
 import { describe, expect, test } from "bun:test";
-import { readdirSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { affineModel, reshapeBy3Model } from "../fixtures/onnx-builder";
 import { client, startTestService, testEnv, token, useService, writeModel, cleanup } from "../helpers";
 
@@ -308,4 +308,25 @@ describe("restart", () => {
       cleanup(t);
     }
   });
+});
+
+test("a rescan of a model dir that cannot be read answers 503 naming it, not an empty report; a missing one holds no models", async () => {
+  const t = testEnv();
+  writeModel(t.modelDir, "kept.onnx", V1);
+  const service = await startTestService(t);
+  try {
+    const api = await client(service);
+    rmSync(t.modelDir, { recursive: true });
+    writeFileSync(t.modelDir, "not a folder");
+    const unreadable = await api.json("POST", "/api/v1/models/rescan");
+    expect({ status: unreadable.status, code: unreadable.body.error.code }).toEqual({ status: 503, code: "MODEL_DIR_UNREADABLE" });
+    expect(unreadable.body.error.message).toContain(t.modelDir);
+    rmSync(t.modelDir);
+    expect((await api.json("POST", "/api/v1/models/rescan")).body).toEqual({ added: [], updated: [] });
+    // What was registered stays registered.
+    expect((await api.json("GET", "/api/v1/models/kept")).status).toBe(200);
+  } finally {
+    await service.close();
+    cleanup(t);
+  }
 });
