@@ -1,7 +1,7 @@
 // What a claimed job does: hands its model to the lifecycle owner and records
 // the steps it reports. Lifecycle errors become job errors here, once.
 import type { Deps } from "../context";
-import { unlessDiskFull, writeWhenRoom } from "../db/storage";
+import { unlessStorageFails, writeWhenRoom } from "../db/storage";
 import { isStorageFull } from "../errors";
 import { IllegalTransition, LifecycleError } from "../lifecycle/errors";
 import type { Eviction, LifecycleControl } from "../lifecycle/phases";
@@ -21,8 +21,8 @@ export function asJobError(err: unknown): JobError {
 
 function controlFor(job: Job, d: ExecDeps): LifecycleControl {
   const ctl: LifecycleControl = {
-    // A step is a progress report: a full disk must not stop the job (nor a release waiting on it) over one.
-    phase: (p) => void unlessDiskFull(() => d.jobs.setPhase(job.id, p), () => d.log.warn("a job's step was not recorded: the disk is full", { jobId: job.id, phase: p })),
+    // A step is a progress report: a full or failed disk must not stop the job (nor a release waiting on it) over one.
+    phase: (p) => void unlessStorageFails(() => d.jobs.setPhase(job.id, p), (err) => d.log.warn("a job's step was not recorded", { jobId: job.id, phase: p, error: err.message })),
     cancelled: () => d.jobs.get(job.id)?.state !== "running",
     forced: () => job.force || (d.jobs.get(job.id)?.force ?? false),
   };

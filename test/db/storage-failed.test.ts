@@ -3,7 +3,7 @@
 // EXT4_IOC_SHUTDOWN, after which every read and write there fails with an I/O
 // error, as on a dying disk. Loaded models serve on from memory, a request that
 // must write answers 503 STORAGE_FAILED saying which database and why (a read
-// may still be answered from SQLite's cache),
+// may still be answered from SQLite's cache), a swap past its switch completes,
 // and a stop still drains and releases every session. Mounting needs root and a
 // loop device (as here and in CI); where that is refused, the test skips and says why.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -11,7 +11,7 @@ import { dlopen, FFIType } from "bun:ffi";
 import { spawnSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { affineModel } from "../fixtures/onnx-builder";
+import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
 import { cleanup, client, startTestService, tempDir, testEnv, writeModel, type Client, type TestEnv } from "../helpers";
 import type { Service } from "../../src/server";
 
@@ -29,8 +29,11 @@ function mountExt4(image: string, dir: string): string | null {
   return null;
 }
 
+let shutDown = false;
 /** EXT4_IOC_SHUTDOWN with EXT4_GOING_FLAGS_NOLOGFLUSH: from now on, every I/O on the filesystem fails. */
 function shutDownFilesystem(dir: string): void {
+  if (shutDown) return;
+  shutDown = true;
   const EXT4_IOC_SHUTDOWN = 0x8004587dn; // _IOR('X', 125, __u32)
   const libc = dlopen("libc.so.6", { ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 } });
   const fd = openSync(dir, "r");
@@ -54,8 +57,14 @@ beforeAll(async () => {
   refused = mountExt4(image, t.dataDir);
   if (refused) return console.warn(`storage-failed test skipped: cannot mount an ext4 image here (${refused})`);
   writeModel(t.modelDir, "affine.onnx", affineModel());
+  // A few ms a run: requests in flight keep the old version draining for a while.
+  for (const v of [1, 2]) writeModel(t.modelDir, `swapped/${v}/model.onnx`, matmulChainModel(512, 120));
   svc = await startTestService(t);
   api = await client(svc);
+  // Both load while the disk works; the first test to run fails the disk under them.
+  for (const [id, version] of [["affine", "1"], ["swapped", "1"]]) {
+    expect((await api.waitJob((await api.json("POST", `/api/v1/models/${id}/load`, { body: { version } })).body.id)).state).toBe("completed");
+  }
 });
 
 afterAll(async () => {
@@ -68,9 +77,31 @@ afterAll(async () => {
 const x = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
 
 describe("the database's disk fails", () => {
+  test("a swap whose old version is draining when the disk fails completes: the new version serves, the old one's thread ends", async () => {
+    if (refused) return;
+    const N = 512;
+    const slow = { inputs: [{ name: "x", datatype: "FP32", shape: [1, N], data: new Array(N).fill(0.5) }] };
+    const inFlight = Promise.all(Array.from({ length: 120 }, () => api.json("POST", "/v2/models/swapped/infer", { body: slow })));
+    await Bun.sleep(50);
+    const swap = (await api.json("POST", "/api/v1/models/swapped/load", { body: { version: "2" } })).body.id;
+    for (const deadline = Date.now() + 20_000; (await api.json("GET", `/api/v1/jobs/${swap}`)).body.phase !== "draining"; ) {
+      if (Date.now() > deadline) throw new Error("the swap never reached draining");
+      await Bun.sleep(1);
+    }
+    const threads = svc!.deps.runtime.threads;
+    shutDownFilesystem(t.dataDir);
+    expect((await inFlight).every((r) => r.status === 200)).toBe(true);
+    // The old version's thread ends once drained, though neither its release nor the job's end can be recorded.
+    for (const deadline = Date.now() + 10_000; svc!.deps.runtime.threads >= threads; ) {
+      if (Date.now() > deadline) throw new Error(`the old version's thread did not end (${svc!.deps.runtime.threads} threads)`);
+      await Bun.sleep(10);
+    }
+    const answer = await api.json("POST", "/v2/models/swapped/infer", { body: slow });
+    expect({ status: answer.status, version: answer.body.model_version }).toEqual({ status: 200, version: "2" });
+  }, 60_000);
+
   test("loaded models serve on, requests that need the database answer 503 naming it, and a stop still releases every session", async () => {
     if (refused) return;
-    expect((await api.waitJob((await api.json("POST", "/api/v1/models/affine/load")).body.id)).state).toBe("completed");
     shutDownFilesystem(t.dataDir);
 
     expect((await api.json("POST", "/v2/models/affine/infer", { body: x })).body.outputs[0].data).toEqual([3, 5, 7, 9]);
