@@ -189,11 +189,6 @@ interface Found {
 const isFile = (p: string) => stat(p).then((s) => s.isFile(), () => false);
 
 /**
- * The model dir's layouts: `<id>.onnx` and `<id>/model.onnx` are version 1;
- * Triton's `<id>/<n>/model.onnx` is version n. Where numbered folders exist
- * they are the model's versions, as in Triton.
- */
-/**
  * The model dir's entries. A dir that is not there holds no models; one that
  * cannot be read fails the scan, so a rescan never answers "nothing new" for
  * a folder it could not look into.
@@ -219,6 +214,11 @@ async function folderEntries(path: string, log: Deps["log"]): Promise<Dirent[]> 
   }
 }
 
+/**
+ * The model dir's layouts: `<id>.onnx` and `<id>/model.onnx` are version 1;
+ * Triton's `<id>/<n>/model.onnx` is version n. Where numbered folders exist
+ * they are the model's versions, as in Triton.
+ */
 async function discover(modelDir: string, log: Deps["log"]): Promise<Found[]> {
   const found: Found[] = [];
   for (const e of await modelDirEntries(modelDir)) {
