@@ -30,7 +30,7 @@ export const ERROR_CODES = {
   QUEUE_FULL: { status: 503, description: "The model's request queue (MODELD_MAX_QUEUE_PER_MODEL) is full; retry after Retry-After." },
   TOO_MANY_STREAMS: { status: 503, description: "Too many open event streams; retry after Retry-After." },
   MODEL_DIR_UNREADABLE: { status: 503, description: "The model dir (MODELD_MODEL_DIR) cannot be read, so a scan could not tell what is in it; the message names it and the system's error. What was registered stays registered." },
-  STORAGE_FAILED: { status: 503, description: "The disk that holds modeld's database failed (an I/O error, or it went read-only) and the read or write was not made; the message names the database and SQLite's error. Loaded models serve on; check the disk, then restart modeld." },
+  STORAGE_FAILED: { status: 503, description: "The disk that holds modeld's database failed (an I/O error, or it went read-only), or the file is damaged, and the read or write was not made; the message names the database and SQLite's error. Loaded models serve on; check the disk, then restart modeld." },
   STORAGE_FULL: { status: 507, description: "The disk that holds modeld's database is full, and the write that met it was rolled back whole (or the job a Triton repository call or an on-demand request waited for met it); free space in the data directory and retry. Inference and reads go on." },
 } as const;
 

@@ -27,16 +27,23 @@ interface SqliteCode {
   text?: string;
   /** Matches the primary code's extended codes too (SQLITE_IOERR_WRITE for SQLITE_IOERR). */
   family?: boolean;
+  /** Says the file itself is damaged, which outlives the disk's repair: only a copy brings it back. */
+  damagedFile?: boolean;
 }
 const SQLITE_FULL: SqliteCode = { name: "SQLITE_FULL", code: 13, text: "database or disk is full" };
 /** Failing to grow the WAL index: how a full disk shows when the database is opened. */
 const SQLITE_IOERR_SHMSIZE: SqliteCode = { name: "SQLITE_IOERR_SHMSIZE", code: 4874 };
 const SQLITE_BUSY: SqliteCode = { name: "SQLITE_BUSY", code: 5, text: "database is locked" };
-/** How a failing disk shows: I/O errors, a filesystem gone read-only, and the "malformed" pages an I/O error leaves SQLite reading. */
+/**
+ * How a failing disk shows: I/O errors, a filesystem gone read-only, the
+ * "malformed" pages an I/O error leaves SQLite reading, and a file that is
+ * damaged or not SQLite's at all.
+ */
 const DISK_FAILURES: SqliteCode[] = [
   { name: "SQLITE_IOERR", code: 10, text: "disk I/O error", family: true },
   { name: "SQLITE_READONLY", code: 8, text: "attempt to write a readonly database", family: true },
-  { name: "SQLITE_CORRUPT", code: 11, text: "database disk image is malformed", family: true },
+  { name: "SQLITE_CORRUPT", code: 11, text: "database disk image is malformed", family: true, damagedFile: true },
+  { name: "SQLITE_NOTADB", code: 26, text: "file is not a database", damagedFile: true },
 ];
 
 /**
@@ -50,7 +57,7 @@ function isSqlite(err: unknown, c: SqliteCode): boolean {
   return c.family === true && ((typeof e?.code === "string" && e.code.startsWith(`${c.name}_`)) || (typeof e?.errcode === "number" && (e.errcode & 0xff) === c.code));
 }
 const isSqliteFull = (err: unknown) => isSqlite(err, SQLITE_FULL) || isSqlite(err, SQLITE_IOERR_SHMSIZE);
-const isDiskFailure = (err: unknown) => DISK_FAILURES.some((c) => isSqlite(err, c));
+const diskFailure = (err: unknown) => DISK_FAILURES.find((c) => isSqlite(err, c));
 
 /**
  * A full or failing disk is the operator's to fix, not a bug: it leaves the
@@ -62,11 +69,13 @@ function storageErrors<T>(path: string, fn: () => T): T {
     return fn();
   } catch (err) {
     if (isSqliteFull(err)) throw new AppError("STORAGE_FULL", `the database ${path} could not be written: the disk is full; free space there and retry`);
-    if (isDiskFailure(err)) {
+    const failure = diskFailure(err);
+    if (failure) {
       const e = err as { code?: unknown; message?: unknown };
       // node:sqlite's code is a generic ERR_SQLITE_ERROR; SQLite's own names say more.
       const cause = typeof e.code === "string" && e.code.startsWith("SQLITE_") ? `${e.message} (${e.code})` : String(e.message);
-      throw new AppError("STORAGE_FAILED", `the database ${path} could not be read or written: ${cause}; check the disk it is on, then restart modeld`);
+      const restore = failure.damagedFile ? "; if the file itself is damaged, restore a copy made by modeld backup" : "";
+      throw new AppError("STORAGE_FAILED", `the database ${path} could not be read or written: ${cause}; check the disk it is on, then restart modeld${restore}`);
     }
     throw err;
   }

@@ -3,6 +3,7 @@
 // and on one made read-only (`query_only`), as SQLite reports a read-only
 // filesystem. A real failing disk is test/db/storage-failed.test.ts.
 import { afterAll, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../../src/db/driver";
 import { AppError } from "../../src/errors";
@@ -60,4 +61,39 @@ test("a database that cannot be written is STORAGE_FAILED naming the file and SQ
   expect(message).toContain("readonly");
   expect(db.prepare<{ n: number }>("SELECT count(*) AS n FROM t").get()!.n).toBe(1);
   db.close();
+});
+
+test("a file that is not SQLite's, or whose pages are damaged, is STORAGE_FAILED naming it, with the advice to restore a backup", async () => {
+  const notADatabase = join(dir, "garbage.sqlite");
+  writeFileSync(notADatabase, new Uint8Array(8192).map((_, i) => (i * 37 + 11) % 251));
+  const damaged = join(dir, "damaged.sqlite");
+  const db = await openDatabase(damaged);
+  db.exec("CREATE TABLE t (x BLOB)");
+  for (let i = 0; i < 20; i++) db.prepare("INSERT INTO t VALUES (@x)").run({ x: new Uint8Array(1000).fill(i) });
+  db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  db.close();
+  // Page 2 onwards overwritten; the header (page 1) still says SQLite.
+  const bytes = readFileSync(damaged);
+  bytes.fill(0xab, 4096, Math.min(bytes.length, 4096 * 4));
+  writeFileSync(damaged, bytes);
+
+  for (const [path, sqlite] of [[notADatabase, "file is not a database"], [damaged, "database disk image is malformed"]] as const) {
+    let err: unknown;
+    try {
+      const opened = await openDatabase(path);
+      try {
+        opened.prepare("SELECT count(*) AS n FROM t").all();
+      } finally {
+        opened.close();
+      }
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(AppError);
+    const { code, message } = err as AppError;
+    expect({ path, code }).toEqual({ path, code: "STORAGE_FAILED" });
+    expect(message).toContain(path);
+    expect(message).toContain(sqlite);
+    expect(message).toContain("restore a copy made by modeld backup");
+  }
 });
