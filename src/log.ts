@@ -63,3 +63,28 @@ export function createLogger(
 }
 
 export const silentLogger = (): Logger => createLogger("error", {}, () => {});
+
+export interface RepeatedFailure {
+  failed(err: unknown): void;
+  succeeded(): void;
+}
+
+/**
+ * For work a timer repeats: a failure that lasts (a failed disk under the
+ * database) is logged once, again when its error changes, and its end once,
+ * not at every tick.
+ */
+export function repeatedFailure(log: Logger, what: string): RepeatedFailure {
+  let last: string | undefined;
+  return {
+    failed(err) {
+      const error = err instanceof Error ? err.message : String(err);
+      if (error !== last) log.error(`${what} failed; retried at every tick, logged again when the error changes`, { error });
+      last = error;
+    },
+    succeeded() {
+      if (last !== undefined) log.info(`${what} works again`);
+      last = undefined;
+    },
+  };
+}

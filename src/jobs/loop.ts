@@ -4,7 +4,7 @@
 // comes in as a step, so it can run over fakes as well as SQLite.
 import { setTimeout as sleep } from "node:timers/promises";
 import { writeWhenRoom } from "../db/storage";
-import type { Logger } from "../log";
+import { repeatedFailure, type Logger } from "../log";
 import { JobError, type Job, type JobOutcome } from "./states";
 
 export interface JobSteps {
@@ -43,8 +43,7 @@ export function startJobLoop(steps: JobSteps, opts: LoopOptions): JobLoop {
   const busy = new Map<string, number>();
   let stopped = false;
   let scheduled = false;
-  /** The error claiming last failed with, while it keeps failing: a failed disk must not write a log line per poll. */
-  let claimError: string | undefined;
+  const claiming = repeatedFailure(opts.log, "claiming jobs");
 
   const finish = async (job: Job): Promise<void> => {
     const log = opts.log.child({ jobId: job.id, modelId: job.modelId, kind: job.kind });
@@ -74,12 +73,10 @@ export function startJobLoop(steps: JobSteps, opts: LoopOptions): JobLoop {
         job = steps.claim([...busy.keys()]);
       } catch (err) {
         // A busy or failed database must not kill the loop; the next poll retries.
-        if (String(err) !== claimError) opts.log.error("claiming jobs failed; retrying at every poll, logged again when the error changes", { error: String(err) });
-        claimError = String(err);
+        claiming.failed(err);
         return;
       }
-      if (claimError !== undefined) opts.log.info("claiming jobs works again");
-      claimError = undefined;
+      claiming.succeeded();
       if (!job) return;
       const model = job.modelId;
       busy.set(model, (busy.get(model) ?? 0) + 1);

@@ -1,6 +1,7 @@
 // Idle expiry: a model idle for longer than its keepAlive is unloaded by an
 // ordinary unload job, requested by "system" with the reason "idle".
 import type { Deps } from "../context";
+import { repeatedFailure } from "../log";
 import { keepAliveMs, withDefaults } from "../model-settings";
 import { enqueueJob } from "./jobs.service";
 
@@ -18,7 +19,7 @@ export function expiresAt(modelId: string, d: Pick<Deps, "models" | "runtime" | 
 
 /** Checks the routed sessions every `everyMs`; returns a function that stops it. */
 export function startExpiry(d: ExpiryDeps, everyMs = 200): () => void {
-  const check = () => {
+  const expireIdle = () => {
     const now = Date.now();
     for (const session of d.runtime.sessions()) {
       const at = expiresAt(session.modelId, d);
@@ -30,8 +31,19 @@ export function startExpiry(d: ExpiryDeps, everyMs = 200): () => void {
         d.log.info("model idle past its keepAlive: unloading", { modelId: session.modelId, jobId: job.id });
         d.audit.recordSystem(`unload ${session.modelId}: idle past its keepAlive`, session.modelId, "queued", job.id);
       } catch (err) {
-        d.log.warn("idle unload not queued", { modelId: session.modelId, error: (err as Error).message });
+        throw new Error(`the idle unload of ${session.modelId} was not queued: ${(err as Error).message}`);
       }
+    }
+  };
+  const checking = repeatedFailure(d.log, "checking models for idle expiry");
+  const check = () => {
+    // A throw from a timer ends the process: a database that cannot be read must not take the
+    // models it serves down with it. The next tick tries again.
+    try {
+      expireIdle();
+      checking.succeeded();
+    } catch (err) {
+      checking.failed(err);
     }
   };
   const timer = setInterval(check, everyMs);

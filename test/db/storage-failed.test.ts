@@ -116,6 +116,9 @@ describe("the database's disk fails", () => {
     }
     const v2 = await api.json("POST", "/v2/repository/models/affine/unload");
     expect({ status: v2.status, error: v2.body.error }).toEqual({ status: 503, error: expect.stringContaining(database) });
+    // The timers that read the database (idle expiry every 200 ms, the job loop's poll) meet it
+    // failing too, and must not take the process, and the models it serves, down with them.
+    await Bun.sleep(1000);
     expect((await api.json("POST", "/v2/models/affine/infer", { body: x })).status).toBe(200);
 
     // The stop cannot record anything; it still drains, releases the session and closes the database.

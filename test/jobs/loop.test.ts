@@ -83,7 +83,7 @@ test("a database that keeps refusing the claim is logged once, not at every poll
   };
   const loop = startJobLoop(steps, { concurrency: 1, pollMs: 2, log });
   await Bun.sleep(60);
-  expect(lines.map((l) => `${l.level} ${l.msg}`)).toEqual(["error claiming jobs failed; retrying at every poll, logged again when the error changes"]);
+  expect(lines.map((l) => `${l.level} ${l.msg}`)).toEqual(["error claiming jobs failed; retried at every tick, logged again when the error changes"]);
   failing = false;
   await Bun.sleep(20);
   expect(lines.map((l) => `${l.level} ${l.msg}`).slice(1)).toEqual(["info claiming jobs works again"]);
