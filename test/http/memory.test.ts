@@ -8,15 +8,18 @@ import { cleanup, client, startTestService, testEnv, token, writeModel, type Cli
 /**
  * Footprints are RSS deltas of this process, so memory that an earlier test
  * file's threads are still giving back would be subtracted from them. Wait
- * until RSS holds still (within 1 MiB over 100 ms, at most 5 s) before starting.
+ * until RSS holds still (within 1 MiB for 500 ms, at most 10 s) before starting:
+ * one quiet 100 ms was not enough, a load once measured 0 bytes when a session
+ * of an earlier file was released during it.
  */
 async function settledMemory(): Promise<void> {
-  let last = process.memoryUsage.rss();
-  for (let i = 0; i < 50; i++) {
+  let since = process.memoryUsage.rss();
+  let quiet = 0;
+  for (let i = 0; i < 100 && quiet < 5; i++) {
     await Bun.sleep(100);
     const now = process.memoryUsage.rss();
-    if (Math.abs(now - last) < 1024 * 1024) return;
-    last = now;
+    quiet = Math.abs(now - since) < 1024 * 1024 ? quiet + 1 : 0;
+    if (quiet === 0) since = now;
   }
 }
 
