@@ -105,6 +105,15 @@ export async function client(service: Service, defaultToken?: string): Promise<C
 }
 
 /** JSON text of `1` inside `depth` nested arrays: a body that recursion chokes on. */
+/** Polls `done` every `stepMs` until it holds; after `timeoutMs` throws, saying what never happened. */
+export async function waitUntil(done: () => boolean | Promise<boolean>, never: () => string, timeoutMs = 10_000, stepMs = 10): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(never());
+    await Bun.sleep(stepMs);
+  }
+}
+
 export const nestedJsonArray = (depth: number): string => "[".repeat(depth) + "1" + "]".repeat(depth);
 
 export function cleanup(t: TestEnv): void {

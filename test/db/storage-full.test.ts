@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { affineModel, bigModel, matmulChainModel } from "../fixtures/onnx-builder";
-import { cleanup, client, startTestService, tempDir, testEnv, writeModel, type Client, type TestEnv } from "../helpers";
+import { cleanup, client, startTestService, tempDir, testEnv, waitUntil, writeModel, type Client, type TestEnv } from "../helpers";
 import { extractOnce } from "../../src/runtime/native";
 import type { Service } from "../../src/server";
 
@@ -104,16 +104,14 @@ function calls(disk: ReturnType<typeof useSmallDisk>) {
    * `phase`, so its later writes meet a full disk. Returns the job's id.
    */
   const fillWhen = async (query: string, phase: string): Promise<string> => {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const job = (await api.json("GET", `/api/v1/jobs?state=running&${query}`)).body.jobs.find((j: { phase: string }) => j.phase === phase);
-      if (job) {
-        disk.fill();
-        return job.id;
-      }
-      if (Date.now() > deadline) throw new Error(`no running job of ${query} reached ${phase}`);
-      await Bun.sleep(1);
-    }
+    let job: { id: string } | undefined;
+    const reached = async () => {
+      job = (await api.json("GET", `/api/v1/jobs?state=running&${query}`)).body.jobs.find((j: { phase: string }) => j.phase === phase);
+      return job !== undefined;
+    };
+    await waitUntil(reached, () => `no running job of ${query} reached ${phase}`, 20_000, 1);
+    disk.fill();
+    return job!.id;
   };
   const infer = (id: string, body: object) => api.json("POST", `/v2/models/${id}/infer`, { body });
   return {
@@ -315,8 +313,7 @@ describe.skipIf(refused !== null)("a worker crash while the disk is full", () =>
 
   test("is recorded once the disk has room: the model ends failed WORKER_CRASHED", async () => {
     await crashWhileFull();
-    const deadline = Date.now() + 10_000;
-    while ((await model("crashy")).state !== "failed" && Date.now() < deadline) await Bun.sleep(50);
+    await waitUntil(async () => (await model("crashy")).state === "failed", () => "the crash was never recorded", 10_000, 50);
     expect(await model("crashy")).toMatchObject({ state: "failed", lastError: { code: "WORKER_CRASHED" }, servingVersion: null });
     expect(disk.svc.deps.lifecycle.violations()).toEqual([]);
   }, 60_000);
