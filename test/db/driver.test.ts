@@ -12,6 +12,15 @@ import { cleanup, tempDir } from "../helpers";
 const dir = tempDir();
 afterAll(() => cleanup({ root: dir } as never));
 
+/** What `fn` threw, or undefined. */
+async function caught(fn: () => unknown): Promise<unknown> {
+  try {
+    await fn();
+  } catch (err) {
+    return err;
+  }
+}
+
 test("a full database is STORAGE_FULL naming the file, also inside a transaction SQLite already rolled back", async () => {
   const path = join(dir, "capped.sqlite");
   const db = await openDatabase(path);
@@ -21,18 +30,11 @@ test("a full database is STORAGE_FULL naming the file, also inside a transaction
   db.exec(`PRAGMA max_page_count = ${pages}`);
   const big = { x: new Uint8Array(64 * 1024) };
 
-  const caught = (fn: () => void) => {
-    try {
-      fn();
-    } catch (err) {
-      return err;
-    }
-  };
-  const alone = caught(() => db.prepare("INSERT INTO t VALUES (@x)").run(big));
+  const alone = await caught(() => db.prepare("INSERT INTO t VALUES (@x)").run(big));
   expect(alone).toBeInstanceOf(AppError);
   expect(alone).toMatchObject({ code: "STORAGE_FULL", status: 507, message: expect.stringContaining(path) });
   // Not "cannot rollback - no transaction is active" from the ROLLBACK after it.
-  const inTx = caught(() => db.tx(() => void db.prepare("INSERT INTO t VALUES (@x)").run(big)));
+  const inTx = await caught(() => db.tx(() => void db.prepare("INSERT INTO t VALUES (@x)").run(big)));
   expect(inTx).toMatchObject({ code: "STORAGE_FULL" });
 
   // Nothing was half-written, and the database takes writes that fit.
@@ -48,12 +50,7 @@ test("a database that cannot be written is STORAGE_FAILED naming the file and SQ
   db.exec("CREATE TABLE t (x INTEGER)");
   db.prepare("INSERT INTO t VALUES (@x)").run({ x: 1 });
   db.exec("PRAGMA query_only = 1");
-  let err: unknown;
-  try {
-    db.tx(() => void db.prepare("INSERT INTO t VALUES (@x)").run({ x: 2 }));
-  } catch (e) {
-    err = e;
-  }
+  const err = await caught(() => db.tx(() => void db.prepare("INSERT INTO t VALUES (@x)").run({ x: 2 })));
   expect(err).toBeInstanceOf(AppError);
   const { code, status, message } = err as AppError;
   expect({ code, status }).toEqual({ code: "STORAGE_FAILED", status: 503 });
@@ -78,17 +75,14 @@ test("a file that is not SQLite's, or whose pages are damaged, is STORAGE_FAILED
   writeFileSync(damaged, bytes);
 
   for (const [path, sqlite] of [[notADatabase, "file is not a database"], [damaged, "database disk image is malformed"]] as const) {
-    let err: unknown;
-    try {
+    const err = await caught(async () => {
       const opened = await openDatabase(path);
       try {
         opened.prepare("SELECT count(*) AS n FROM t").all();
       } finally {
         opened.close();
       }
-    } catch (e) {
-      err = e;
-    }
+    });
     expect(err).toBeInstanceOf(AppError);
     const { code, message } = err as AppError;
     expect({ path, code }).toEqual({ path, code: "STORAGE_FAILED" });
