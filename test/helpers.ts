@@ -105,11 +105,12 @@ export async function client(service: Service, defaultToken?: string): Promise<C
 }
 
 /** JSON text of `1` inside `depth` nested arrays: a body that recursion chokes on. */
-/** Polls `done` every `stepMs` until it holds; after `timeoutMs` throws, saying what never happened. */
-export async function waitUntil(done: () => boolean | Promise<boolean>, never: () => string, timeoutMs = 10_000, stepMs = 10): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(never());
+/** Calls `f` every `stepMs` until `ok` holds of its value or `ms` passed; returns the last value, for the caller to assert on. */
+export async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000, stepMs = 5): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (ok(v) || Date.now() > deadline) return v;
     await Bun.sleep(stepMs);
   }
 }

@@ -12,7 +12,7 @@ import { spawnSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
-import { cleanup, client, startTestService, tempDir, testEnv, waitUntil, writeModel, type Client, type TestEnv } from "../helpers";
+import { cleanup, client, startTestService, tempDir, testEnv, until, writeModel, type Client, type TestEnv } from "../helpers";
 import type { Service } from "../../src/server";
 
 /** Formats a 32 MiB ext4 image and mounts it at `dir` through a loop device; the reason when that is refused. */
@@ -84,12 +84,13 @@ describe("the database's disk fails", () => {
     const inFlight = Promise.all(Array.from({ length: 120 }, () => api.json("POST", "/v2/models/swapped/infer", { body: slow })));
     await Bun.sleep(50);
     const swap = (await api.json("POST", "/api/v1/models/swapped/load", { body: { version: "2" } })).body.id;
-    await waitUntil(async () => (await api.json("GET", `/api/v1/jobs/${swap}`)).body.phase === "draining", () => "the swap never reached draining", 20_000, 1);
+    const job = await until(() => api.json("GET", `/api/v1/jobs/${swap}`), (r) => r.body.phase === "draining", 20_000, 1);
+    expect(job.body.phase).toBe("draining");
     const threads = svc!.deps.runtime.threads;
     shutDownFilesystem(t.dataDir);
     expect((await inFlight).every((r) => r.status === 200)).toBe(true);
     // The old version's thread ends once drained, though neither its release nor the job's end can be recorded.
-    await waitUntil(() => svc!.deps.runtime.threads < threads, () => `the old version's thread did not end (${svc!.deps.runtime.threads} threads)`);
+    expect(await until(async () => svc!.deps.runtime.threads, (n) => n < threads, 10_000, 10)).toBeLessThan(threads);
     const answer = await api.json("POST", "/v2/models/swapped/infer", { body: slow });
     expect({ status: answer.status, version: answer.body.model_version }).toEqual({ status: 200, version: "2" });
   }, 60_000);

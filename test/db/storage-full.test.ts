@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { affineModel, bigModel, matmulChainModel } from "../fixtures/onnx-builder";
-import { cleanup, client, startTestService, tempDir, testEnv, waitUntil, writeModel, type Client, type TestEnv } from "../helpers";
+import { cleanup, client, startTestService, tempDir, testEnv, until, writeModel, type Client, type TestEnv } from "../helpers";
 import { extractOnce } from "../../src/runtime/native";
 import type { Service } from "../../src/server";
 
@@ -104,14 +104,11 @@ function calls(disk: ReturnType<typeof useSmallDisk>) {
    * `phase`, so its later writes meet a full disk. Returns the job's id.
    */
   const fillWhen = async (query: string, phase: string): Promise<string> => {
-    let job: { id: string } | undefined;
-    const reached = async () => {
-      job = (await api.json("GET", `/api/v1/jobs?state=running&${query}`)).body.jobs.find((j: { phase: string }) => j.phase === phase);
-      return job !== undefined;
-    };
-    await waitUntil(reached, () => `no running job of ${query} reached ${phase}`, 20_000, 1);
+    const running = async () => (await api.json("GET", `/api/v1/jobs?state=running&${query}`)).body.jobs.find((j: { phase: string }) => j.phase === phase) as { id: string } | undefined;
+    const job = await until(running, (j) => j !== undefined, 20_000, 1);
+    if (!job) throw new Error(`no running job of ${query} reached ${phase}`);
     disk.fill();
-    return job!.id;
+    return job.id;
   };
   const infer = (id: string, body: object) => api.json("POST", `/v2/models/${id}/infer`, { body });
   return {
@@ -313,8 +310,7 @@ describe.skipIf(refused !== null)("a worker crash while the disk is full", () =>
 
   test("is recorded once the disk has room: the model ends failed WORKER_CRASHED", async () => {
     await crashWhileFull();
-    await waitUntil(async () => (await model("crashy")).state === "failed", () => "the crash was never recorded", 10_000, 50);
-    expect(await model("crashy")).toMatchObject({ state: "failed", lastError: { code: "WORKER_CRASHED" }, servingVersion: null });
+    expect(await until(() => model("crashy"), (m) => m.state === "failed", 10_000, 50)).toMatchObject({ state: "failed", lastError: { code: "WORKER_CRASHED" }, servingVersion: null });
     expect(disk.svc.deps.lifecycle.violations()).toEqual([]);
   }, 60_000);
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { openDatabase } from "../../src/db/driver";
 import { startBinary, type RunningBinary } from "../fixtures/binary";
 import { affineModel, bigModel } from "../fixtures/onnx-builder";
-import { cleanup, SECRET, testEnv, token, writeModel, type TestEnv } from "../helpers";
+import { cleanup, SECRET, testEnv, token, until, writeModel, type TestEnv } from "../helpers";
 
 const repo = join(import.meta.dir, "../..");
 let t: TestEnv;
@@ -24,15 +24,6 @@ const start = () => startBinary([process.execPath, join(repo, "src/main.ts"), "s
 async function call(s: RunningBinary, method: string, path: string): Promise<any> {
   const res = await fetch(`${s.url}${path}`, { method, headers: { authorization: `Bearer ${admin}` } });
   return res.json();
-}
-
-async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (ok(v) || Date.now() > deadline) return v;
-    await Bun.sleep(5);
-  }
 }
 
 describe("crash and shutdown", () => {
