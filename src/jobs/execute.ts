@@ -77,7 +77,7 @@ export async function executeJob(job: Job, d: ExecDeps): Promise<JobOutcome> {
   const ctl = controlFor(job, d);
   try {
     // A worker crash recorded while the disk was full may still be waiting to be written.
-    d.db.tx(() => d.lifecycle.settle(job.modelId, null));
+    d.lifecycle.settle(job.modelId, null);
     if (job.kind === "load") {
       return await d.lifecycle.load({ modelId: job.modelId, version: job.version === null ? null : Number(job.version), activate: job.activate }, ctl);
     }

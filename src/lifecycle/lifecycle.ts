@@ -120,6 +120,30 @@ export function createLifecycle(d: LifecycleDeps) {
     return d.models.updateVersionState(modelId, version, { from, to, error });
   }
 
+  /** settle's work, inside its transaction. */
+  function settleRows(modelId: string, error: ErrorInfo | null): void {
+    const model = d.models.get(modelId);
+    const session = d.runtime.get(modelId);
+    const serving = session?.phase === "ready" ? session.version : null;
+    const ended = (state: ModelState): ModelState => (state === "unloading" || !error ? "unloaded" : "failed");
+    const versions = model ? d.models.versions(modelId).filter((v) => CLAIMING_SESSION.includes(v.state) && String(v.version) !== serving) : [];
+    // A routed session was switched in by a committed write, so the model's own row agrees with it.
+    const modelMoves = model !== undefined && serving === null && CLAIMING_SESSION.includes(model.state);
+    // Nothing left to move: done. Otherwise the mark stays until a settle finds nothing,
+    // so a transaction that does not commit (the disk still full) is settled again.
+    if (!versions.length && !modelMoves) return void leftToSettle.delete(modelId);
+    for (const v of versions) {
+      const to = ended(v.state);
+      transitionVersion(modelId, v.version, [v.state], to, to === "failed" ? error : null);
+      d.models.setVersionMemory(modelId, v.version, null);
+    }
+    if (!modelMoves) return;
+    const to = ended(model.state);
+    transition(modelId, [model.state], to, to === "failed" ? error : null);
+    d.models.setServingVersion(modelId, null);
+    d.settings.clearActiveModelIf(modelId);
+  }
+
   async function locateFile(path: string): Promise<string> {
     try {
       return (await resolveModelPath(d.config.modelDir, path)).abs;
@@ -423,31 +447,12 @@ export function createLifecycle(d: LifecycleDeps) {
      * Makes a model's rows say what the runtime has, as a job of it starts and
      * ends, when a write that met a full disk was left to it: such rows can be
      * mid-transition, claiming a session nothing routes. Those become `failed`
-     * with `error`, or `unloaded` without one (a cancel, a start). Runs in the
-     * caller's transaction, while no other job of the model runs.
+     * with `error`, or `unloaded` without one (a cancel, a start). Joins the
+     * caller's transaction (a job's end), or makes its own, only when there is
+     * something to settle; runs while no other job of the model runs.
      */
     settle(modelId: string, error: ErrorInfo | null): void {
-      if (!leftToSettle.has(modelId)) return;
-      const model = d.models.get(modelId);
-      const session = d.runtime.get(modelId);
-      const serving = session?.phase === "ready" ? session.version : null;
-      const ended = (state: ModelState): ModelState => (state === "unloading" || !error ? "unloaded" : "failed");
-      const versions = model ? d.models.versions(modelId).filter((v) => CLAIMING_SESSION.includes(v.state) && String(v.version) !== serving) : [];
-      // A routed session was switched in by a committed write, so the model's own row agrees with it.
-      const modelMoves = model !== undefined && serving === null && CLAIMING_SESSION.includes(model.state);
-      // Nothing left to move: done. Otherwise the mark stays until a settle finds nothing,
-      // so a transaction that does not commit (the disk still full) is settled again.
-      if (!versions.length && !modelMoves) return void leftToSettle.delete(modelId);
-      for (const v of versions) {
-        const to = ended(v.state);
-        transitionVersion(modelId, v.version, [v.state], to, to === "failed" ? error : null);
-        d.models.setVersionMemory(modelId, v.version, null);
-      }
-      if (!modelMoves) return;
-      const to = ended(model.state);
-      transition(modelId, [model.state], to, to === "failed" ? error : null);
-      d.models.setServingVersion(modelId, null);
-      d.settings.clearActiveModelIf(modelId);
+      if (leftToSettle.has(modelId)) d.db.tx(() => settleRows(modelId, error));
     },
 
     /**
