@@ -4,6 +4,7 @@
 import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
+import { monotonicMs } from "../clock";
 import type { Deps } from "../context";
 import type { ChangeEvent, EventFilter } from "../db/events.repo";
 import { AppError } from "../errors";
@@ -36,7 +37,7 @@ export function mountEventRoutes({ read }: ApiRouters, d: Deps): void {
     return streamSSE(
       c,
       async (s) => {
-        let beat = Date.now();
+        let beat = monotonicMs();
         try {
           while (!s.aborted && !s.closed) {
             const batch = d.events.after(seq, filter, BATCH);
@@ -45,9 +46,9 @@ export function mountEventRoutes({ read }: ApiRouters, d: Deps): void {
               await s.writeSSE({ id: String(e.seq), event: e.kind, data: JSON.stringify(e.kind === "job" ? e.job : e.model) });
               if (endsWith?.(e)) return;
             }
-            if (Date.now() - beat >= HEARTBEAT_MS) {
+            if (monotonicMs() - beat >= HEARTBEAT_MS) {
               await s.write(": heartbeat\n\n");
-              beat = Date.now();
+              beat = monotonicMs();
             }
             if (batch.length < BATCH) await s.sleep(POLL_MS);
           }

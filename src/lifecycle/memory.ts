@@ -51,6 +51,7 @@ export interface Holder {
   modelId: string;
   version: string;
   bytes: number;
+  /** monotonicMs(): only its order matters here. */
   lastUsedAt: number;
   /** Why it cannot give way, or null when it is idle and evictable. */
   keeps: string | null;

@@ -6,6 +6,7 @@
 // timeouts therefore answer every caller at once and tell the worker to stop;
 // the thread releases its session and exits as soon as the native call it is
 // in returns.
+import { monotonicMs } from "../clock";
 import { spawnThread, type Thread } from "../platform/threads";
 import type { BatchingSpec } from "./batching";
 import { newDoorbell, requestStop, ring } from "./doorbell";
@@ -84,8 +85,8 @@ export class ModelWorker {
   readonly tag: string;
   /** What this session counts against the memory budget: an estimate until measured. Set by its owner. */
   accountedBytes = 0;
-  /** When a request last started or finished here (ms since epoch); the load's end before any. */
-  lastUsedAt = Date.now();
+  /** When a request last started or finished here (monotonicMs()); the load's end before any. */
+  lastUsedAt = monotonicMs();
 
   constructor(
     identity: SessionIdentity,
@@ -149,7 +150,7 @@ export class ModelWorker {
       return Promise.reject(new RuntimeError("QUEUE_FULL", `model ${this.modelId} has ${this.#runs.size} requests in flight`));
     }
     const id = this.#nextRunId++;
-    this.lastUsedAt = Date.now();
+    this.lastUsedAt = monotonicMs();
     return new Promise((resolve, reject) => {
       this.#runs.set(id, { resolve, reject });
       const queued = this.#outbox.push({ id, inputs, outputs });
@@ -174,8 +175,8 @@ export class ModelWorker {
   async release(timeoutMs: number, onReleasing?: () => void): Promise<"released" | "forced"> {
     if (this.#phase === "closed") return "forced";
     this.#phase = "draining";
-    const deadline = Date.now() + timeoutMs;
-    const timeout = () => new Promise<"timeout">((r) => setTimeout(() => r("timeout"), Math.max(0, deadline - Date.now())));
+    const deadline = monotonicMs() + timeoutMs;
+    const timeout = () => new Promise<"timeout">((r) => setTimeout(() => r("timeout"), Math.max(0, deadline - monotonicMs())));
     if (this.#runs.size > 0) {
       const idle = new Promise<"idle">((r) => this.#idleWaiters.push(() => r("idle")));
       if ((await Promise.race([idle, timeout()])) !== "idle") return this.#forceAfter(timeoutMs);
@@ -233,7 +234,7 @@ export class ModelWorker {
       case "loaded":
         if (this.#phase !== "loading") return; // stopped meanwhile; the worker is on its way out
         this.#phase = "ready";
-        this.lastUsedAt = Date.now();
+        this.lastUsedAt = monotonicMs();
         this.info = { inputs: msg.inputs, outputs: msg.outputs, providers: msg.providers, batching: msg.batching ? this.#batching : undefined };
         this.#onLoad?.resolve(this.info);
         this.#onLoad = undefined;
@@ -242,7 +243,7 @@ export class ModelWorker {
         this.stop(new RuntimeError(msg.code, msg.message));
         break;
       case "results":
-        this.lastUsedAt = Date.now();
+        this.lastUsedAt = monotonicMs();
         for (const r of msg.items) {
           const p = this.#runs.get(r.id);
           this.#runs.delete(r.id);

@@ -1,5 +1,6 @@
 // Idle expiry: a model idle for longer than its keepAlive is unloaded by an
 // ordinary unload job, requested by "system" with the reason "idle".
+import { monotonicMs } from "../clock";
 import type { Deps } from "../context";
 import { repeatedFailure } from "../log";
 import { keepAliveMs, withDefaults } from "../model-settings";
@@ -7,7 +8,7 @@ import { enqueueJob } from "./jobs.service";
 
 type ExpiryDeps = Pick<Deps, "db" | "jobs" | "models" | "runtime" | "lifecycle" | "notifier" | "audit" | "config" | "wake" | "log">;
 
-/** When the routed session of `modelId` expires (ms since epoch), or null: pinned, forever, or in use. */
+/** When the routed session of `modelId` expires (monotonicMs()), or null: pinned, forever, or in use. */
 export function expiresAt(modelId: string, d: Pick<Deps, "models" | "runtime" | "config">): number | null {
   const session = d.runtime.get(modelId);
   const model = d.models.get(modelId);
@@ -20,7 +21,7 @@ export function expiresAt(modelId: string, d: Pick<Deps, "models" | "runtime" | 
 /** Checks the routed sessions every `everyMs`; returns a function that stops it. */
 export function startExpiry(d: ExpiryDeps, everyMs = 200): () => void {
   const expireIdle = () => {
-    const now = Date.now();
+    const now = monotonicMs();
     for (const session of d.runtime.sessions()) {
       const at = expiresAt(session.modelId, d);
       if (at === null || at > now || d.runtime.get(session.modelId) !== session) continue;

@@ -1,3 +1,4 @@
+import { monotonicMs } from "../clock";
 import type { Deps } from "../context";
 import type { JobFilter } from "../db/jobs.repo";
 import { AppError } from "../errors";
@@ -13,11 +14,11 @@ export function getJob(id: string, d: Pick<Deps, "jobs">): Job {
 
 /** Long-poll: returns as soon as the job finishes, or after waitSeconds with its current state. */
 export async function waitForJob(id: string, waitSeconds: number, d: Pick<Deps, "jobs" | "notifier" | "config">): Promise<Job> {
-  const deadline = Date.now() + waitSeconds * 1000;
+  const deadline = monotonicMs() + waitSeconds * 1000;
   let job = getJob(id, d);
-  while (!isFinished(job.state) && Date.now() < deadline) {
+  while (!isFinished(job.state) && monotonicMs() < deadline) {
     // Re-read at least every poll period: another process may finish the job.
-    await d.notifier.waitFor(id, Math.min(deadline - Date.now(), d.config.jobs.pollMs));
+    await d.notifier.waitFor(id, Math.min(deadline - monotonicMs(), d.config.jobs.pollMs));
     job = getJob(id, d);
   }
   return job;

@@ -4,6 +4,7 @@
 import type { Dirent } from "node:fs";
 import { readdir, stat, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { toWallClock } from "../clock";
 import type { Deps } from "../context";
 import type { ModelRecord, VersionRecord } from "../db/models.repo";
 import { AppError } from "../errors";
@@ -36,7 +37,6 @@ export type ModelView = Pick<ModelRecord, "id" | "source" | "state" | "lastError
   };
 
 type ViewDeps = Pick<Deps, "models" | "settings" | "runtime" | "lifecycle" | "config">;
-const iso = (ms: number | null | undefined) => (ms == null ? null : new Date(ms).toISOString());
 
 function versionView(v: VersionRecord): VersionView {
   return { version: String(v.version), state: v.state, path: v.path, sizeBytes: v.sizeBytes, sha256: v.sha256, lastError: v.lastError, createdAt: v.createdAt, loadedAt: v.loadedAt };
@@ -56,6 +56,8 @@ export function toView(m: ModelRecord, d: ViewDeps): ModelView {
   const serving = versions.find((v) => v.version === m.servingVersion);
   const current = currentVersion(m, versions);
   const session = d.runtime.get(m.id);
+  const wall = toWallClock();
+  const at = (monotonic: number | null | undefined) => (monotonic == null ? null : new Date(wall(monotonic)).toISOString());
   return {
     id: m.id,
     path: current?.path ?? "",
@@ -72,8 +74,8 @@ export function toView(m: ModelRecord, d: ViewDeps): ModelView {
     servingVersion: m.servingVersion === null ? null : String(m.servingVersion),
     memoryBytes: serving?.memoryBytes ?? null,
     estimatedBytes: current ? d.lifecycle.estimatedBytes(current) : null,
-    lastUsedAt: iso(session?.lastUsedAt),
-    expiresAt: iso(expiresAt(m.id, d)),
+    lastUsedAt: at(session?.lastUsedAt),
+    expiresAt: at(expiresAt(m.id, d)),
     createdAt: m.createdAt,
     updatedAt: m.updatedAt,
     loadedAt: m.loadedAt,

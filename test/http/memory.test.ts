@@ -1,6 +1,6 @@
 // Memory as a managed resource: measured footprints, a budget with LRU
 // eviction, in-flight and pinning protection, idle expiry and on-demand loads.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setSystemTime, test } from "bun:test";
 import type { Service } from "../../src/server";
 import { affineModel, bigModel, matmulChainModel } from "../fixtures/onnx-builder";
 import { cleanup, client, startTestService, testEnv, token, writeModel, type Client, type TestEnv } from "../helpers";
@@ -153,6 +153,28 @@ describe("idle expiry", () => {
       expect(audit).toContainEqual(expect.objectContaining({ actor: "system", target: "m", status: 0, requestId: idle[0].id }));
       expect(Number.isInteger((await api.waitJob(idle[0].id)).outcome!.reclaimedBytes)).toBe(true);
       for (const bad of ["soon", "1d", "-2", "5 m"]) expect((await api.json("PATCH", "/api/v1/models/m", { body: { keepAlive: bad } })).status).toBe(400);
+    });
+  }, 30_000);
+
+  test("keepAlive counts on a clock that never steps: a wall-clock step neither expires a model nor keeps it", async () => {
+    // bun:test's setSystemTime steps (and holds) Date alone, as NTP or a resumed VM steps the wall clock.
+    await withService({}, { "m.onnx": affineModel() }, async (api) => {
+      try {
+        await api.json("PATCH", "/api/v1/models/m", { body: { keepAlive: "2m" } });
+        await load(api, "m");
+        setSystemTime(new Date(Date.now() + 9 * 60_000));
+        await Bun.sleep(700);
+        const m = await model(api, "m");
+        expect(m.state).toBe("loaded");
+        expect(Date.parse(m.expiresAt) - Date.now()).toBeGreaterThan(100_000);
+
+        await api.json("PATCH", "/api/v1/models/m", { body: { keepAlive: "1s" } });
+        setSystemTime(new Date(Date.now() - 3_600_000));
+        for (let i = 0; (await model(api, "m")).state !== "unloaded" && i < 60; i++) await Bun.sleep(50);
+        expect((await model(api, "m")).state).toBe("unloaded");
+      } finally {
+        setSystemTime();
+      }
     });
   }, 30_000);
 

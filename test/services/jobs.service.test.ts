@@ -1,5 +1,5 @@
 // enqueueJob's side effects happen only after its transaction commits.
-import { expect, test } from "bun:test";
+import { expect, setSystemTime, test } from "bun:test";
 import { affineModel, bigModel } from "../fixtures/onnx-builder";
 import { cleanup, client, startTestService, testEnv, writeModel } from "../helpers";
 
@@ -36,3 +36,24 @@ test("a force unload refused with TOO_MANY_JOBS changes nothing: the running loa
     cleanup(t);
   }
 }, 60_000);
+
+test("a long-poll waits as long as asked on a clock that never steps, whatever the wall clock does", async () => {
+  const t = testEnv();
+  writeModel(t.modelDir, "m.onnx", affineModel());
+  const svc = await startTestService(t);
+  try {
+    const api = await client(svc);
+    await svc.loop.stop(5_000); // the job stays pending
+    const job = (await api.json("POST", "/api/v1/models/m/load")).body;
+    // Held an hour back, as a stepped wall clock is: a deadline on it would never come.
+    setSystemTime(new Date(Date.now() - 3_600_000));
+    const started = performance.now();
+    const waited = await Promise.race([api.json("GET", `/api/v1/jobs/${job.id}?wait=1`), Bun.sleep(5_000).then(() => null)]);
+    expect(waited?.body.state).toBe("pending");
+    expect(performance.now() - started).toBeGreaterThanOrEqual(990);
+  } finally {
+    setSystemTime();
+    await svc.close();
+    cleanup(t);
+  }
+}, 30_000);
