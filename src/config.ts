@@ -58,7 +58,7 @@ export const envSchema = z.object({
   MODELD_VERIFY_CHECKSUM: bool.default(true),
   MODELD_MEMORY_BUDGET: z
     .string()
-    .transform((s, ctx) => parseBudget(s) ?? (ctx.addIssue({ code: "custom", message: "bytes (e.g. 8GiB, 512MiB, 1073741824) or a share of host RAM (e.g. 75%)" }), z.NEVER))
+    .transform((s, ctx) => parseBudget(s) ?? (ctx.addIssue({ code: "custom", message: "bytes (e.g. 8GiB, 512MiB, 1073741824) or a share of the memory the process may use (e.g. 75%)" }), z.NEVER))
     .optional(),
   MODELD_KEEP_ALIVE: z.string().regex(KEEP_ALIVE_PATTERN, "-1 (forever), 0, or a duration like 30s, 5m, 1h").default("-1"),
   MODELD_LOAD_ON_DEMAND: bool.default(false),

@@ -21,6 +21,8 @@ import { startJobLoop, type JobLoop } from "./jobs/loop";
 import { createJobNotifier } from "./jobs/notifier";
 import { recover } from "./jobs/recovery";
 import { createLifecycle, type Lifecycle } from "./lifecycle/lifecycle";
+import { memoryLimit } from "./lifecycle/memory";
+import { budgetBytes, formatBytes } from "./units";
 import type { Logger } from "./log";
 import { JsonCodec } from "./runtime/json-codec";
 import { ModelRuntime } from "./runtime/model-runtime";
@@ -98,12 +100,24 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   }
 }
 
+/** A cgroup limit is where the OOM killer strikes; a budget above it does not keep loads under it. */
+function logMemoryLimit(config: Config, log: Logger): void {
+  const limit = memoryLimit();
+  if (!limit.cgroup) return;
+  const budget = config.memory.budget ? budgetBytes(config.memory.budget, limit.bytes) : undefined;
+  log.info("memory limited by a cgroup", { cgroup: limit.cgroup, limitBytes: limit.bytes, ...(budget ? { budgetBytes: budget } : {}) });
+  if (budget && budget > limit.bytes) {
+    log.warn(`MODELD_MEMORY_BUDGET (${formatBytes(budget)}) is above the ${formatBytes(limit.bytes)} memory limit of cgroup ${limit.cgroup}: loads within the budget can still meet the OOM killer`);
+  }
+}
+
 async function serviceOn(db: Db, config: Config, log: Logger, opts: ServiceOptions): Promise<Service> {
   const auth = resolveAuthSource(config);
   const verify = await createTokenVerifier(auth, config.auth);
   const native = prepareNativeRuntime({ ortDir: config.runtime.ortDir, cacheDir: config.cacheDir });
   const providers = availableProviders(native.libDir);
   log.info("onnx runtime ready", { source: native.source, libDir: native.libDir, providers });
+  logMemoryLimit(config, log);
 
   const models = createModelsRepo(db);
   const jobs = createJobsRepo(db);

@@ -1,11 +1,9 @@
 // Byte sizes and durations as operators write them, parsed in one place for
 // the environment and for model settings alike.
-import { totalmem } from "node:os";
-
 const BYTE_UNITS: Record<string, number> = { "": 1, B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
 const BYTES_PATTERN = /^(\d+)(B|KiB|MiB|GiB|TiB)?$|^(\d+(?:\.\d+)?)%$/;
 
-/** A memory budget: bytes, or a share of the host's RAM, resolved when it is used. */
+/** A memory budget: bytes, or a share of the memory the process may use, resolved when it is used. */
 export type Budget = { bytes: number } | { percentOfHost: number };
 
 export function parseBudget(text: string): Budget | undefined {
@@ -19,8 +17,9 @@ export function parseBudget(text: string): Budget | undefined {
   return Number.isSafeInteger(bytes) && bytes > 0 ? { bytes } : undefined;
 }
 
-export function budgetBytes(b: Budget): number {
-  return "bytes" in b ? b.bytes : Math.floor((totalmem() * b.percentOfHost) / 100);
+/** `limitBytes`: the host's RAM, or the process's cgroup limit when lower. */
+export function budgetBytes(b: Budget, limitBytes: number): number {
+  return "bytes" in b ? b.bytes : Math.floor((limitBytes * b.percentOfHost) / 100);
 }
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };

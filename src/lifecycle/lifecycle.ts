@@ -19,7 +19,7 @@ import { AppError, isStorageFull } from "../errors";
 import { IllegalTransition, LifecycleError } from "./errors";
 import { resolveModelPath, statIdentity } from "./model-files";
 import type { Eviction, LifecycleControl, LifecycleOutcome } from "./phases";
-import { admit, createGate, estimateFromSize, hostAvailableBytes, residentBytes, type Holder } from "./memory";
+import { admit, availableMemory, createGate, creationPeakBytes, estimateFromSize, memoryLimit, residentBytes, type Holder } from "./memory";
 import { chooseProviders } from "./providers";
 import { assertLegal } from "./transitions";
 
@@ -201,16 +201,22 @@ export function createLifecycle(d: LifecycleDeps) {
    * versions least recently used first, each as an unload job of its own.
    * Called with the gate held, so two loads never both decide that they fit.
    */
-  async function makeRoom(modelId: string, what: string, need: number, ctl: LifecycleControl): Promise<void> {
+  async function makeRoom(modelId: string, what: string, need: number, fileBytes: number, ctl: LifecycleControl): Promise<void> {
     const budget = d.config.memory.budget;
-    if (!budget) {
-      // No budget: nothing is evicted, but a load that cannot fit in the host fails fast instead of meeting the OOM killer.
-      const available = hostAvailableBytes();
-      if (need > available) throw new LifecycleError("INSUFFICIENT_MEMORY", `${what} needs ${formatBytes(need)} (${need} bytes) but the host has ${formatBytes(available)} (${available} bytes) available`);
-      return;
-    }
-    const decision = admit(need, budgetBytes(budget), holders(modelId, ctl), what);
+    const decision = budget ? admit(need, budgetBytes(budget, memoryLimit().bytes), holders(modelId, ctl), what) : { fits: true as const, evict: [] };
     if (!decision.fits) throw new LifecycleError("INSUFFICIENT_MEMORY", decision.message);
+    // Whatever the budget allows, a load the kernel cannot give room fails fast instead of
+    // meeting the OOM killer, which would take every model this process serves with it.
+    const peak = creationPeakBytes(need, fileBytes);
+    const available = availableMemory();
+    const freed = decision.evict.reduce((n, h) => n + h.bytes, 0);
+    if (peak > available.bytes + freed) {
+      throw new LifecycleError(
+        "INSUFFICIENT_MEMORY",
+        `${what} needs ${formatBytes(peak)} (${peak} bytes) while its session is created but only ${formatBytes(available.bytes)} (${available.bytes} bytes) is available ${available.where}` +
+          (freed ? `, ${formatBytes(freed)} more once idle models give way` : ""),
+      );
+    }
     for (const victim of decision.evict) {
       const eviction = ctl.evict?.(victim.modelId, what);
       if (!eviction) throw new LifecycleError("INSUFFICIENT_MEMORY", `${what} needed room from ${victim.modelId}, which started a job of its own meanwhile`);
@@ -280,7 +286,7 @@ export function createLifecycle(d: LifecycleDeps) {
       let verified: PromiseSettledResult<void>;
       let measured: number;
       try {
-        await makeRoom(model.id, `${model.id}@${target.version}`, need, ctl);
+        await makeRoom(model.id, `${model.id}@${target.version}`, need, target.sizeBytes, ctl);
         if (ctl.cancelled()) throw cancelled();
         // A spare thread still starting would count as this session's cost.
         await d.runtime.ensureSpare();
