@@ -137,7 +137,7 @@ async function serviceOn(db: Db, config: Config, log: Logger, opts: ServiceOptio
     throw new Error(`the model dir ${config.modelDir} (MODELD_MODEL_DIR) must be a directory: ${(err as Error).message}`);
   }
   const scanned = await scanModelDir(base);
-  if (scanned.added.length || scanned.updated.length) log.info("scanned the model dir", { ...scanned });
+  if (scanned.added.length || scanned.updated.length) log.info("scanned the model dir", { added: scanned.added, updated: scanned.updated });
   recover(base);
   const loadedAtStart = startupModels(base);
 

@@ -149,6 +149,9 @@ export const RescanResult = z
   .object({
     added: z.array(z.object({ id: z.string(), version: z.string() })),
     updated: z.array(z.object({ id: z.string(), version: z.string() })).openapi({ description: "Versions not loaded whose file changed; their size and sha256 were recorded anew." }),
+    skipped: z
+      .array(z.object({ path: z.string().openapi({ description: "Relative to the model dir." }), reason: z.string() }))
+      .openapi({ description: "Files and folders that look like models but were not registered, and why: a name that is not a valid model id, a path that escapes the model dir, a folder that cannot be read." }),
   })
   .openapi("RescanResult");
 

@@ -204,14 +204,14 @@ async function modelDirEntries(modelDir: string): Promise<Dirent[]> {
   }
 }
 
-/** A model's folder: one that cannot be read is skipped with a warning, and the others are scanned. */
-async function folderEntries(path: string, log: Deps["log"]): Promise<Dirent[]> {
+/** A model's folder: one that cannot be read is skipped, said in `skipped`, and the others are scanned. */
+async function folderEntries(modelDir: string, rel: string, skipped: Skipped[]): Promise<Dirent[]> {
   try {
-    return await readdir(path, { withFileTypes: true });
+    return await readdir(join(modelDir, rel), { withFileTypes: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // A symlink to a file, or a dangling one: not a model's folder.
-    if (code !== "ENOTDIR" && code !== "ENOENT") log.warn("skipping a model folder that cannot be read", { path, error: (err as Error).message });
+    if (code !== "ENOTDIR" && code !== "ENOENT") skipped.push({ path: rel, reason: `the folder cannot be read: ${(err as Error).message}` });
     return [];
   }
 }
@@ -221,7 +221,7 @@ async function folderEntries(path: string, log: Deps["log"]): Promise<Dirent[]> 
  * Triton's `<id>/<n>/model.onnx` is version n. Where numbered folders exist
  * they are the model's versions, as in Triton.
  */
-async function discover(modelDir: string, log: Deps["log"]): Promise<Found[]> {
+async function discover(modelDir: string, skipped: Skipped[]): Promise<Found[]> {
   const found: Found[] = [];
   for (const e of await modelDirEntries(modelDir)) {
     if (e.name.endsWith(".onnx") && !e.isDirectory()) {
@@ -229,7 +229,7 @@ async function discover(modelDir: string, log: Deps["log"]): Promise<Found[]> {
       continue;
     }
     if (!e.isDirectory() && !e.isSymbolicLink()) continue;
-    const inside = await folderEntries(join(modelDir, e.name), log);
+    const inside = await folderEntries(modelDir, e.name, skipped);
     const numbered = inside.filter((f) => VERSION_PATTERN.test(f.name) && (f.isDirectory() || f.isSymbolicLink()));
     const versions: Found[] = [];
     for (const n of numbered) {
@@ -242,15 +242,22 @@ async function discover(modelDir: string, log: Deps["log"]): Promise<Found[]> {
   return found
     .filter((f) => {
       if (MODEL_ID_PATTERN.test(f.id)) return true;
-      log.warn("skipping model file whose name is not a valid model id", { path: f.rel });
+      skipped.push({ path: f.rel, reason: `${JSON.stringify(f.id)} is not a valid model id: 1 to 64 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit` });
       return false;
     })
     .sort((a, b) => (a.id === b.id ? a.version - b.version : a.id < b.id ? -1 : 1));
 }
 
+interface Skipped {
+  /** Relative to the model dir. */
+  path: string;
+  reason: string;
+}
+
 export interface ScanReport {
   added: { id: string; version: string }[];
   updated: { id: string; version: string }[];
+  skipped: Skipped[];
 }
 
 /**
@@ -259,13 +266,13 @@ export interface ScanReport {
  * runs in a worker thread; the HTTP thread only stats files.
  */
 export async function scanModelDir(d: ModelDeps): Promise<ScanReport> {
-  const report: ScanReport = { added: [], updated: [] };
-  for (const f of await discover(d.config.modelDir, d.log)) {
+  const report: ScanReport = { added: [], updated: [], skipped: [] };
+  for (const f of await discover(d.config.modelDir, report.skipped)) {
     let file;
     try {
       file = await resolveModelPath(d.config.modelDir, f.rel);
     } catch (err) {
-      d.log.warn("skipping model file", { path: f.rel, error: (err as Error).message });
+      report.skipped.push({ path: f.rel, reason: (err as Error).message });
       continue;
     }
     const existing = d.models.version(f.id, f.version);
@@ -289,6 +296,7 @@ export async function scanModelDir(d: ModelDeps): Promise<ScanReport> {
       }
     });
   }
+  for (const skip of report.skipped) d.log.warn("skipping a model file", { ...skip });
   return report;
 }
 

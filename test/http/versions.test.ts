@@ -1,7 +1,8 @@
 // Versions: registered from Triton's layout, the API and rescans; loaded by
 // number; swapped without downtime; inference and metadata per version.
 import { describe, expect, test } from "bun:test";
-import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { affineModel, reshapeBy3Model } from "../fixtures/onnx-builder";
 import { client, startTestService, testEnv, token, useService, writeModel, cleanup } from "../helpers";
 
@@ -74,7 +75,7 @@ describe("registering versions", () => {
       { id: "fresh", version: "1" },
       { id: "tri", version: "9" },
     ]);
-    expect((await svc.api.json("POST", "/api/v1/models/rescan")).body).toEqual({ added: [], updated: [] });
+    expect((await svc.api.json("POST", "/api/v1/models/rescan")).body).toEqual({ added: [], updated: [], skipped: [] });
     expect((await model("tri")).versions.map((v: any) => v.version)).toEqual(["1", "2", "9"]);
     const audit = (await svc.api.json("GET", "/api/v1/audit?limit=3")).body.entries;
     expect(audit.map((e: any) => [e.action, e.status])).toContainEqual(["POST /api/v1/models/rescan", 200]);
@@ -310,6 +311,28 @@ describe("restart", () => {
   });
 });
 
+test("a rescan says which files it skipped and why, where it used to say only that it added nothing", async () => {
+  const t = testEnv();
+  const service = await startTestService(t);
+  try {
+    const api = await client(service);
+    writeModel(t.modelDir, "My Model.onnx", V1);
+    writeModel(t.root, "outside.onnx", V1);
+    symlinkSync(join(t.root, "outside.onnx"), join(t.modelDir, "escape.onnx"));
+    writeModel(t.modelDir, "fine.onnx", V1);
+    const res = await api.json("POST", "/api/v1/models/rescan");
+    expect(res.body.added).toEqual([{ id: "fine", version: "1" }]);
+    expect(res.body.skipped).toEqual([
+      { path: "My Model.onnx", reason: expect.stringContaining('"My Model" is not a valid model id') },
+      { path: "escape.onnx", reason: expect.stringContaining("escape") },
+    ]);
+    expect((await api.json("GET", "/api/v1/models/escape")).status).toBe(404);
+  } finally {
+    await service.close();
+    cleanup(t);
+  }
+});
+
 test("a rescan of a model dir that cannot be read answers 503 naming it, not an empty report; a missing one holds no models", async () => {
   const t = testEnv();
   writeModel(t.modelDir, "kept.onnx", V1);
@@ -322,7 +345,7 @@ test("a rescan of a model dir that cannot be read answers 503 naming it, not an 
     expect({ status: unreadable.status, code: unreadable.body.error.code }).toEqual({ status: 503, code: "MODEL_DIR_UNREADABLE" });
     expect(unreadable.body.error.message).toContain(t.modelDir);
     rmSync(t.modelDir);
-    expect((await api.json("POST", "/api/v1/models/rescan")).body).toEqual({ added: [], updated: [] });
+    expect((await api.json("POST", "/api/v1/models/rescan")).body).toEqual({ added: [], updated: [], skipped: [] });
     // What was registered stays registered.
     expect((await api.json("GET", "/api/v1/models/kept")).status).toBe(200);
   } finally {
