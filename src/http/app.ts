@@ -96,8 +96,8 @@ export function createApp(d: Deps, verify: TokenVerifier, opts: AppOptions = {})
     repository: router("protocol", adminOnly, { audit: d.audit }),
   };
   mountModelRoutes(api, d);
-  mountJobRoutes(api, d);
-  mountEventRoutes(api, d);
+  mountJobRoutes(api, d, opts);
+  mountEventRoutes(api, d, opts);
   mountAuditRoutes(api, d);
   mountPredictRoutes(api, d);
   mountV2Routes(v2, d, { version: VERSION, ...opts });

@@ -11,7 +11,7 @@ import { AppError } from "../errors";
 import { isFinished } from "../jobs/states";
 import { getJob } from "../services/jobs.service";
 import { isAdmin } from "./auth";
-import type { ApiRouters } from "./app";
+import type { ApiRouters, AppOptions } from "./app";
 import type { AppEnv } from "./env";
 import { errorResponses, JobId } from "./schemas";
 
@@ -23,11 +23,11 @@ const BATCH = 200;
 
 const description =
   "`text/event-stream`. Each event has an `id` (its sequence number), an `event` (`job` or `model`) and JSON `data`: a job as `GET /api/v1/jobs/{id}` returns it, or a model change `{modelId, state?, servingVersion?, version?, versionState?, memoryBytes?, error}`. " +
-  "Send `Last-Event-ID` (or `?lastEventId=`) to resume after a disconnect; the log is kept as long as finished jobs (MODELD_JOB_RETENTION_HOURS). A comment line is sent every 15 s as a heartbeat.";
+  "Send `Last-Event-ID` (or `?lastEventId=`) to resume after a disconnect; the log is kept as long as finished jobs (MODELD_JOB_RETENTION_HOURS). A comment line is sent every 15 s as a heartbeat. A server that is stopping ends the stream; resume on the next one.";
 
 const sse = { "text/event-stream": { schema: z.string() } };
 
-export function mountEventRoutes({ read }: ApiRouters, d: Deps): void {
+export function mountEventRoutes({ read }: ApiRouters, d: Deps, opts: Pick<AppOptions, "isDraining">): void {
   let open = 0;
 
   const stream = (c: Context<AppEnv>, filter: EventFilter, from: number, endsWith?: (e: ChangeEvent) => boolean) => {
@@ -39,7 +39,8 @@ export function mountEventRoutes({ read }: ApiRouters, d: Deps): void {
       async (s) => {
         let beat = monotonicMs();
         try {
-          while (!s.aborted && !s.closed) {
+          // A stopping server ends its streams: clients resume on the next one with Last-Event-ID.
+          while (!s.aborted && !s.closed && !opts.isDraining?.()) {
             const batch = d.events.after(seq, filter, BATCH);
             for (const e of batch) {
               seq = e.seq;

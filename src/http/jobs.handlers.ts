@@ -1,11 +1,12 @@
 import type { Deps } from "../context";
 import { cancelJob, listJobs, waitForJob } from "../services/jobs.service";
-import type { ApiRouters } from "./app";
+import type { ApiRouters, AppOptions } from "./app";
 import { cancelJobRoute, getJobRoute, listJobsRoute } from "./jobs.routes";
 
-export function mountJobRoutes({ read, admin }: ApiRouters, d: Deps): void {
+export function mountJobRoutes({ read, admin }: ApiRouters, d: Deps, opts: Pick<AppOptions, "isDraining">): void {
   read.openapi(getJobRoute, async (c) => {
-    const job = await waitForJob(c.req.valid("param").id, c.req.valid("query").wait, d);
+    // A stopping server answers a long-poll with the job as it stands; the client polls the next one.
+    const job = await waitForJob(c.req.valid("param").id, c.req.valid("query").wait, d, () => opts.isDraining?.() === true);
     return c.json(job, 200);
   });
 

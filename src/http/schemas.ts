@@ -165,7 +165,7 @@ export const UnloadQuery = z.object({
   force: boolParam("false", "Answer in-flight requests with 503 at once instead of letting them finish."),
 });
 export const JobWaitQuery = z.object({
-  wait: z.coerce.number().min(0).max(60).default(0).openapi({ description: "Long-poll: wait up to this many seconds for the job to finish." }),
+  wait: z.coerce.number().min(0).max(60).default(0).openapi({ description: "Long-poll: wait up to this many seconds for the job to finish. A server that is stopping answers within a second with the job as it stands." }),
 });
 export const JobListQuery = z.object({
   state: z.enum(JOB_STATES).optional(),

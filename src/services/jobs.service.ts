@@ -12,11 +12,14 @@ export function getJob(id: string, d: Pick<Deps, "jobs">): Job {
   return job;
 }
 
-/** Long-poll: returns as soon as the job finishes, or after waitSeconds with its current state. */
-export async function waitForJob(id: string, waitSeconds: number, d: Pick<Deps, "jobs" | "notifier" | "config">): Promise<Job> {
+/**
+ * Long-poll: returns as soon as the job finishes, or after waitSeconds with its current
+ * state, or, once `givenUp()` turns true, at the next re-read (within the poll period).
+ */
+export async function waitForJob(id: string, waitSeconds: number, d: Pick<Deps, "jobs" | "notifier" | "config">, givenUp: () => boolean = () => false): Promise<Job> {
   const deadline = monotonicMs() + waitSeconds * 1000;
   let job = getJob(id, d);
-  while (!isFinished(job.state) && monotonicMs() < deadline) {
+  while (!isFinished(job.state) && monotonicMs() < deadline && !givenUp()) {
     // Re-read at least every poll period: another process may finish the job.
     await d.notifier.waitFor(id, Math.min(deadline - monotonicMs(), d.config.jobs.pollMs));
     job = getJob(id, d);

@@ -77,6 +77,30 @@ describe("crash and shutdown", () => {
     }
   }, 120_000);
 
+  test("SIGTERM ends open event streams and job long-polls at once, where the stop used to wait the bound out for them", async () => {
+    const s = await start();
+    const big = await call(s, "POST", "/api/v1/models/big/load?activate=false");
+    await until(() => call(s, "GET", `/api/v1/jobs/${big.id}`), (j) => j.state !== "pending");
+    const pending = await call(s, "POST", "/api/v1/models/big/unload");
+    const auth = { authorization: `Bearer ${admin}` };
+    const stream = await fetch(`${s.url}/api/v1/events`, { headers: auth });
+    const streamEnded = (async () => {
+      const reader = stream.body!.getReader();
+      while (!(await reader.read()).done);
+      return performance.now();
+    })();
+    const polled = fetch(`${s.url}/api/v1/jobs/${pending.id}?wait=60`, { headers: auth }).then(async (r) => ({ at: performance.now(), status: r.status, job: (await r.json()) as { state: string } }));
+    await Bun.sleep(200);
+    const stopped = performance.now();
+    const exited = s.stop("SIGTERM");
+    // The long-poll re-reads its job every MODELD_POLL_MS (1 s); the stream checks every 100 ms.
+    const poll = await polled;
+    expect({ status: poll.status, state: poll.job.state }).toEqual({ status: 200, state: "pending" });
+    expect(poll.at - stopped).toBeLessThan(1500);
+    expect((await streamEnded) - stopped).toBeLessThan(1000);
+    expect(await exited).toBe(0);
+  }, 60_000);
+
   test("SIGHUP, as a closed terminal sends it, stops gracefully like SIGTERM: exit 0, sessions released", async () => {
     const s = await start();
     const small = await call(s, "POST", "/api/v1/models/small/load?activate=false");
