@@ -11,10 +11,13 @@ import {
   jwtVerify,
   SignJWT,
   type JWTPayload,
+  type JSONWebKeySet,
   type JWTVerifyGetKey,
 } from "jose";
+import { monotonicMs } from "./clock";
 import type { AuthSource, Config } from "./config";
 import { AppError } from "./errors";
+import { repeatedFailure, type Logger } from "./log";
 
 export interface Principal {
   sub: string;
@@ -43,12 +46,57 @@ export function resolveAuthSource(config: Config): AuthSource {
   return s.kind === "generate" ? { kind: "secret", secret: ensureSecret(s.path), generated: true } : s;
 }
 
-async function keyFor(source: AuthSource): Promise<{ key: Uint8Array | CryptoKey | JWTVerifyGetKey; algorithms: string[] }> {
+/** After a failed fetch, requests within this use what is known instead of each waiting for another fetch (up to 5 s when the endpoint hangs). */
+const REFETCH_AFTER_FAILURE_MS = 1_000;
+
+/**
+ * The identity provider's key set, as jose fetches and refreshes it (every 10 minutes,
+ * or for a key it does not know), made to survive the provider's outages: once a set
+ * was fetched, a failed refresh keeps verifying with it rather than failing every
+ * token after its 10 minutes. Without any set, or for a key not in it, a failed fetch
+ * is this server's trouble, not the token's: 503 AUTH_UNAVAILABLE, so a client
+ * retries with the token instead of discarding it as a 401 would tell it to.
+ */
+function remoteKeySet(url: string, log?: Logger): JWTVerifyGetKey {
+  const remote = createRemoteJWKSet(new URL(url));
+  const fetching = log && repeatedFailure(log, `fetching the key set at ${url} (MODELD_JWKS_URL)`);
+  let failure: { at: number; error: AppError } | undefined;
+  let last: { jwks: JSONWebKeySet; keys: JWTVerifyGetKey } | undefined;
+  const known = async (header: Parameters<JWTVerifyGetKey>[0], token: Parameters<JWTVerifyGetKey>[1], error: AppError) => {
+    const jwks = remote.jwks();
+    if (!jwks) throw error;
+    if (last?.jwks !== jwks) last = { jwks, keys: createLocalJWKSet(jwks) };
+    try {
+      return await last.keys(header, token);
+    } catch (err) {
+      // A key the last set does not have may be one the provider added since.
+      throw (err as { code?: string }).code === "ERR_JWKS_NO_MATCHING_KEY" ? error : err;
+    }
+  };
+  return async (header, token) => {
+    if (failure && monotonicMs() - failure.at < REFETCH_AFTER_FAILURE_MS) return known(header, token, failure.error);
+    try {
+      const key = await remote(header, token);
+      failure = undefined;
+      fetching?.succeeded();
+      return key;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "ERR_JWKS_NO_MATCHING_KEY" || code === "ERR_JWKS_MULTIPLE_MATCHING_KEYS") throw err;
+      const error = new AppError("AUTH_UNAVAILABLE", `the key set at ${url} (MODELD_JWKS_URL) could not be fetched: ${(err as Error).message}`, undefined, { "Retry-After": "1" });
+      failure = { at: monotonicMs(), error };
+      fetching?.failed(err);
+      return known(header, token, error);
+    }
+  };
+}
+
+async function keyFor(source: AuthSource, log?: Logger): Promise<{ key: Uint8Array | CryptoKey | JWTVerifyGetKey; algorithms: string[] }> {
   switch (source.kind) {
     case "secret":
       return { key: new TextEncoder().encode(source.secret), algorithms: ["HS256"] };
     case "jwks-url":
-      return { key: createRemoteJWKSet(new URL(source.url)), algorithms: ASYMMETRIC };
+      return { key: remoteKeySet(source.url, log), algorithms: ASYMMETRIC };
     case "jwks-file":
       return { key: createLocalJWKSet(JSON.parse(readFileSync(source.path, "utf8"))), algorithms: ASYMMETRIC };
     case "public-key": {
@@ -117,8 +165,8 @@ export async function inferenceCaller(header: string | undefined, auth: Config["
 /** Verified tokens are remembered until they expire: a signature check costs more than the rest of a small inference. */
 const VERIFIED_CACHE_SIZE = 10_000;
 
-export async function createTokenVerifier(source: AuthSource, auth: Config["auth"]): Promise<TokenVerifier> {
-  const { key, algorithms } = await keyFor(source);
+export async function createTokenVerifier(source: AuthSource, auth: Config["auth"], log?: Logger): Promise<TokenVerifier> {
+  const { key, algorithms } = await keyFor(source, log);
   const verified = new Map<string, { principal: Principal; expiresAtMs: number }>();
   return async (token) => {
     if (token.length > MAX_TOKEN_BYTES) throw new AppError("UNAUTHORIZED", "token is too large");
@@ -140,6 +188,7 @@ export async function createTokenVerifier(source: AuthSource, auth: Config["auth
       verified.set(token, { principal, expiresAtMs: Math.min(payload.exp! * 1000, Date.now() + ttlCapMs) });
       return principal;
     } catch (err) {
+      if (err instanceof AppError) throw err;
       const code = (err as { code?: string }).code;
       const why =
         code === "ERR_JWT_EXPIRED" ? "token has expired"

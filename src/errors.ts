@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   INTERNAL: { status: 500, description: "An unexpected error; the log has the details under the same requestId." },
   MODEL_UNAVAILABLE: { status: 503, description: "The model is unloading, was force-unloaded or its worker ended while the request waited, or is still loading on demand; retry after Retry-After." },
   QUEUE_FULL: { status: 503, description: "The model's request queue (MODELD_MAX_QUEUE_PER_MODEL) is full; retry after Retry-After." },
+  AUTH_UNAVAILABLE: { status: 503, description: "The key set that verifies tokens (MODELD_JWKS_URL) could not be fetched, so the token could not be checked; the message names the URL and the reason. Retry after Retry-After: the token may well be good." },
   TOO_MANY_STREAMS: { status: 503, description: "Too many open event streams; retry after Retry-After." },
   MODEL_DIR_UNREADABLE: { status: 503, description: "The model dir (MODELD_MODEL_DIR) cannot be read, so a scan could not tell what is in it; the message names it and the system's error. What was registered stays registered." },
   STORAGE_FAILED: { status: 503, description: "The disk that holds modeld's database failed (an I/O error, or it went read-only), or the file is damaged, and the read or write was not made; the message names the database and SQLite's error. Loaded models serve on; check the disk, then restart modeld." },

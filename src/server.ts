@@ -113,7 +113,7 @@ function logMemoryLimit(config: Config, log: Logger): void {
 
 async function serviceOn(db: Db, config: Config, log: Logger, opts: ServiceOptions): Promise<Service> {
   const auth = resolveAuthSource(config);
-  const verify = await createTokenVerifier(auth, config.auth);
+  const verify = await createTokenVerifier(auth, config.auth, log);
   const native = prepareNativeRuntime({ ortDir: config.runtime.ortDir, cacheDir: config.cacheDir });
   const providers = availableProviders(native.libDir);
   log.info("onnx runtime ready", { source: native.source, libDir: native.libDir, providers });

@@ -50,6 +50,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, grpc.status>> = {
   TOO_MANY_JOBS: grpc.status.RESOURCE_EXHAUSTED,
   STORAGE_FULL: grpc.status.RESOURCE_EXHAUSTED,
   STORAGE_FAILED: grpc.status.UNAVAILABLE,
+  AUTH_UNAVAILABLE: grpc.status.UNAVAILABLE,
 };
 
 function toStatus(err: unknown): grpc.ServiceError {

@@ -1,5 +1,5 @@
 // Hostile tokens, each answered 401 (never 500), against the three key sources.
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setSystemTime, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from "jose";
@@ -95,5 +95,62 @@ describe("JWKS file", () => {
     expect((await f.api.json("GET", "/api/v1/models", { token: await signWith("k1") })).status).toBe(200);
     await expect401(f.api, await signWith("k-unknown"), "unknown kid");
     await expect401(f.api, await token(), "HS256 against a JWKS");
+  });
+});
+
+describe("JWKS URL", () => {
+  let privateKey: CryptoKey;
+  let jwks = "";
+  // What the identity provider's endpoint does: serve the key set, fail, or answer garbage.
+  let mode: "keys" | "error" | "garbage" = "error";
+  let fetches = 0;
+  const idp = Bun.serve({
+    port: 0,
+    fetch: () => (fetches++, mode === "keys" ? new Response(jwks, { headers: { "content-type": "application/json" } }) : mode === "garbage" ? new Response("<html>login</html>") : new Response("down", { status: 502 })),
+  });
+  afterAll(() => idp.stop(true));
+  const f = useService({}, async (t) => {
+    const pair = await generateKeyPair("ES256", { extractable: true });
+    privateKey = pair.privateKey;
+    jwks = JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: "k1", alg: "ES256", use: "sig" }] });
+    Object.assign(t.env, { MODELD_JWT_SECRET: "", MODELD_JWKS_URL: `http://127.0.0.1:${idp.port}/jwks.json` });
+  });
+  const signed = (sub: string, kid = "k1") => new SignJWT({ role: "admin" }).setProtectedHeader({ alg: "ES256", kid }).setSubject(sub).setExpirationTime("5m").sign(privateKey);
+
+  test("a key set that cannot be fetched is 503 AUTH_UNAVAILABLE naming it, not a 401 that blames the token; it serves once the endpoint does", async () => {
+    for (const [m, why] of [["error", "Expected 200 OK"], ["garbage", "as JSON"]] as const) {
+      mode = m;
+      await Bun.sleep(1100); // a failed fetch is not tried again for a second
+      const res = await f.api.json("GET", "/api/v1/models", { token: await signed(`while-${m}`) });
+      expect({ status: res.status, code: res.body.error.code }).toEqual({ status: 503, code: "AUTH_UNAVAILABLE" });
+      expect(res.body.error.message).toContain(`http://127.0.0.1:${idp.port}/jwks.json`);
+      expect(res.body.error.message).toContain(why);
+      const v2 = await f.api.json("GET", "/v2/models/none", { token: await signed(`v2-${m}`) });
+      expect(v2.status).toBe(503);
+    }
+    mode = "keys";
+    await Bun.sleep(1100);
+    expect((await f.api.json("GET", "/api/v1/models", { token: await signed("after") })).status).toBe(200);
+    // Fetched once, the key set is kept: an outage after that does not stop new tokens.
+    mode = "error";
+    expect((await f.api.json("GET", "/api/v1/models", { token: await signed("during-a-later-outage") })).status).toBe(200);
+    await expect401(f.api, await token(), "HS256 against a JWKS");
+  });
+
+  test("past the 10 minutes a fetched key set is fresh for, an outage keeps it in use, and requests do not each wait for a fetch", async () => {
+    mode = "keys";
+    expect((await f.api.json("GET", "/api/v1/models", { token: await signed("fetched") })).status).toBe(200);
+    mode = "error";
+    try {
+      setSystemTime(new Date(Date.now() + 11 * 60_000));
+      const before = fetches;
+      expect((await f.api.json("GET", "/api/v1/models", { token: await signed("stale-1") })).status).toBe(200);
+      for (let i = 2; i <= 5; i++) expect((await f.api.json("GET", "/api/v1/models", { token: await signed(`stale-${i}`) })).status).toBe(200);
+      expect(fetches - before).toBe(1);
+      // A key the kept set does not have may be one the provider added meanwhile: not the token's fault.
+      expect((await f.api.json("GET", "/api/v1/models", { token: await signed("new-key", "k2") })).body.error.code).toBe("AUTH_UNAVAILABLE");
+    } finally {
+      setSystemTime();
+    }
   });
 });
