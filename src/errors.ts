@@ -22,7 +22,7 @@ export const ERROR_CODES = {
   NO_ACTIVE_MODEL: { status: 409, description: "No model is active, so there is nothing to unload or predict with." },
   JOB_FINISHED: { status: 409, description: "The job has already finished and cannot be cancelled." },
   PAYLOAD_TOO_LARGE: { status: 413, description: "The body exceeds MODELD_MAX_BODY_BYTES." },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, description: "The body's Content-Encoding is not gzip, deflate or identity." },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, description: "The body's Content-Type is not JSON where JSON is expected, or its Content-Encoding is not gzip, deflate or identity." },
   IDEMPOTENCY_KEY_REUSED: { status: 422, description: "The Idempotency-Key was used before with a different request." },
   TOO_MANY_JOBS: { status: 429, description: "Too many unfinished jobs; retry after the Retry-After seconds." },
   INTERNAL: { status: 500, description: "An unexpected error; the log has the details under the same requestId." },

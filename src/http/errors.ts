@@ -18,6 +18,7 @@ export function toAppError(err: unknown): AppError {
     if (err.status === 413) return new AppError("PAYLOAD_TOO_LARGE", "request body is too large");
     if (err.status === 400 && /json/i.test(err.message)) return new AppError("MALFORMED_JSON", "request body is not valid JSON");
     if (err.status === 401) return new AppError("UNAUTHORIZED", err.message);
+    if (err.status === 415) return new AppError("UNSUPPORTED_MEDIA_TYPE", "the body must be JSON: send Content-Type: application/json");
     const code: ErrorCode = err.status === 404 ? "NOT_FOUND" : err.status < 500 ? "VALIDATION_ERROR" : "INTERNAL";
     return new AppError(code, err.message);
   }

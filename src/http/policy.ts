@@ -2,7 +2,7 @@
 // from the router a route is registered on, never from its path. A new route
 // picks a router; nothing else needs editing.
 import type { OpenAPIHono, RouteConfig } from "@hono/zod-openapi";
-import type { Handler, MiddlewareHandler } from "hono";
+import type { Context, Handler, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AuditRepo } from "../db/audit.repo";
 import { AppError } from "../errors";
@@ -100,6 +100,23 @@ function limitBody(maxBytes: number): MiddlewareHandler<AppEnv> {
 }
 
 /**
+ * An empty body is no body, whatever Content-Type it names: `curl -X POST -H
+ * "Content-Type: application/json" …/load` was refused as "not valid JSON" on a route
+ * whose body is optional. Without the type, each route says what it needs of a body.
+ */
+function dropTypeOfEmptyBody(c: Context<AppEnv>): void {
+  const raw = c.req.raw;
+  const length = raw.headers.get("content-length");
+  if (length !== null && length !== "0") return;
+  if (!raw.headers.has("content-type")) return;
+  // Of unknown length (chunked, or a Request made in-process): empty only if it has no stream.
+  if (length === null && raw.body !== null) return;
+  const headers = new Headers(raw.headers);
+  headers.delete("content-type");
+  c.req.raw = new Request(raw.url, { method: raw.method, headers });
+}
+
+/**
  * The policy's own checks, in one middleware: each layer Hono composes costs a
  * dispatch, and these run on every request, inference included.
  */
@@ -108,6 +125,7 @@ function policyGate(p: Policy): MiddlewareHandler<AppEnv> {
   const decode = decodeContentEncoding(p.maxBodyBytes);
   return (c, next) => {
     c.set("errorShape", p.errors);
+    dropTypeOfEmptyBody(c);
     return limit(c, async () => void (await decode(c, next)));
   };
 }

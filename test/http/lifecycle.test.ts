@@ -68,6 +68,19 @@ describe("model registry", () => {
     const notJson = await api.json("POST", "/api/v1/models", { body: "{not json" });
     expect(notJson.status).toBe(400);
     expect(notJson.body.error.code).toBe("MALFORMED_JSON");
+    const text = await api.json("POST", "/api/v1/models", { body: "id=x", headers: { "content-type": "text/plain" } });
+    expect({ status: text.status, code: text.body.error.code }).toEqual({ status: 415, code: "UNSUPPORTED_MEDIA_TYPE" });
+  });
+
+  test("an empty body is no body whatever its Content-Type: an optional one is left out, a required one is missing fields", async () => {
+    const json = { "content-type": "application/json" };
+    // As `curl -X POST -H "Content-Type: application/json"` sends it: the type, and no body.
+    const load = await api.json("POST", "/api/v1/models/affine/load", { headers: json });
+    expect(load.status).toBe(202);
+    await api.waitJob(load.body.id);
+    const register = await api.json("POST", "/api/v1/models", { headers: { ...json, "content-length": "0" } });
+    expect({ status: register.status, code: register.body.error.code }).toEqual({ status: 400, code: "VALIDATION_ERROR" });
+    expect(register.body.error.message).toContain("id");
   });
 
   test("unknown model ids are 404 on every model route", async () => {
