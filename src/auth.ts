@@ -46,22 +46,36 @@ export function resolveAuthSource(config: Config): AuthSource {
   return s.kind === "generate" ? { kind: "secret", secret: ensureSecret(s.path), generated: true } : s;
 }
 
-/** After a failed fetch, requests within this use what is known instead of each waiting for another fetch (up to 5 s when the endpoint hangs). */
+/** After a failed fetch, another is tried no sooner than this: requests do not each wait for one (up to 5 s when the endpoint hangs). */
 const REFETCH_AFTER_FAILURE_MS = 1_000;
 
 /**
  * The identity provider's key set, as jose fetches and refreshes it (every 10 minutes,
  * or for a key it does not know), made to survive the provider's outages: once a set
- * was fetched, a failed refresh keeps verifying with it rather than failing every
- * token after its 10 minutes. Without any set, or for a key not in it, a failed fetch
- * is this server's trouble, not the token's: 503 AUTH_UNAVAILABLE, so a client
- * retries with the token instead of discarding it as a 401 would tell it to.
+ * was fetched, a failed refresh keeps verifying with it, and refreshes are tried again
+ * in the background, rather than every token failing after its 10 minutes. Without
+ * any set, or for a key not in it, a failed fetch is this server's trouble, not the
+ * token's: 503 AUTH_UNAVAILABLE, so a client retries with the token instead of
+ * discarding it as a 401 would tell it to.
  */
 function remoteKeySet(url: string, log?: Logger): JWTVerifyGetKey {
   const remote = createRemoteJWKSet(new URL(url));
   const fetching = log && repeatedFailure(log, `fetching the key set at ${url} (MODELD_JWKS_URL)`);
   let failure: { at: number; error: AppError } | undefined;
+  let refreshing: Promise<void> | undefined;
   let last: { jwks: JSONWebKeySet; keys: JWTVerifyGetKey } | undefined;
+
+  const failed = (err: unknown): AppError => {
+    const error = new AppError("AUTH_UNAVAILABLE", `the key set at ${url} (MODELD_JWKS_URL) could not be fetched: ${(err as Error).message}`, undefined, { "Retry-After": "1" });
+    failure = { at: monotonicMs(), error };
+    fetching?.failed(err);
+    return error;
+  };
+  const fetched = () => {
+    failure = undefined;
+    fetching?.succeeded();
+  };
+  /** The key from the set fetched last, when there is one. */
   const known = async (header: Parameters<JWTVerifyGetKey>[0], token: Parameters<JWTVerifyGetKey>[1], error: AppError) => {
     const jwks = remote.jwks();
     if (!jwks) throw error;
@@ -73,20 +87,24 @@ function remoteKeySet(url: string, log?: Logger): JWTVerifyGetKey {
       throw (err as { code?: string }).code === "ERR_JWKS_NO_MATCHING_KEY" ? error : err;
     }
   };
+
   return async (header, token) => {
-    if (failure && monotonicMs() - failure.at < REFETCH_AFTER_FAILURE_MS) return known(header, token, failure.error);
+    if (failure) {
+      const due = monotonicMs() - failure.at >= REFETCH_AFTER_FAILURE_MS;
+      if (remote.jwks()) {
+        refreshing ??= due ? remote.reload().then(fetched, (err) => void failed(err)).finally(() => (refreshing = undefined)) : undefined;
+        return known(header, token, failure.error);
+      }
+      if (!due) throw failure.error;
+    }
     try {
       const key = await remote(header, token);
-      failure = undefined;
-      fetching?.succeeded();
+      fetched();
       return key;
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code === "ERR_JWKS_NO_MATCHING_KEY" || code === "ERR_JWKS_MULTIPLE_MATCHING_KEYS") throw err;
-      const error = new AppError("AUTH_UNAVAILABLE", `the key set at ${url} (MODELD_JWKS_URL) could not be fetched: ${(err as Error).message}`, undefined, { "Retry-After": "1" });
-      failure = { at: monotonicMs(), error };
-      fetching?.failed(err);
-      return known(header, token, error);
+      return known(header, token, failed(err));
     }
   };
 }

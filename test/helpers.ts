@@ -107,10 +107,10 @@ export async function client(service: Service, defaultToken?: string): Promise<C
 /** JSON text of `1` inside `depth` nested arrays: a body that recursion chokes on. */
 /** Calls `f` every `stepMs` until `ok` holds of its value or `ms` passed; returns the last value, for the caller to assert on. */
 export async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000, stepMs = 5): Promise<T> {
-  const deadline = Date.now() + ms;
+  const deadline = performance.now() + ms;
   for (;;) {
     const v = await f();
-    if (ok(v) || Date.now() > deadline) return v;
+    if (ok(v) || performance.now() > deadline) return v;
     await Bun.sleep(stepMs);
   }
 }

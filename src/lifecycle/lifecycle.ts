@@ -198,7 +198,8 @@ export function createLifecycle(d: LifecycleDeps) {
 
   /**
    * Makes room for `need` bytes before a session is created, evicting idle
-   * versions least recently used first, each as an unload job of its own.
+   * versions least recently used first, each as an unload job of its own, and
+   * refuses a load whose creation peak the host or the cgroup cannot give.
    * Called with the gate held, so two loads never both decide that they fit.
    */
   async function makeRoom(modelId: string, what: string, need: number, fileBytes: number, ctl: LifecycleControl): Promise<void> {

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, setSystemTime, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from "jose";
-import { SECRET, token, useService, type Client } from "../helpers";
+import { SECRET, token, until, useService, type Client } from "../helpers";
 
 const b64 = (o: object | string) => Buffer.from(typeof o === "string" ? o : JSON.stringify(o)).toString("base64url");
 const now = () => Math.floor(Date.now() / 1000);
@@ -149,6 +149,13 @@ describe("JWKS URL", () => {
       expect(fetches - before).toBe(1);
       // A key the kept set does not have may be one the provider added meanwhile: not the token's fault.
       expect((await f.api.json("GET", "/api/v1/models", { token: await signed("new-key", "k2") })).body.error.code).toBe("AUTH_UNAVAILABLE");
+      // A second on, a request goes on with the kept set while a refresh runs beside it; once the
+      // provider is back, that refresh ends the outage: a key it does not list is the token's fault again.
+      await Bun.sleep(1100);
+      mode = "keys";
+      expect((await f.api.json("GET", "/api/v1/models", { token: await signed("stale-6") })).status).toBe(200);
+      expect(await until(async () => fetches - before, (n) => n === 2, 3_000)).toBe(2);
+      expect(await until(async () => (await f.api.json("GET", "/api/v1/models", { token: await signed("new-key-again", "k2") })).status, (s) => s === 401, 3_000)).toBe(401);
     } finally {
       setSystemTime();
     }
