@@ -1,4 +1,5 @@
-// enqueueJob's side effects happen only after its transaction commits.
+// The jobs service: enqueueJob's side effects happen only after its transaction commits, and a
+// long-poll keeps its deadline on a clock that never steps.
 import { expect, setSystemTime, test } from "bun:test";
 import { affineModel, bigModel } from "../fixtures/onnx-builder";
 import { cleanup, client, startTestService, testEnv, writeModel } from "../helpers";
