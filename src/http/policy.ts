@@ -93,6 +93,8 @@ function limitBody(maxBytes: number): MiddlewareHandler<AppEnv> {
   return (c, next) => {
     const headers = c.req.raw.headers;
     const declared = headers.get("content-length");
+    // Inference declares a length: this costs it one comparison.
+    if (declared === "0" || declared === null) dropTypeOfEmptyBody(c, declared);
     if (declared === null || headers.has("transfer-encoding")) return counted(c, next);
     if (Number(declared) > maxBytes) throw tooLarge();
     return next();
@@ -104,13 +106,11 @@ function limitBody(maxBytes: number): MiddlewareHandler<AppEnv> {
  * "Content-Type: application/json" …/load` was refused as "not valid JSON" on a route
  * whose body is optional. Without the type, each route says what it needs of a body.
  */
-function dropTypeOfEmptyBody(c: Context<AppEnv>): void {
+function dropTypeOfEmptyBody(c: Context<AppEnv>, declaredLength: string | null): void {
   const raw = c.req.raw;
-  const length = raw.headers.get("content-length");
-  if (length !== null && length !== "0") return;
   if (!raw.headers.has("content-type")) return;
   // Of unknown length (chunked, or a Request made in-process): empty only if it has no stream.
-  if (length === null && raw.body !== null) return;
+  if (declaredLength === null && raw.body !== null) return;
   const headers = new Headers(raw.headers);
   headers.delete("content-type");
   c.req.raw = new Request(raw.url, { method: raw.method, headers });
@@ -125,7 +125,6 @@ function policyGate(p: Policy): MiddlewareHandler<AppEnv> {
   const decode = decodeContentEncoding(p.maxBodyBytes);
   return (c, next) => {
     c.set("errorShape", p.errors);
-    dropTypeOfEmptyBody(c);
     return limit(c, async () => void (await decode(c, next)));
   };
 }
