@@ -21,7 +21,7 @@ import { startJobLoop, type JobLoop } from "./jobs/loop";
 import { createJobNotifier } from "./jobs/notifier";
 import { recover } from "./jobs/recovery";
 import { createLifecycle, type Lifecycle } from "./lifecycle/lifecycle";
-import { memoryLimit } from "./lifecycle/memory";
+import { memoryNow } from "./lifecycle/memory";
 import { budgetBytes, formatBytes } from "./units";
 import type { Logger } from "./log";
 import { JsonCodec } from "./runtime/json-codec";
@@ -102,7 +102,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
 
 /** A cgroup limit is where the OOM killer strikes; a budget above it does not keep loads under it. */
 function logMemoryLimit(config: Config, log: Logger): void {
-  const limit = memoryLimit();
+  const { limit } = memoryNow();
   if (!limit.cgroup) return;
   const budget = config.memory.budget ? budgetBytes(config.memory.budget, limit.bytes) : undefined;
   log.info("memory limited by a cgroup", { cgroup: limit.cgroup, limitBytes: limit.bytes, ...(budget ? { budgetBytes: budget } : {}) });

@@ -19,7 +19,7 @@ import { AppError, isStorageFull } from "../errors";
 import { IllegalTransition, LifecycleError } from "./errors";
 import { resolveModelPath, statIdentity } from "./model-files";
 import type { Eviction, LifecycleControl, LifecycleOutcome } from "./phases";
-import { admit, availableMemory, createGate, creationPeakBytes, estimateFromSize, memoryLimit, residentBytes, type Holder } from "./memory";
+import { admit, createGate, creationPeakBytes, estimateFromSize, memoryNow, residentBytes, type Holder } from "./memory";
 import { chooseProviders } from "./providers";
 import { assertLegal } from "./transitions";
 
@@ -204,12 +204,13 @@ export function createLifecycle(d: LifecycleDeps) {
    */
   async function makeRoom(modelId: string, what: string, need: number, fileBytes: number, ctl: LifecycleControl): Promise<void> {
     const budget = d.config.memory.budget;
-    const decision = budget ? admit(need, budgetBytes(budget, memoryLimit().bytes), holders(modelId, ctl), what) : { fits: true as const, evict: [] };
+    const memory = memoryNow();
+    const decision = budget ? admit(need, budgetBytes(budget, memory.limit.bytes), holders(modelId, ctl), what) : { fits: true as const, evict: [] };
     if (!decision.fits) throw new LifecycleError("INSUFFICIENT_MEMORY", decision.message);
     // Whatever the budget allows, a load the kernel cannot give room fails fast instead of
     // meeting the OOM killer, which would take every model this process serves with it.
     const peak = creationPeakBytes(need, fileBytes);
-    const available = availableMemory();
+    const available = memory.available;
     const freed = decision.evict.reduce((n, h) => n + h.bytes, 0);
     if (peak > available.bytes + freed) {
       throw new LifecycleError(

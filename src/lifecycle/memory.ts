@@ -40,20 +40,22 @@ function hostAvailableBytes(): number {
   return freemem();
 }
 
-/** What a load may still take before the kernel refuses it, and where that limit is (for messages). */
-export function availableMemory(): { bytes: number; where: string } {
-  const host = hostAvailableBytes();
+/**
+ * What this process may use, from one reading of the host and its cgroup:
+ * `limit`, the host's RAM or the cgroup's memory limit when lower (what a budget
+ * in % is a share of); `available`, what a load may still take before the kernel
+ * refuses it, and where that limit is (for messages).
+ */
+export function memoryNow(): { limit: { bytes: number; cgroup?: string }; available: { bytes: number; where: string } } {
+  const host = { total: totalmem(), available: hostAvailableBytes() };
   const cgroup = cgroupMemory();
-  if (cgroup && cgroup.roomBytes < host) {
-    return { bytes: Math.max(0, cgroup.roomBytes), where: `under the ${formatBytes(cgroup.limitBytes)} memory limit of cgroup ${cgroup.path}` };
-  }
-  return { bytes: host, where: "on the host" };
-}
-
-/** The most this process may use: the host's RAM, or its cgroup's memory limit when lower. What a budget in % is a share of. */
-export function memoryLimit(): { bytes: number; cgroup?: string } {
-  const cgroup = cgroupMemory();
-  return cgroup && cgroup.limitBytes < totalmem() ? { bytes: cgroup.limitBytes, cgroup: cgroup.path } : { bytes: totalmem() };
+  return {
+    limit: cgroup && cgroup.limitBytes < host.total ? { bytes: cgroup.limitBytes, cgroup: cgroup.path } : { bytes: host.total },
+    available:
+      cgroup && cgroup.roomBytes < host.available
+        ? { bytes: Math.max(0, cgroup.roomBytes), where: `under the ${formatBytes(cgroup.limitBytes)} memory limit of cgroup ${cgroup.path}` }
+        : { bytes: host.available, where: "on the host" },
+  };
 }
 
 /**
