@@ -10,9 +10,13 @@ import { cleanup, client, startTestService, testEnv, token, writeModel, type Cli
  * file's threads are still giving back would be subtracted from them. Wait
  * until RSS holds still (within 1 MiB for 500 ms, at most 10 s) before starting:
  * one quiet 100 ms was not enough, a load once measured 0 bytes when a session
- * of an earlier file was released during it.
+ * of an earlier file was released during it. A full collection first, so that
+ * earlier files' garbage (other tests write models of 100+ MiB from buffers) is not
+ * freed in the middle of a load: a full CI run once measured 0 bytes here again,
+ * which running this file alone did not reproduce.
  */
 async function settledMemory(): Promise<void> {
+  Bun.gc(true);
   let since = process.memoryUsage.rss();
   let quiet = 0;
   for (let i = 0; i < 100 && quiet < 5; i++) {
