@@ -6,7 +6,7 @@ import { AppError } from "../errors";
 import type { InferRequest, InferResult } from "../services/inference.service";
 import type { JsonCodec } from "../runtime/json-codec";
 import { concatBytes, type WireTensor } from "../runtime/protocol";
-import { numericLayout, toJsonData, type ResponseTensor } from "../runtime/tensors";
+import { hasExactJsonText, jsonDataText, numericLayout, toJsonData, type ResponseTensor } from "../runtime/tensors";
 import { malformedJson, parseJson, parseWith } from "./body";
 import type { AppEnv } from "./env";
 import { InferRequestSchema } from "./v2.schemas";
@@ -70,26 +70,33 @@ export const OFF_THREAD_JSON_ELEMENTS = 16 * 1024;
 const offThread = (t: WireTensor) => t.data instanceof ArrayBuffer && t.data.byteLength / numericLayout(t.type)!.size >= OFF_THREAD_JSON_ELEMENTS;
 const jsonOutput = ({ values, ...o }: ResponseTensor) => (values ? { ...o, data: toJsonData(values) } : o);
 
-/** The response's JSON as UTF-8, written in the codec's thread with the large outputs' values. */
-function composeJson(result: InferResult, large: (WireTensor | undefined)[], codec: JsonCodec): Promise<Uint8Array<ArrayBuffer>> {
+/**
+ * The response's JSON as UTF-8, written as text: large outputs' values in the codec's
+ * thread, 64-bit integers from their exact digits (jsonDataText), the rest here.
+ */
+async function composeJson(result: InferResult, large: (WireTensor | undefined)[], codec: JsonCodec): Promise<Uint8Array<ArrayBuffer>> {
   const { outputs, ...head } = result.json;
   const pieces: (string | WireTensor)[] = [];
   let text = `${JSON.stringify(head).slice(0, -1)},"outputs":[`;
-  outputs.forEach((o, i) => {
+  outputs.forEach(({ values, ...meta }, i) => {
     if (i > 0) text += ",";
+    if (!values) return void (text += JSON.stringify(meta));
+    text += `${JSON.stringify(meta).slice(0, -1)},"data":`;
     const tensor = large[i];
-    if (!tensor) return void (text += JSON.stringify(jsonOutput(o)));
-    const { values: _, ...meta } = o;
-    pieces.push(`${text}${JSON.stringify(meta).slice(0, -1)},"data":`, tensor);
-    text = "}";
+    if (tensor) {
+      pieces.push(text, tensor);
+      text = "}";
+    } else text += `${jsonDataText(values)}}`;
   });
   pieces.push(`${text}]}`);
-  return codec.encode(pieces);
+  // With no large tensor, nothing is worth the trip to the codec's thread.
+  return pieces.length === 1 ? new TextEncoder().encode(pieces[0] as string) : codec.encode(pieces);
 }
 
 export async function writeInferResponse(c: Context<AppEnv>, result: InferResult, codec: JsonCodec): Promise<Response> {
   const large = result.json.outputs.map((o) => (o.values && offThread(o.values) ? o.values : undefined));
-  const composed = large.some((t) => t) ? await composeJson(result, large, codec) : undefined;
+  const asText = large.some((t) => t) || result.json.outputs.some((o) => o.values && hasExactJsonText(o.values));
+  const composed = asText ? await composeJson(result, large, codec) : undefined;
   // Small outputs only: the whole response is written here.
   const plain = () => ({ ...result.json, outputs: result.json.outputs.map(jsonOutput) });
   if (result.binary.length === 0) return composed === undefined ? c.json(plain(), 200) : c.body(composed, 200, { "Content-Type": "application/json" });

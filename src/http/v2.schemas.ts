@@ -14,7 +14,7 @@ export const InferTensor = z
     data: z.custom<unknown[]>((v) => Array.isArray(v), "data must be an array").optional().openapi({
       type: "array",
       items: {},
-      description: "Row-major values, flat or nested; BYTES as strings, BOOL as true/false.",
+      description: "Row-major values, flat or nested; BYTES as strings, BOOL as true/false. INT64 and UINT64 up to 2^53 − 1 in size: JSON numbers past it arrive rounded and are refused; send those with `binary_data_size`.",
     }),
   })
   .openapi("InferInputTensor");
@@ -42,7 +42,7 @@ export const InferResponse = z
         name: z.string(),
         datatype: z.enum(DATATYPES),
         shape: z.array(z.number().int()),
-        data: z.array(z.unknown()).optional(),
+        data: z.array(z.unknown()).optional().openapi({ description: "Row-major, flat. INT64 and UINT64 are written with their exact digits, past 2^53 too: parse them with a JSON reader that keeps 64-bit integers." }),
         parameters: z.object({ binary_data_size: z.number().int() }).optional(),
       }),
     ),

@@ -5,7 +5,7 @@
 // as the binary extension sends it; texts go out with tensors' values written in.
 import { parentPort } from "../platform/threads";
 import type { WireTensor } from "./protocol";
-import { packJsonData, toJsonData } from "./tensors";
+import { jsonDataText, packJsonData } from "./tensors";
 
 export type ToJsonWorker =
   | { type: "decode"; id: number; bytes: ArrayBuffer }
@@ -58,7 +58,7 @@ function decode(id: number, bytes: ArrayBuffer): void {
 // HTTP thread neither encodes a large text to UTF-8 nor allocates and fills a large buffer,
 // whose fresh pages alone cost it tens of ms for a 17 MB response on this host.
 function encode(id: number, pieces: (string | WireTensor)[]): void {
-  const text = new TextEncoder().encode(pieces.map((p) => (typeof p === "string" ? p : JSON.stringify(toJsonData(p)))).join(""));
+  const text = new TextEncoder().encode(pieces.map((p) => (typeof p === "string" ? p : jsonDataText(p))).join(""));
   parent.postMessage({ id, text } satisfies FromJsonWorker, [text.buffer as ArrayBuffer]);
 }
 

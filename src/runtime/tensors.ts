@@ -141,6 +141,17 @@ function flatten(data: unknown[], expected: number, name: string): unknown[] {
   return out;
 }
 
+/**
+ * JSON.parse (and gRPC's typed contents, read as numbers) has already rounded an
+ * INT64 or UINT64 past 2^53 by the time it is checked, so the message says where
+ * exact values go instead of calling a valid INT64 invalid.
+ */
+function outOfRange(name: string, v: number, dt: Datatype, [min, max]: [number, number]): string {
+  const wide = dt === "INT64" || dt === "UINT64";
+  if (!wide || !Number.isInteger(v) || (dt === "UINT64" && v < 0)) return `input ${name}: ${v} is not a valid ${dt}`;
+  return `input ${name}: ${v} is outside ${min}..${max}, the ${dt} values a JS number holds exactly; send larger ones as raw bytes (binary_data_size over HTTP, raw_input_contents over gRPC)`;
+}
+
 function fromJsonValues(name: string, dt: Datatype, values: unknown[]): WireTensor["data"] {
   const spec = SPECS[dt];
   if (dt === "BYTES") {
@@ -163,7 +174,7 @@ function fromJsonValues(name: string, dt: Datatype, values: unknown[]): WireTens
     if (typeof v !== "number" || !Number.isFinite(v)) throw new TensorError(`input ${name}: ${dt} data must be numbers`);
     if (spec.range) {
       if (!Number.isInteger(v) || v < spec.range[0] || v > spec.range[1]) {
-        throw new TensorError(`input ${name}: ${v} is not a valid ${dt}`);
+        throw new TensorError(outOfRange(name, v, dt, spec.range));
       }
       view[i] = (view instanceof BigInt64Array || view instanceof BigUint64Array ? BigInt(v) : v) as never;
     } else {
@@ -265,7 +276,10 @@ export interface ResponseTensor {
   parameters?: { binary_data_size: number };
 }
 
-/** JSON values of a wire tensor, row-major and flat. */
+/** True for the datatypes whose JSON values must be written as text (jsonDataText): a JS number would round them. */
+export const hasExactJsonText = (t: WireTensor): boolean => t.type === "int64" || t.type === "uint64";
+
+/** JSON values of a wire tensor, row-major and flat; not for 64-bit integers (hasExactJsonText). */
 export function toJsonData(t: WireTensor): (number | boolean | string)[] {
   if (Array.isArray(t.data)) return t.data;
   const dt = datatypeOf(t.type)!;
@@ -274,9 +288,18 @@ export function toJsonData(t: WireTensor): (number | boolean | string)[] {
   const out = new Array<number | boolean>(view.length);
   if (dt === "BOOL") for (let i = 0; i < view.length; i++) out[i] = view[i] !== 0;
   else if (dt === "FP16") for (let i = 0; i < view.length; i++) out[i] = halfToFloat(view[i] as number);
-  else if (view instanceof BigInt64Array || view instanceof BigUint64Array) for (let i = 0; i < view.length; i++) out[i] = Number(view[i]);
   else for (let i = 0; i < view.length; i++) out[i] = view[i] as number;
   return out;
+}
+
+/**
+ * The JSON text of a wire tensor's values. INT64 and UINT64 are written from their
+ * exact digits, as Triton writes them: through a JS number, 2^60 + 1, 2^60 + 2 and
+ * 2^60 + 3 all came out as 1152921504606847000.
+ */
+export function jsonDataText(t: WireTensor): string {
+  if (hasExactJsonText(t)) return `[${new (numericLayout(t.type)!.View)(t.data as ArrayBuffer).join(",")}]`;
+  return JSON.stringify(toJsonData(t));
 }
 
 /** Raw bytes of a wire tensor in the binary extension's layout. */

@@ -19,6 +19,7 @@ beforeAll(async () => {
   t = testEnv();
   writeModel(t.modelDir, "affine.onnx", affineModel());
   writeModel(t.modelDir, "words.onnx", identityModel("string", ["batch"]));
+  writeModel(t.modelDir, "wide.onnx", identityModel("int64", ["batch"]));
   svc = await startTestService(t);
   server = await startGrpcServer(svc.deps, svc.verify, { host: "127.0.0.1", port: 0, version: VERSION });
   admin = await token();
@@ -78,6 +79,17 @@ describe("gRPC", () => {
     expect(w.subarray(4, 4 + Buffer.byteLength("héllo")).toString()).toBe("héllo");
   });
 
+  test("INT64 past 2^53: exact through raw contents; typed contents, read as numbers, are refused and told so", async () => {
+    await call("RepositoryModelLoad", { model_name: "wide" });
+    const values = new BigInt64Array([2n ** 60n + 1n, -(2n ** 62n) - 7n]);
+    const raw = await call("ModelInfer", { model_name: "wide", inputs: [{ name: "in", datatype: "INT64", shape: [2] }], raw_input_contents: [Buffer.from(values.buffer)] });
+    expect(Buffer.from(raw.raw_output_contents[0]).equals(Buffer.from(values.buffer))).toBe(true);
+    const typed = await call("ModelInfer", { model_name: "wide", inputs: [{ name: "in", datatype: "INT64", shape: [1], contents: { int64_contents: ["1152921504606846977"] } }] }).catch((e) => e);
+    expect(typed.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(typed.details).toContain("raw_input_contents over gRPC");
+    await call("RepositoryModelUnload", { model_name: "wide" });
+  });
+
   test("statistics count gRPC requests like HTTP ones", async () => {
     await call("RepositoryModelLoad", { model_name: "affine" });
     const before = (await call("ModelStatistics", { name: "affine", version: "1" })).model_stats[0];
@@ -85,7 +97,7 @@ describe("gRPC", () => {
     const after = (await call("ModelStatistics", { name: "affine", version: "1" })).model_stats[0];
     expect(after.inference_stats.success.count - before.inference_stats.success.count).toBe(3);
     expect(after.inference_stats.queue.count - before.inference_stats.queue.count).toBe(3);
-    expect((await call("ModelStatistics", {})).model_stats.map((s: any) => s.name).sort()).toEqual(["affine", "words"]);
+    expect((await call("ModelStatistics", {})).model_stats.map((s: any) => s.name).sort()).toEqual(["affine", "wide", "words"]);
   });
 
   test("errors map to gRPC status codes, with modeld's message", async () => {

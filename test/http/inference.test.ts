@@ -34,6 +34,7 @@ async function load(id: string) {
 beforeAll(async () => {
   t = testEnv({ MODELD_MAX_TENSOR_ELEMENTS: "100000" });
   for (const [type] of TYPES) writeModel(t.modelDir, `id-${type}.onnx`, identityModel(type));
+  writeModel(t.modelDir, "id-uint64.onnx", identityModel("uint64"));
   writeModel(t.modelDir, "affine.onnx", affineModel());
   writeModel(t.modelDir, "fixed.onnx", identityModel("float32", [2, 3]));
   writeModel(t.modelDir, "vad.onnx", await Bun.file(VAD).bytes());
@@ -45,7 +46,7 @@ beforeAll(async () => {
   svc = await startTestService(t);
   api = await client(svc);
   infer = await token({ role: "infer" });
-  await Promise.all([...TYPES.map(([type]) => load(`id-${type}`)), load("affine"), load("fixed"), load("vad"), load("twin")]);
+  await Promise.all([...TYPES.map(([type]) => load(`id-${type}`)), load("id-uint64"), load("affine"), load("fixed"), load("vad"), load("twin")]);
 });
 afterAll(async () => {
   await svc.close();
@@ -137,6 +138,28 @@ describe("inference matches raw onnxruntime-node", () => {
     expect(Buffer.from(res.binary).equals(Buffer.from(expected))).toBe(true);
   });
 
+  test.each([["UINT64", "uint64", 2n ** 64n - 30_000n], ["INT64", "int64", -(2n ** 60n) - 3n]] as const)(
+    "%s past 2^53 comes back in JSON with its exact digits, written here or in the codec's thread",
+    async (datatype, type, first) => {
+      for (const rows of [1, 8000]) {
+        const values = Array.from({ length: rows * 3 }, (_, i) => first + BigInt(i));
+        const bytes = new Uint8Array((type === "int64" ? new BigInt64Array(values) : new BigUint64Array(values)).buffer);
+        const header = new TextEncoder().encode(JSON.stringify({ inputs: [{ name: "in", datatype, shape: [rows, 3], parameters: { binary_data_size: bytes.byteLength } }] }));
+        const res = await svc.app.request(`/v2/models/id-${type}/infer`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${infer}`, "inference-header-content-length": String(header.length) },
+          body: Buffer.concat([header, bytes]),
+        });
+        expect(res.status).toBe(200);
+        expect(res.headers.get("content-type")).toStartWith("application/json");
+        // JSON.parse would round the digits this test is about, so the text is read as text.
+        const text = await res.text();
+        expect(text).toContain(`"data":[${values.join(",")}]`);
+        expect(JSON.parse(text).outputs[0]).toMatchObject({ name: "out", datatype, shape: [rows, 3] });
+      }
+    },
+  );
+
   test("the Silero VAD model (a real published model) gives exactly raw's outputs", async () => {
     const input = Float32Array.from({ length: 512 }, (_, i) => Math.sin(i / 7) * 0.3);
     const state = new Float32Array(2 * 128);
@@ -227,6 +250,10 @@ describe("input validation before ONNX Runtime", () => {
     const int8 = await api.json("POST", "/v2/models/id-uint8/infer", { token: infer, body: inferBody("in", "UINT8", [1, 3], [1, 256, 3]) });
     expect(int8.status).toBe(400);
     expect(int8.body.error).toContain("256 is not a valid UINT8");
+    // 2^60 + 1 reaches the server already rounded by JSON.parse: refused, and told where exact values go.
+    const wide = await api.json("POST", "/v2/models/id-int64/infer", { token: infer, body: `{"inputs":[{"name":"in","datatype":"INT64","shape":[1,3],"data":[1,1152921504606846977,3]}]}` });
+    expect(wide.status).toBe(400);
+    expect(wide.body.error).toContain("send larger ones as raw bytes (binary_data_size over HTTP");
     const bool = await api.json("POST", "/v2/models/id-bool/infer", { token: infer, body: inferBody("in", "BOOL", [1, 3], [1, 0, 1]) });
     expect(bool.body.error).toContain("true or false");
     const bad = await api.json("POST", "/v2/models/affine/infer", { token: infer, body: "{oops" });

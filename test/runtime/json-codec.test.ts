@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { JsonCodec } from "../../src/runtime/json-codec";
-import { floatToHalf, toJsonData } from "../../src/runtime/tensors";
+import { floatToHalf, jsonDataText } from "../../src/runtime/tensors";
 import { nestedJsonArray } from "../helpers";
 
 const bytesOf = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)).buffer as ArrayBuffer;
@@ -54,7 +54,7 @@ test("writes text pieces with each tensor's values as the JSON the HTTP thread w
       { name: "l", type: "int64" as const, dims: [1], data: new BigInt64Array([-(2n ** 40n)]).buffer },
       { name: "b", type: "bool" as const, dims: [2], data: new Uint8Array([1, 0]).buffer },
     ];
-    const expected = tensors.map((t) => JSON.stringify(toJsonData(t)));
+    const expected = tensors.map((t) => jsonDataText(t));
     const text = new TextDecoder().decode(await codec.encode(["{\"f\":", tensors[0]!, ",\"rest\":[", tensors[1]!, ",", tensors[2]!, ",", tensors[3]!, "]}"]));
     expect(text).toBe(`{"f":${expected[0]},"rest":[${expected.slice(1).join(",")}]}`);
     expect(JSON.parse(text)).toEqual({ f: [1.5, null, 0, 1.0000000150474662e30], rest: [[0.5, -2], [-1099511627776], [true, false]] });
