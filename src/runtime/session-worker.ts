@@ -15,13 +15,15 @@ import { BellWaiter, doorbellOf } from "./doorbell";
 import { demoModelPath } from "../platform/assets";
 import { parentPort } from "../platform/threads";
 import { keepFloat16AsUint16 } from "./ort-float16";
-import { elementCount, numericLayout } from "./tensors";
+import { elementCount, numericLayout, returnableOutputs } from "./tensors";
 import { MAX_ITEMS_PER_MESSAGE, ownedBuffer, transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type RunResult, type TensorInfo, type ToWorker, type WarmupSpec, type WireTensor } from "./protocol";
 
 const parent = parentPort();
 keepFloat16AsUint16(ort);
 
 let session: ort.InferenceSession | undefined;
+/** What a run that names no outputs fetches: every output, unless some cannot be returned (returnableOutputs). */
+let defaultFetches: string[] | undefined;
 let bell: BellWaiter | undefined;
 let loading: Promise<void> | undefined;
 const running = new Set<Promise<void>>();
@@ -78,6 +80,12 @@ async function load(req: LoadRequest): Promise<void> {
     return post({ type: "load-error", code: "LOAD_FAILED", message: (err as Error).message });
   }
   const inputs = describe(session.inputMetadata);
+  const outputs = describe(session.outputMetadata);
+  const returnable = returnableOutputs(outputs);
+  if (returnable.length === 0) {
+    return post({ type: "load-error", code: "LOAD_FAILED", message: `none of the model's outputs (${outputs.map((o) => o.name).join(", ")}) is a tensor, and ONNX Runtime's Node binding returns tensors only; export it with tensor outputs (for sklearn-onnx: zipmap=False)` });
+  }
+  defaultFetches = returnable.length < outputs.length ? returnable.map((o) => o.name) : undefined;
   if (req.warmup && req.warmup.runs > 0) {
     post({ type: "warming" });
     try {
@@ -86,7 +94,6 @@ async function load(req: LoadRequest): Promise<void> {
       return post({ type: "load-error", code: "WARMUP_FAILED", message: `warmup failed: ${(err as Error).message}` });
     }
   }
-  const outputs = describe(session.outputMetadata);
   batching = req.batching && canBatch(inputs, outputs) ? req.batching : undefined;
   post({ type: "loaded", inputs, outputs, providers: req.executionProviders, batching: batching !== undefined });
 }
@@ -110,7 +117,7 @@ async function warmUp(s: ort.InferenceSession, inputs: TensorInfo[], spec: Warmu
   for (let i = 0; i < spec.runs && !stopping(); i++) {
     // Fresh tensors each run: ONNX Runtime may keep references to its feeds.
     const feeds = Object.fromEntries(inputs.map((info) => [info.name, zeroTensor(info, spec)]));
-    await s.run(feeds);
+    await (defaultFetches ? s.run(feeds, defaultFetches) : s.run(feeds));
   }
 }
 
@@ -141,7 +148,8 @@ async function execute(inputs: WireTensor[], outputs?: string[]): Promise<Timed>
   t = performance.now();
   let inferNs = 0;
   // Failed runs end too: the next run's time must not include theirs.
-  const result = await (outputs?.length ? session!.run(feeds, outputs) : session!.run(feeds)).finally(() => {
+  const fetches = outputs?.length ? outputs : defaultFetches;
+  const result = await (fetches ? session!.run(feeds, fetches) : session!.run(feeds)).finally(() => {
     inferNs = nsSince(Math.max(t, lastRunEnded));
     lastRunEnded = performance.now();
   });

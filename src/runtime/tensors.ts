@@ -318,6 +318,13 @@ export function toBinaryData(t: WireTensor): Uint8Array {
   return out;
 }
 
+/**
+ * The outputs a request can be answered with. ONNX Runtime's Node binding returns
+ * tensors only: a run that includes a sequence or a map (sklearn-onnx's ZipMap
+ * probabilities, say) fails whole with "Non tensor type is temporarily not supported".
+ */
+export const returnableOutputs = (outputs: TensorInfo[]): TensorInfo[] => outputs.filter((o) => o.type !== "non-tensor");
+
 export function protocolTensorInfo(t: TensorInfo): { name: string; datatype: string; shape: number[] } {
   return { name: t.name, datatype: datatypeOf(t.type) ?? t.type.toUpperCase(), shape: t.shape };
 }

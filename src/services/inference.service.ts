@@ -10,6 +10,7 @@ import type { WireTensor } from "../runtime/protocol";
 import {
   datatypeOf,
   decodeInputs,
+  returnableOutputs,
   TensorError,
   toBinaryData,
   type RequestTensor,
@@ -122,6 +123,11 @@ function decodeRequest(req: InferRequest, worker: ModelWorker, maxElements: numb
   const requested = req.outputs?.map((o) => o.name);
   const unknown = requested?.filter((n) => !outputMeta.some((o) => o.name === n));
   if (unknown?.length) throw new AppError("INVALID_TENSOR", `unknown output ${unknown.join(", ")}; the model's outputs are ${outputMeta.map((o) => o.name).join(", ")}`);
+  const notTensor = requested && outputMeta.find((o) => o.type === "non-tensor" && requested.includes(o.name));
+  if (notTensor) {
+    const returnable = returnableOutputs(outputMeta).map((o) => o.name).join(", ");
+    throw new AppError("INVALID_TENSOR", `output ${notTensor.name} is a sequence or a map, which modeld cannot return (ONNX Runtime's Node binding returns tensors only); ask for ${returnable}`);
+  }
   return { wire, requested };
 }
 

@@ -10,7 +10,7 @@ import { canBatch } from "../runtime/batching";
 import type { ModelWorker } from "../runtime/model-worker";
 import type { TensorInfo } from "../runtime/protocol";
 import { isFinished } from "../jobs/states";
-import { datatypeOf, protocolTensorInfo } from "../runtime/tensors";
+import { datatypeOf, protocolTensorInfo, returnableOutputs } from "../runtime/tensors";
 import { servingSession } from "./inference.service";
 import { enqueueJob, waitedJobError, waitForJob } from "./jobs.service";
 import { currentVersion, getModel, getVersion, modelRef, newestVersion } from "./models.service";
@@ -65,7 +65,7 @@ export function modelConfig(name: string, version: string | undefined, d: ReadDe
     version_policy: { specific: { versions: [info.version.version] } },
     max_batch_size: maxBatchSize,
     input: info.inputs.map((t) => ({ name: t.name, data_type: tritonType(t), format: "FORMAT_NONE", dims: dims(t), is_shape_tensor: false, allow_ragged_batch: false, optional: false })),
-    output: info.outputs.map((t) => ({ name: t.name, data_type: tritonType(t), dims: dims(t), label_filename: "", is_shape_tensor: false })),
+    output: returnableOutputs(info.outputs).map((t) => ({ name: t.name, data_type: tritonType(t), dims: dims(t), label_filename: "", is_shape_tensor: false })),
     ...(batching
       ? {
           dynamic_batching: {
@@ -131,7 +131,8 @@ export function modelMetadata(name: string, version: string | undefined, d: Pick
     versions: d.models.versions(name).map((x) => String(x.version)),
     platform: "onnxruntime_onnx" as const,
     inputs: info.inputs.map(protocolTensorInfo),
-    outputs: info.outputs.map(protocolTensorInfo),
+    // Only what a request can get back: the protocol has no datatype for a sequence or a map.
+    outputs: returnableOutputs(info.outputs).map(protocolTensorInfo),
   };
 }
 

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Service } from "../../src/server";
 import { OFF_THREAD_JSON_BYTES } from "../../src/http/infer-body";
 import { floatToHalf, halfToFloat } from "../../src/runtime/tensors";
-import { affineModel, buildModel, identityModel, type ElemType } from "../fixtures/onnx-builder";
+import { affineModel, buildModel, identityModel, zipMapClassifierModel, type ElemType } from "../fixtures/onnx-builder";
 import { bytesOf, rawRun } from "../fixtures/raw-ort";
 import { cleanup, client, nestedJsonArray, startTestService, testEnv, token, writeModel, type Client, type TestEnv } from "../helpers";
 
@@ -386,6 +386,34 @@ describe("large JSON bodies and responses, written off the HTTP thread", () => {
       const { status, body } = await api.json("POST", `/v2/models/${model}/infer`, { token: infer, body: inferBody("in", datatype, shape, data) });
       expect({ model, status, error: body.error }).toMatchObject({ status: 400, error: expect.stringMatching(message) });
     }
+  });
+});
+
+describe("models with outputs that are not tensors (sklearn-onnx's ZipMap)", () => {
+  test("the tensor outputs serve, warmup included; the others are left out of the metadata and refused by name", async () => {
+    writeModel(t.modelDir, "clf.onnx", zipMapClassifierModel());
+    await api.json("POST", "/api/v1/models/rescan");
+    expect((await api.json("PATCH", "/api/v1/models/clf", { body: { warmup: { runs: 2 } } })).status).toBe(200);
+    await load("clf");
+    const meta = await api.json("GET", "/v2/models/clf", { token: infer });
+    expect(meta.body.outputs).toEqual([{ name: "label", datatype: "INT64", shape: [-1] }]);
+    expect((await api.json("GET", "/v2/models/clf/config", { token: infer })).body.output.map((o: any) => o.name)).toEqual(["label"]);
+    const body = inferBody("x", "FP32", [2, 3], [1, 2, 3, 3, 2, 1]);
+    const res = await api.json("POST", "/v2/models/clf/infer", { token: infer, body });
+    expect(res.status).toBe(200);
+    expect(res.body.outputs).toEqual([{ name: "label", datatype: "INT64", shape: [2], data: [2, 0] }]);
+    const asked = await api.json("POST", "/v2/models/clf/infer", { token: infer, body: { ...body, outputs: [{ name: "probabilities" }] } });
+    expect(asked.status).toBe(400);
+    expect(asked.body.error).toBe("output probabilities is a sequence or a map, which modeld cannot return (ONNX Runtime's Node binding returns tensors only); ask for label");
+  });
+
+  test("a model with no tensor output at all fails its load, saying how to export it", async () => {
+    writeModel(t.modelDir, "zipmap-only.onnx", zipMapClassifierModel(true));
+    await api.json("POST", "/api/v1/models/rescan");
+    const { body } = await api.json("POST", "/api/v1/models/zipmap-only/load?activate=false");
+    const done = await api.waitJob(body.id);
+    expect(done).toMatchObject({ state: "failed", error: { code: "LOAD_FAILED", message: expect.stringContaining("sklearn-onnx: zipmap=False") } });
+    expect((await api.json("GET", "/api/v1/models/zipmap-only")).body.state).toBe("failed");
   });
 });
 
