@@ -54,11 +54,34 @@ class JsonLogger implements Logger {
   }
 }
 
-export function createLogger(
-  level: Level,
-  base: Record<string, unknown> = {},
-  write: (line: string) => void = (l) => process.stdout.write(l + "\n"),
-): Logger {
+/**
+ * Lines to stdout for as long as something reads them. When the reader goes
+ * (`modeld serve | head`, a log shipper that restarts), a write fails with EPIPE:
+ * thrown by Bun's write, an 'error' event on Node's and Deno's stream, and unheard
+ * either ended the process with every model it served at its next log line. The
+ * pipe never comes back, so later lines are dropped, after one note on stderr.
+ */
+function stdoutLines(): (line: string) => void {
+  let lost = false;
+  const lose = (err: unknown) => {
+    if (lost) return;
+    lost = true;
+    try {
+      process.stderr.write(`modeld: stdout is gone (${(err as NodeJS.ErrnoException)?.code ?? err}); log lines are dropped from now on, and serving goes on\n`);
+    } catch {}
+  };
+  process.stdout.on("error", lose);
+  return (line) => {
+    if (lost) return;
+    try {
+      process.stdout.write(line + "\n");
+    } catch (err) {
+      lose(err);
+    }
+  };
+}
+
+export function createLogger(level: Level, base: Record<string, unknown> = {}, write: (line: string) => void = stdoutLines()): Logger {
   return new JsonLogger(level, base, write);
 }
 
