@@ -1,8 +1,9 @@
 #!/usr/bin/env bun
 // modeld's entry: parses the command line, loads the config and runs a command.
-import { rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { mintToken, parseTtl, resolveAuthSource } from "./auth";
 import { ConfigError, envNameToFlag, envSchema, flagToEnvName, loadConfig, type Config } from "./config";
+import { openDatabase } from "./db/driver";
 import { createModelsRepo } from "./db/models.repo";
 import { isStorageFull } from "./errors";
 import { VERSION } from "./http/app";
@@ -120,8 +121,22 @@ async function serve(config: Config): Promise<void> {
   process.on("SIGHUP", () => shutdown("SIGHUP"));
 }
 
+/**
+ * For the commands that read what a server wrote. Opening the store would create a
+ * new, empty database, so a mistyped MODELD_DATA_DIR (or a cron job without the
+ * service's environment) backed up or listed nothing, and said it succeeded.
+ */
+function requireDatabase(config: Config): void {
+  if (!existsSync(config.dbPath)) {
+    throw new Error(`there is no database at ${config.dbPath}: is ${config.dataDir} (MODELD_DATA_DIR) the data dir modeld serves from?`);
+  }
+}
+
+/** A copy of the database as it is: no migration, so a newer modeld's backup leaves an older server's schema alone. */
 async function backup(config: Config, file: string): Promise<void> {
-  const db = await openStore(config);
+  requireDatabase(config);
+  if (existsSync(file)) throw new Error(`cannot write the backup ${file}: it already exists, and a backup never overwrites a file`);
+  const db = await openDatabase(config.dbPath);
   try {
     db.prepare("VACUUM INTO @file").run({ file });
   } catch (err) {
@@ -174,6 +189,7 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case "models list": {
+      requireDatabase(config);
       const db = await openStore(config);
       const models = createModelsRepo(db);
       for (const m of models.list()) {

@@ -1,5 +1,5 @@
 import { afterAll, expect, test } from "bun:test";
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { decodeJwt } from "jose";
 import { cleanup, tempDir } from "./helpers";
@@ -53,4 +53,17 @@ test("migrate, models list and backup work on the same data dir", () => {
   expect(statSync(backup).size).toBeGreaterThan(0);
   expect(run(["models", "list"]).code).toBe(0);
   expect(run(["--version"]).out).toMatch(/^modeld \d+\.\d+\.\d+/);
+  const again = run(["backup", backup]);
+  expect(again).toMatchObject({ code: 1, err: `modeld: cannot write the backup ${backup}: it already exists, and a backup never overwrites a file\n` });
+});
+
+test("backup and models list on a data dir with no database fail, naming it, and create nothing", () => {
+  const wrong = join(dir, "mistyped");
+  for (const args of [["backup", join(dir, "empty.sqlite")], ["models", "list"]]) {
+    const r = run(args, { MODELD_DATA_DIR: wrong });
+    expect(r).toMatchObject({ code: 1, out: "" });
+    expect(r.err).toBe(`modeld: there is no database at ${join(wrong, "modeld.sqlite")}: is ${wrong} (MODELD_DATA_DIR) the data dir modeld serves from?\n`);
+  }
+  expect(existsSync(wrong)).toBe(false);
+  expect(existsSync(join(dir, "empty.sqlite"))).toBe(false);
 });
