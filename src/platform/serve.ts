@@ -15,6 +15,18 @@ export interface Listener {
   stop(force: boolean): Promise<void>;
 }
 
+/**
+ * By HTTP/1.1's framing, a request with neither Content-Length nor Transfer-Encoding
+ * has no body (RFC 9112, 6.3), which is how `curl -X POST -H "Content-Type:
+ * application/json"` sends one. Bun hands it over with no body; Node's adapter and
+ * Deno with an empty stream, which the app cannot tell from a body it has not read,
+ * so the same curl got 400 "not valid JSON" there and 202 on Bun.
+ */
+function framedBody(req: Request): Request {
+  if (req.body === null || req.headers.has("content-length") || req.headers.has("transfer-encoding")) return req;
+  return new Request(req.url, { method: req.method, headers: req.headers, signal: req.signal });
+}
+
 export async function listen(opts: { hostname: string; port: number; fetch: FetchHandler }): Promise<Listener> {
   if (runtimeName === "bun") {
     const server = Bun.serve({
@@ -35,7 +47,7 @@ export async function listen(opts: { hostname: string; port: number; fetch: Fetc
     const listening = Promise.withResolvers<number>();
     const server = deno().serve(
       { hostname: opts.hostname, port: opts.port, onListen: ({ port }) => listening.resolve(port) },
-      (req, info) => opts.fetch(req, { remoteAddress: info.remoteAddr.hostname }),
+      (req, info) => opts.fetch(framedBody(req), { remoteAddress: info.remoteAddr.hostname }),
     );
     const port = await listening.promise;
     // Deno's shutdown() is the graceful stop; nothing is left to drop after it.
@@ -46,7 +58,7 @@ export async function listen(opts: { hostname: string; port: number; fetch: Fetc
   const server = serve({
     hostname: opts.hostname,
     port: opts.port,
-    fetch: (req: Request, env: Incoming) => opts.fetch(req, { remoteAddress: env.incoming?.socket?.remoteAddress }),
+    fetch: (req: Request, env: Incoming) => opts.fetch(framedBody(req), { remoteAddress: env.incoming?.socket?.remoteAddress }),
   }) as import("node:http").Server;
   await new Promise<void>((resolve, reject) => (server.listening ? resolve() : server.once("listening", resolve).once("error", reject)));
   const port = (server.address() as import("node:net").AddressInfo).port;

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
 import { startBinary, type RunningBinary } from "../fixtures/binary";
@@ -114,6 +115,19 @@ describe(`on ${RUNTIME}`, () => {
     const shape = await call("POST", "/v2/models/affine/infer", { body: { inputs: [{ name: "x", datatype: "FP32", shape: [1, 3], data: [1, 2, 3] }] } });
     expect(shape.status).toBe(400);
     expect(shape.body.error).toContain("dimension");
+  });
+
+  test("a POST with a JSON type and no body at all, as `curl -X POST -H 'Content-Type: application/json'` sends it, is a POST without a body", async () => {
+    // No Content-Length, no Transfer-Encoding: fetch() always frames a body, so the bytes are written by hand.
+    const { hostname, port } = new URL(server.url);
+    const head = [`POST /api/v1/models/affine/load HTTP/1.1`, `Host: ${hostname}`, `Authorization: Bearer ${admin}`, "Content-Type: application/json", "Connection: close", "", ""].join("\r\n");
+    const answer = await new Promise<string>((resolve, reject) => {
+      let text = "";
+      const socket = connect(Number(port), hostname, () => socket.write(head));
+      socket.on("data", (chunk) => (text += chunk.toString())).on("end", () => resolve(text)).on("error", reject);
+    });
+    expect(answer).toStartWith("HTTP/1.1 202");
+    expect((await waitJob(JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)).id)).state).toBe("completed");
   });
 
   test("inference: JSON and the binary tensor extension give the same answer", async () => {
