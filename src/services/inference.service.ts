@@ -123,6 +123,8 @@ function decodeRequest(req: InferRequest, worker: ModelWorker, maxElements: numb
   const requested = req.outputs?.map((o) => o.name);
   const unknown = requested?.filter((n) => !outputMeta.some((o) => o.name === n));
   if (unknown?.length) throw new AppError("INVALID_TENSOR", `unknown output ${unknown.join(", ")}; the model's outputs are ${outputMeta.map((o) => o.name).join(", ")}`);
+  const twice = requested?.find((n, i) => requested.indexOf(n) !== i);
+  if (twice !== undefined) throw new AppError("INVALID_TENSOR", `output ${twice} is asked for twice`);
   const notTensor = requested && outputMeta.find((o) => o.type === "non-tensor" && requested.includes(o.name));
   if (notTensor) {
     const returnable = returnableOutputs(outputMeta).map((o) => o.name).join(", ");

@@ -237,6 +237,8 @@ describe("input validation before ONNX Runtime", () => {
     ["negative dim", inferBody("x", "FP32", [-1, 4], []), /shape/],
     ["no inputs", { inputs: [] }, /inputs/],
     ["unknown output", { ...inferBody("x", "FP32", [1, 4], [1, 2, 3, 4]), outputs: [{ name: "zz" }] }, /unknown output zz/],
+    ["an input given twice", { inputs: [...inferBody("x", "FP32", [1, 4], [1, 2, 3, 4]).inputs, ...inferBody("x", "FP32", [1, 4], [5, 6, 7, 8]).inputs] }, /input x is given twice/],
+    ["an output asked for twice", { ...inferBody("x", "FP32", [1, 4], [1, 2, 3, 4]), outputs: [{ name: "y" }, { name: "y", parameters: { binary_data: true } }] }, /output y is asked for twice/],
   ];
   test.each(cases)("%s: 400 with a clear message", async (_name, body, message) => {
     const model = (body as { inputs: { name: string }[] }).inputs[0]?.name === "input" ? "vad" : "affine";
