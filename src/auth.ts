@@ -124,13 +124,30 @@ async function keyFor(source: AuthSource, log?: Logger): Promise<{ key: Uint8Arr
   }
 }
 
+/**
+ * The claim that holds roles: a top-level claim of that name first (Auth0's
+ * namespaced claims, such as "https://example.com/roles", have dots of their own),
+ * else a dotted path into nested objects, where Keycloak keeps them
+ * (`realm_access.roles`, `resource_access.<client>.roles`). Looked up as a name
+ * only, `realm_access.roles` found nothing and every Keycloak token was 403.
+ */
+function claimAt(payload: JWTPayload, name: string): unknown {
+  if (Object.hasOwn(payload, name)) return payload[name];
+  let value: unknown = payload;
+  for (const key of name.split(".")) {
+    if (typeof value !== "object" || value === null || !Object.hasOwn(value, key)) return undefined;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return value;
+}
+
 export function rolesOf(payload: JWTPayload, roleClaim: string): string[] {
   const roles = new Set<string>();
   const add = (v: unknown) => {
     if (typeof v === "string") roles.add(v);
     if (Array.isArray(v)) v.filter((x) => typeof x === "string").forEach((x) => roles.add(x));
   };
-  add(payload[roleClaim]);
+  add(claimAt(payload, roleClaim));
   add(payload.roles);
   if (typeof payload.scope === "string") payload.scope.split(" ").forEach((s) => s && roles.add(s));
   return [...roles];

@@ -56,3 +56,25 @@ describe("admin auth", () => {
     }
   });
 });
+
+describe("MODELD_ROLE_CLAIM", () => {
+  const register = async (fx: typeof f, claims: Record<string, unknown>) =>
+    (await fx.api.json("POST", "/api/v1/models", { token: await token(claims), body: { id: "x", path: "nope.onnx" } })).status;
+
+  describe("a dotted path into nested claims, as Keycloak writes them", () => {
+    const kc = useService({ MODELD_ROLE_CLAIM: "resource_access.modeld.roles" });
+    test("the roles at the path count; the same names elsewhere in the token do not", async () => {
+      expect(await register(kc, { resource_access: { modeld: { roles: ["admin"] }, other: { roles: ["viewer"] } } })).toBe(400); // past auth
+      expect(await register(kc, { resource_access: { other: { roles: ["admin"] } } })).toBe(403);
+      expect(await register(kc, { resource_access: { modeld: "admin" } })).toBe(403);
+    });
+  });
+
+  describe("a claim whose own name has dots, as Auth0 namespaces them", () => {
+    const a0 = useService({ MODELD_ROLE_CLAIM: "https://modeld.example/roles" });
+    test("is read by its whole name", async () => {
+      expect(await register(a0, { "https://modeld.example/roles": ["admin"] })).toBe(400);
+      expect(await register(a0, { "https://modeld.example/roles": ["infer"] })).toBe(403);
+    });
+  });
+});
