@@ -3,6 +3,7 @@
 // in the runtime together. Every state write goes through the transition
 // table; runtime side effects (routing, stopping, releasing) happen only after
 // the transaction that records them has committed.
+import { basename } from "node:path";
 import type { Config } from "../config";
 import type { Db } from "../db/driver";
 import type { ErrorInfo, ModelsRepo, ModelState, VersionRecord } from "../db/models.repo";
@@ -14,10 +15,10 @@ import { budgetBytes, formatBytes } from "../units";
 import { RuntimeError, type SessionIdentity } from "../runtime/model-worker";
 import type { CrashReport, ModelRuntime } from "../runtime/model-runtime";
 import type { SessionOptions } from "../runtime/protocol";
-import { sha256File } from "../runtime/sha256";
+import { sha256Files } from "../runtime/sha256";
 import { AppError, isStorageFull } from "../errors";
 import { IllegalTransition, LifecycleError } from "./errors";
-import { resolveModelPath, statIdentity } from "./model-files";
+import { currentIdentity, resolveModelPath, versionFiles } from "./model-files";
 import type { Eviction, LifecycleControl, LifecycleOutcome } from "./phases";
 import { admit, createGate, creationPeakBytes, estimateFromSize, memoryNow, residentBytes, type Holder } from "./memory";
 import { chooseProviders } from "./providers";
@@ -152,15 +153,17 @@ export function createLifecycle(d: LifecycleDeps) {
     }
   }
 
-  async function verifyChecksum(path: string, expected: string): Promise<void> {
+  async function verifyChecksum(path: string, v: VersionRecord): Promise<void> {
+    const files = versionFiles(path, v.statIdentity);
     let actual: string;
     try {
-      actual = await sha256File(path);
+      actual = await sha256Files(files);
     } catch (err) {
       throw new LifecycleError("MODEL_FILE_MISSING", (err as Error).message);
     }
-    if (actual !== expected) {
-      throw new LifecycleError("CHECKSUM_MISMATCH", `file sha256 is ${actual}, registered as ${expected}; re-register the version if the change is intended`);
+    if (actual !== v.sha256) {
+      const what = files.length > 1 ? `the sha256 of ${v.path} and its external data (${files.slice(1).map((f) => basename(f)).join(", ")})` : "file sha256";
+      throw new LifecycleError("CHECKSUM_MISMATCH", `${what} is ${actual}, registered as ${v.sha256}; re-register the version if the change is intended`);
     }
   }
 
@@ -297,8 +300,8 @@ export function createLifecycle(d: LifecycleDeps) {
         // An unchanged stat identity proves the file is the one hashed at registration.
         // Otherwise the checksum is computed in a hash worker while ONNX Runtime creates
         // the session in the model's worker; the session serves nothing until both finished.
-        const unchanged = target.statIdentity !== null && (await statIdentity(path)) === target.statIdentity;
-        const checksum = d.config.runtime.verifyChecksum && !unchanged ? verifyChecksum(path, target.sha256) : Promise.resolve();
+        const unchanged = target.statIdentity !== null && (await currentIdentity(path, target.statIdentity)) === target.statIdentity;
+        const checksum = d.config.runtime.verifyChecksum && !unchanged ? verifyChecksum(path, target) : Promise.resolve();
         checksum.catch((e: Error) => d.runtime.stopCreating(model.id, e));
         const request = {
           path,

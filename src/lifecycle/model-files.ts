@@ -2,9 +2,9 @@
 // can never reach outside the model dir, through `..` or a symlink.
 import type { BigIntStats } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
-import { isAbsolute, relative, resolve, sep } from "node:path";
+import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { AppError } from "../errors";
-import { sha256File } from "../runtime/sha256";
+import { externalDataFiles, sha256Files } from "../runtime/sha256";
 
 function inside(root: string, p: string): boolean {
   const rel = relative(root, p);
@@ -35,11 +35,40 @@ export async function resolveModelPath(modelDir: string, p: string): Promise<{ a
  * changes mtime and ctime, and ctime cannot be set back by a user (git's index
  * relies on the same rule). Replacing the file changes the inode.
  */
-export async function statIdentity(abs: string): Promise<string> {
-  return identityOf(await stat(abs, { bigint: true }));
+const identityOf = (st: BigIntStats | undefined) => (st ? [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(":") : "-");
+
+/**
+ * A version's recorded identity: its model file's, then one line per external data
+ * file the model names (`identity location`, "-" for one that is not there). A
+ * model's weights may live in those files, so they are part of what was hashed.
+ */
+function composeIdentity(model: BigIntStats, data: { location: string; st?: BigIntStats }[]): string {
+  return [identityOf(model), ...data.map((f) => `${identityOf(f.st)} ${f.location}`)].join("\n");
 }
 
-const identityOf = (st: BigIntStats) => [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(":");
+const dataLocationsOf = (identity: string | null) => (identity ?? "").split("\n").slice(1).map((line) => line.slice(line.indexOf(" ") + 1));
+
+/** The model file and the external data files its recorded identity names, in that order: what its digest covers. */
+export function versionFiles(abs: string, identity: string | null): string[] {
+  return [abs, ...dataLocationsOf(identity).map((l) => resolve(dirname(abs), l))];
+}
+
+function missing(err: NodeJS.ErrnoException): undefined {
+  if (err.code === "ENOENT") return undefined;
+  throw err;
+}
+const statOrMissing = (p: string) => stat(p, { bigint: true }).catch(missing);
+
+/**
+ * The identity the version's files have now, for the files `recorded` names: if the
+ * model file is unchanged, so is its list of external data files, so only stats are
+ * needed, never a read of the model.
+ */
+export async function currentIdentity(abs: string, recorded: string | null): Promise<string> {
+  const locations = dataLocationsOf(recorded);
+  const [model, ...data] = await Promise.all([stat(abs, { bigint: true }), ...locations.map((l) => statOrMissing(resolve(dirname(abs), l)))]);
+  return composeIdentity(model, locations.map((location, i) => ({ location, st: data[i] })));
+}
 
 /**
  * How long a file's timestamps may read the same across two changes. Many kernels
@@ -74,8 +103,19 @@ export interface Fingerprint {
   statIdentity: string;
 }
 
-/** The file's facts and digest. The identity is taken before hashing, so a change while hashing shows as a mismatch later. */
+/**
+ * The version's facts and digest, over its model file and the external data files it
+ * names: the size is theirs together (the memory a load is admitted for), and a
+ * changed weights file fails the next load's check as a changed model file does.
+ * The identity is taken before hashing, so a change while hashing shows as a
+ * mismatch later. A model without external data keeps the plain file's sha256.
+ */
 export async function fingerprint(abs: string): Promise<Fingerprint> {
-  const st = await settledStat(abs);
-  return { sizeBytes: Number(st.size), mtimeMs: Number(st.mtimeNs / 1_000_000n), statIdentity: identityOf(st), sha256: await sha256File(abs) };
+  const locations = await externalDataFiles(abs);
+  const model = await settledStat(abs);
+  const data: { location: string; st?: BigIntStats }[] = [];
+  for (const location of locations) data.push({ location, st: await settledStat(resolve(dirname(abs), location)).catch(missing) });
+  const statIdentity = composeIdentity(model, data);
+  const sizeBytes = Number(data.reduce((n, f) => n + (f.st?.size ?? 0n), model.size));
+  return { sizeBytes, mtimeMs: Number(model.mtimeNs / 1_000_000n), statIdentity, sha256: await sha256Files(versionFiles(abs, statIdentity)) };
 }

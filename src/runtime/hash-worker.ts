@@ -1,20 +1,50 @@
-// Hashes one file in its own thread: a 400 MB model hashed on the HTTP thread
-// measurably delays every other request (DEVELOPERS.md, fact 4).
-import { createHash } from "node:crypto";
+// Reads model files in its own thread: a 400 MB model hashed on the HTTP thread
+// measurably delays every other request (DEVELOPERS.md, fact 4), and so does
+// walking a model with thousands of tensors for its external data.
+import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { parentPort } from "../platform/threads";
+import { externalDataLocations, unsafeLocation } from "./external-data";
+
+export type ToHashWorker =
+  /** One digest of the files' bytes, one file after the other; a file that is not there adds nothing. */
+  | { paths: string[] }
+  /** The external data files the model names and may read (see unsafeLocation), each once, in the order named. */
+  | { externalDataOf: string };
+export type FromHashWorker = { sha256: string } | { locations: string[] } | { error: string };
 
 const parent = parentPort();
 
-parent.onMessage((data) => {
+function hashInto(h: Hash, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    createReadStream(path, { highWaterMark: 1024 * 1024 })
+      .on("data", (c) => h.update(c))
+      .on("error", (err: NodeJS.ErrnoException) => (err.code === "ENOENT" ? resolve() : reject(err)))
+      .on("end", resolve);
+  });
+}
+
+async function answer(msg: ToHashWorker): Promise<FromHashWorker> {
+  if ("externalDataOf" in msg) {
+    const path = msg.externalDataOf;
+    let named: string[];
+    try {
+      named = externalDataLocations(path);
+    } catch {
+      return { locations: [] }; // not a model ONNX Runtime can parse: its load says why
+    }
+    return { locations: [...new Set(named)].filter((l) => unsafeLocation(path, l) === null) };
+  }
   const h = createHash("sha256");
-  createReadStream((data as { path: string }).path, { highWaterMark: 1024 * 1024 })
-    .on("data", (c) => h.update(c))
-    .on("error", (err) => finish({ error: err.message }))
-    .on("end", () => finish({ sha256: h.digest("hex") }));
+  for (const path of msg.paths) await hashInto(h, path);
+  return { sha256: h.digest("hex") };
+}
+
+parent.onMessage((data) => {
+  answer(data as ToHashWorker).then(finish, (err: Error) => finish({ error: err.message }));
 });
 
-function finish(msg: { sha256: string } | { error: string }): void {
+function finish(msg: FromHashWorker): void {
   parent.postMessage(msg);
   // Ends this worker thread only; nothing native is running here.
   parent.exit();

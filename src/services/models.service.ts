@@ -8,7 +8,7 @@ import { toWallClock } from "../clock";
 import type { Deps } from "../context";
 import type { ModelRecord, VersionRecord } from "../db/models.repo";
 import { AppError } from "../errors";
-import { fingerprint, resolveModelPath, statIdentity } from "../lifecycle/model-files";
+import { currentIdentity, fingerprint, resolveModelPath } from "../lifecycle/model-files";
 import { elementCount } from "../runtime/tensors";
 import { applyPatch, withDefaults, type ModelSettingsPatch } from "../model-settings";
 import { expiresAt } from "./expiry.service";
@@ -279,7 +279,7 @@ export async function scanModelDir(d: ModelDeps): Promise<ScanReport> {
     if (existing && existing.path !== file.rel) continue; // registered through the API for another file
     // A file an admin registered as a version of some model is that version, not a model of its own.
     if (!existing && d.models.versionsByPath(file.rel).length) continue;
-    if (existing && existing.statIdentity === (await statIdentity(file.abs))) continue;
+    if (existing && existing.statIdentity === (await currentIdentity(file.abs, existing.statIdentity))) continue;
     if (existing && existing.state !== "unloaded" && existing.state !== "failed") continue; // never under a live session
     const fp = await fingerprint(file.abs);
     const entry = { id: f.id, version: String(f.version) };

@@ -2,7 +2,7 @@
 // eviction, in-flight and pinning protection, idle expiry and on-demand loads.
 import { describe, expect, setSystemTime, test } from "bun:test";
 import type { Service } from "../../src/server";
-import { affineModel, bigModel, matmulChainModel } from "../fixtures/onnx-builder";
+import { affineModel, bigExternalModel, bigModel, matmulChainModel } from "../fixtures/onnx-builder";
 import { cleanup, client, startTestService, testEnv, token, writeModel, type Client, type TestEnv } from "../helpers";
 
 /**
@@ -86,6 +86,19 @@ describe("budget and eviction", () => {
       expect((await api.json("GET", `/api/v1/jobs/${c.id}`)).body.reason).toBeNull();
       const audit = (await api.json("GET", "/api/v1/audit?limit=50")).body.entries;
       expect(audit).toContainEqual(expect.objectContaining({ actor: "system", action: "unload b: evicted for c@1", target: "b", status: 0, outcome: "ok", requestId: evictions[0].id }));
+    });
+  }, 60_000);
+
+  test("a model whose weights are in an external data file is admitted for their size, not its tiny model file's", async () => {
+    const files = (dir: string, m: ReturnType<typeof bigExternalModel>) => Object.fromEntries(Object.entries(m).map(([f, b]) => [`${dir}/${f}`, b]));
+    await withService({ MODELD_MEMORY_BUDGET: "140MiB" }, { ...files("wide", bigExternalModel(160)), ...files("fits", bigExternalModel(50)) }, async (api) => {
+      const wide = await model(api, "wide");
+      expect(wide.sizeBytes).toBeGreaterThan(160 * 1024 * 1024);
+      const refused = await load(api, "wide");
+      expect(refused).toMatchObject({ state: "failed", error: { code: "INSUFFICIENT_MEMORY" } });
+      expect(refused.error!.message).toStartWith("wide@1 needs 19"); // 1.2 × 160 MiB
+      expect((await load(api, "fits")).state).toBe("completed");
+      expect((await api.json("POST", "/v2/models/fits/infer", { body: gatherBody })).body.outputs[0].data).toEqual([8]);
     });
   }, 60_000);
 

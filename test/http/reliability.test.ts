@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { randomBytes } from "node:crypto";
-import { statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Service } from "../../src/server";
 import { affineModel, bigModel, buildModel } from "../fixtures/onnx-builder";
@@ -97,6 +97,31 @@ describe("model files", () => {
     expect(after.ctimeNs).not.toBe(before.ctimeNs);
     const done = await load("forged");
     expect(done.error?.code).toBe("CHECKSUM_MISMATCH");
+  });
+
+  test("weights in an external data file are part of the version: changed behind an unchanged model file, the load fails CHECKSUM_MISMATCH; a rescan records them", async () => {
+    const weights = writeModel(t.modelDir, "ext-drift/weights.bin", new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer));
+    const modelFile = writeModel(t.modelDir, "ext-drift/model.onnx", externalDataModel("weights.bin"));
+    expect((await api.json("POST", "/api/v1/models/rescan")).body.added).toContainEqual({ id: "ext-drift", version: "1" });
+    const registered = (await api.json("GET", "/api/v1/models/ext-drift")).body;
+    const both = Buffer.concat([readFileSync(modelFile), readFileSync(weights)]);
+    expect(registered).toMatchObject({ sizeBytes: both.byteLength, sha256: createHash("sha256").update(both).digest("hex") });
+    const x = { body: { inputs: [{ name: "x", datatype: "FP32", shape: [4], data: [1, 1, 1, 1] }] } };
+    expect((await load("ext-drift")).state).toBe("completed");
+    expect((await api.json("POST", "/v2/models/ext-drift/infer", x)).body.outputs[0].data).toEqual([2, 3, 4, 5]);
+    await api.waitJob((await api.json("POST", "/api/v1/models/ext-drift/unload")).body.id);
+    // Other weights, the same size, the mtime forged back: only the ctime tells.
+    const before = statSync(weights, { bigint: true });
+    await Bun.sleep(20);
+    writeFileSync(weights, new Uint8Array(new Float32Array([5, 6, 7, 8]).buffer));
+    const ns = before.mtimeNs;
+    expect(Bun.spawnSync(["touch", "-d", `@${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, "0")}`, weights]).exitCode).toBe(0);
+    const refused = await load("ext-drift");
+    expect(refused.error?.code).toBe("CHECKSUM_MISMATCH");
+    expect(refused.error!.message).toStartWith("the sha256 of ext-drift/model.onnx and its external data (weights.bin) is ");
+    expect((await api.json("POST", "/api/v1/models/rescan")).body.updated).toContainEqual({ id: "ext-drift", version: "1" });
+    expect((await load("ext-drift")).state).toBe("completed");
+    expect((await api.json("POST", "/v2/models/ext-drift/infer", x)).body.outputs[0].data).toEqual([6, 7, 8, 9]);
   });
 });
 
