@@ -10,14 +10,16 @@ export interface AuditEntry {
   status: number;
   outcome: string;
   requestId: string | null;
+  /** Refusals of this actor from this address folded into this entry (see auditChanges). */
+  repeats: number;
 }
 
 export function createAuditRepo(db: Db) {
   return {
-    record(e: Omit<AuditEntry, "seq" | "at">): void {
+    record(e: Omit<AuditEntry, "seq" | "at" | "repeats"> & { repeats?: number }): void {
       db.prepare(
-        `INSERT INTO audit (at, actor, action, target, source_ip, status, outcome, request_id)
-         VALUES (@at, @actor, @action, @target, @ip, @status, @outcome, @rid)`,
+        `INSERT INTO audit (at, actor, action, target, source_ip, status, outcome, request_id, repeats)
+         VALUES (@at, @actor, @action, @target, @ip, @status, @outcome, @rid, @repeats)`,
       ).run({
         at: new Date().toISOString(),
         actor: e.actor,
@@ -27,6 +29,7 @@ export function createAuditRepo(db: Db) {
         status: e.status,
         outcome: e.outcome,
         rid: e.requestId,
+        repeats: e.repeats ?? 0,
       });
     },
     /** What modeld does by itself (evictions, idle expiry): actor "system", status 0, the job's id as request id. */
@@ -36,7 +39,7 @@ export function createAuditRepo(db: Db) {
     /** Newest first; `before` is the seq of the last entry of the previous page. */
     list(limit: number, before?: number): AuditEntry[] {
       return db
-        .prepare<{ seq: number; at: string; actor: string; action: string; target: string | null; source_ip: string | null; status: number; outcome: string; request_id: string | null }>(
+        .prepare<{ seq: number; at: string; actor: string; action: string; target: string | null; source_ip: string | null; status: number; outcome: string; request_id: string | null; repeats: number }>(
           `SELECT * FROM audit ${before !== undefined ? "WHERE seq < @before" : ""} ORDER BY seq DESC LIMIT @limit`,
         )
         .all(before !== undefined ? { limit, before } : { limit })
@@ -50,6 +53,7 @@ export function createAuditRepo(db: Db) {
           status: r.status,
           outcome: r.outcome,
           requestId: r.request_id,
+          repeats: r.repeats,
         }));
     },
   };

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import m0001 from "../../migrations/0001_init.sql" with { type: "text" };
 import m0002 from "../../migrations/0002_versions.sql" with { type: "text" };
 import m0003 from "../../migrations/0003_memory_events.sql" with { type: "text" };
+import m0004 from "../../migrations/0004_audit_repeats.sql" with { type: "text" };
 import inferenceProto from "../grpc/inference.proto" with { type: "text" };
 import demoModelFile from "../../assets/demo.onnx" with { type: "file" };
 import scalarScriptFile from "../../node_modules/@scalar/api-reference/dist/browser/standalone.js" with { type: "file" };
@@ -20,6 +21,7 @@ export const MIGRATION_SQL: { version: number; name: string; sql: string }[] = [
   { version: 1, name: "0001_init", sql: m0001 },
   { version: 2, name: "0002_versions", sql: m0002 },
   { version: 3, name: "0003_memory_events", sql: m0003 },
+  { version: 4, name: "0004_audit_repeats", sql: m0004 },
 ];
 
 /** The gRPC service definition (src/grpc/inference.proto), parsed at start when MODELD_GRPC_PORT is set. */

@@ -234,4 +234,19 @@ describe("audit log", () => {
     expect(page2[0].seq).toBeLessThan(body.entries[2].seq);
     expect((await api.json("GET", "/api/v1/audit", { token: await token({ role: "infer" }) })).status).toBe(403);
   });
+
+  test("refusals are folded: a client without a token cannot write a row per request, and admin actions are all recorded", async () => {
+    const last = async () => (await api.json("GET", "/api/v1/audit?limit=1")).body.entries[0].seq as number;
+    const before = await last();
+    // Another caller's refusal first: its own window, so it is recorded whatever came before.
+    await api.json("POST", "/api/v1/models/affine/load", { token: await token({ role: "infer" }, { sub: "eve" }) });
+    await Promise.all(Array.from({ length: 50 }, () => api.json("POST", `/api/v1/models/${"x".repeat(5000)}/load`, { token: null })));
+    for (let i = 0; i < 3; i++) await api.json("POST", "/api/v1/models/ghost/load");
+    const entries = (await api.json("GET", "/api/v1/audit?limit=100")).body.entries.filter((e: any) => e.seq > before);
+    const rows = entries.map((e: any) => [e.actor, e.status, e.repeats]);
+    expect(rows.filter(([actor]: [string]) => actor === "unauthenticated").length).toBeLessThanOrEqual(1);
+    expect(rows.filter(([actor]: [string]) => actor === "tester")).toEqual([["tester", 404, 0], ["tester", 404, 0], ["tester", 404, 0]]);
+    expect(rows.find(([actor]: [string]) => actor === "eve")).toEqual(["eve", 403, 0]);
+    for (const e of entries) expect((e.target ?? "").length).toBeLessThanOrEqual(128);
+  });
 });
