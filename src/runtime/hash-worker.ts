@@ -7,7 +7,7 @@ import { parentPort } from "../platform/threads";
 import { externalDataLocations, unsafeLocation } from "./external-data";
 
 export type ToHashWorker =
-  /** One digest of the files' bytes, one file after the other; a file that is not there adds nothing. */
+  /** One digest of the files' bytes, one file after the other: a model file, then its external data files (one not there adds nothing). */
   | { paths: string[] }
   /** The external data files the model names and may read (see unsafeLocation), each once, in the order named. */
   | { externalDataOf: string };
@@ -15,11 +15,11 @@ export type FromHashWorker = { sha256: string } | { locations: string[] } | { er
 
 const parent = parentPort();
 
-function hashInto(h: Hash, path: string): Promise<void> {
+function hashInto(h: Hash, path: string, mayBeMissing: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     createReadStream(path, { highWaterMark: 1024 * 1024 })
       .on("data", (c) => h.update(c))
-      .on("error", (err: NodeJS.ErrnoException) => (err.code === "ENOENT" ? resolve() : reject(err)))
+      .on("error", (err: NodeJS.ErrnoException) => (mayBeMissing && err.code === "ENOENT" ? resolve() : reject(err)))
       .on("end", resolve);
   });
 }
@@ -33,10 +33,11 @@ async function answer(msg: ToHashWorker): Promise<FromHashWorker> {
     } catch {
       return { locations: [] }; // not a model ONNX Runtime can parse: its load says why
     }
-    return { locations: [...new Set(named)].filter((l) => unsafeLocation(path, l) === null) };
+    // A location with a line break could not be recorded in a version's identity (one line per file).
+    return { locations: [...new Set(named)].filter((l) => !l.includes("\n") && unsafeLocation(path, l) === null) };
   }
   const h = createHash("sha256");
-  for (const path of msg.paths) await hashInto(h, path);
+  for (const [i, path] of msg.paths.entries()) await hashInto(h, path, i > 0);
   return { sha256: h.digest("hex") };
 }
 

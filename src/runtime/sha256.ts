@@ -20,7 +20,7 @@ function askHashWorker(msg: ToHashWorker, what: string): Promise<FromHashWorker>
   });
 }
 
-/** One sha256 over the files' bytes in order (a file that is not there adds nothing). */
+/** One sha256 over the files' bytes in order: a model file, then its external data files (one that is not there adds nothing). */
 export async function sha256Files(paths: string[]): Promise<string> {
   return ((await askHashWorker({ paths }, `hashing ${paths[0]}`)) as { sha256: string }).sha256;
 }
