@@ -23,7 +23,11 @@ const doc = {
 };
 
 export function mountPredictRoutes({ predict }: ApiRouters, d: Deps): void {
-  const run = async (c: Context<AppEnv>, modelId: string) => writeInferResponse(c, await infer(modelId, undefined, await readInferRequest(c, d.jsonCodec), d, c.get("principal").sub), d.jsonCodec);
+  const run = async (c: Context<AppEnv>, modelId: string) => {
+    const req = await readInferRequest(c, d.jsonCodec);
+    c.env?.awaitingWork?.();
+    return writeInferResponse(c, await infer(modelId, undefined, req, d, c.get("principal").sub), d.jsonCodec);
+  };
 
   predict.doc({ ...doc, path: "/api/v1/predict", summary: "Run the active model (infer role)" });
   predict.post("/api/v1/predict", (c) => run(c, activeModelId(d)));

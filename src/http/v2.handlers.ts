@@ -47,6 +47,7 @@ export function mountV2Routes({ open, read, infer: inference, repository }: V2Ro
 
   const runInfer = async (c: Context<AppEnv>) => {
     const req = await readInferRequest(c, d.jsonCodec);
+    c.env?.awaitingWork?.();
     return writeInferResponse(c, await infer(c.req.param("name")!, c.req.param("version"), req, d, c.get("principal").sub), d.jsonCodec);
   };
   inference.doc(r.inferRouteDoc);
@@ -60,6 +61,8 @@ export function mountV2Routes({ open, read, infer: inference, repository }: V2Ro
   // Triton's clients expect these to answer when the work is done, not with a job.
   const runToEnd = async (c: Context<AppEnv>, kind: "load" | "unload") => {
     const { parameters } = await optionalJson(c, RepositoryActionBody);
+    // A big model's load can outlast the listener's idle timeout (MODELD_LOAD_TIMEOUT_MS is 120 s).
+    c.env?.awaitingWork?.();
     await runRepositoryAction(kind, c.req.param("name")!, parameters, c.get("principal").sub, d);
     return c.json({}, 200);
   };

@@ -6,6 +6,14 @@ import { deno, runtimeName } from "./runtime";
 /** What the listener hands the app with every request (Hono's `c.env`). */
 export interface ConnEnv {
   readonly remoteAddress?: string;
+  /**
+   * Called once the request is read, where what follows is modeld's own work (a
+   * load a Triton client waits for, an inference), which may outlast the idle
+   * timeout that closes quiet connections and stalled uploads: Bun ended such a
+   * request at that timeout with an empty reply, while the work went on. Node and
+   * Deno do not time a handler out, so they leave it undefined.
+   */
+  readonly awaitingWork?: () => void;
 }
 
 export type FetchHandler = (req: Request, env: ConnEnv) => Response | Promise<Response>;
@@ -27,19 +35,35 @@ function framedBody(req: Request): Request {
   return new Request(req.url, { method: req.method, headers: req.headers, signal: req.signal });
 }
 
-export async function listen(opts: { hostname: string; port: number; fetch: FetchHandler }): Promise<Listener> {
+/** Seconds a connection may stay quiet: between requests, or while a request is read. */
+const IDLE_TIMEOUT_S = 120;
+
+export async function listen(opts: { hostname: string; port: number; fetch: FetchHandler; idleTimeoutS?: number }): Promise<Listener> {
   if (runtimeName === "bun") {
+    const idle = opts.idleTimeoutS ?? IDLE_TIMEOUT_S;
     const server = Bun.serve({
       hostname: opts.hostname,
       port: opts.port,
-      idleTimeout: 120,
-      // Looked up only when asked (the audit log): most requests never need it.
-      fetch: (req, srv) =>
-        opts.fetch(req, {
+      idleTimeout: idle,
+      fetch: (req, srv) => {
+        let working = false;
+        const res = opts.fetch(req, {
+          // Looked up only when asked (the audit log): most requests never need it.
           get remoteAddress() {
             return srv.requestIP(req)?.address;
           },
-        }),
+          awaitingWork: () => {
+            working = true;
+            srv.timeout(req, 0);
+          },
+        });
+        // Once the answer is ready, the connection is guarded again.
+        const guard = (r: Response) => {
+          if (working) srv.timeout(req, idle);
+          return r;
+        };
+        return res instanceof Promise ? res.then(guard) : guard(res);
+      },
     });
     return { port: server.port!, stop: async (force) => void (await server.stop(force)) };
   }

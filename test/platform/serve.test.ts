@@ -1,0 +1,60 @@
+// The listener's idle timeout closes quiet connections and stalled uploads, and
+// must not end a request that is waiting for modeld's own work.
+import { afterAll, expect, test } from "bun:test";
+import { connect } from "node:net";
+import { listen, type Listener } from "../../src/platform/serve";
+import { matmulChainModel } from "../fixtures/onnx-builder";
+import { cleanup, startTestService, testEnv, token, writeModel } from "../helpers";
+
+const listeners: Listener[] = [];
+afterAll(() => Promise.all(listeners.map((l) => l.stop(true))));
+
+async function serve(fetch: Parameters<typeof listen>[0]["fetch"]): Promise<string> {
+  const l = await listen({ hostname: "127.0.0.1", port: 0, idleTimeoutS: 1, fetch });
+  listeners.push(l);
+  return `http://127.0.0.1:${l.port}`;
+}
+
+/** Seconds until the server closes a kept-alive connection after one answered request. */
+function idleClose(url: string, path: string): Promise<number> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    let answeredAt = 0;
+    const socket = connect(Number(port), hostname, () => socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`));
+    socket.on("data", () => (answeredAt ||= performance.now()));
+    socket.on("close", () => resolve((performance.now() - answeredAt) / 1000)).on("error", reject);
+  });
+}
+
+test("a request that says it awaits modeld's work outlasts the idle timeout; one that does not is ended; quiet connections still close", async () => {
+  const url = await serve(async (req, env) => {
+    if (new URL(req.url).searchParams.has("work")) env.awaitingWork?.();
+    await Bun.sleep(Number(new URL(req.url).searchParams.get("ms")));
+    return new Response("done");
+  });
+  // Bun checks idle timeouts on a 4 s tick, so a 1 s timeout ends a request within 4-8 s.
+  const [worked, ended] = await Promise.allSettled([fetch(`${url}/?work&ms=9000`).then((r) => r.text()), fetch(`${url}/?ms=9000`).then((r) => r.text())]);
+  expect(worked).toEqual({ status: "fulfilled", value: "done" });
+  expect(ended.status).toBe("rejected");
+  // After the work, the connection is guarded again: a keep-alive client that goes quiet is let go.
+  expect(await idleClose(url, "/?work&ms=10")).toBeLessThan(10);
+}, 40_000);
+
+test("a Triton client's repository load that takes longer than the idle timeout gets its answer", async () => {
+  const t = testEnv();
+  // Its warmup keeps the load busy past the 4-8 s in which a 1 s idle timeout ends a quiet request.
+  writeModel(t.modelDir, "slow.onnx", matmulChainModel(1024, 160));
+  const svc = await startTestService(t);
+  try {
+    const admin = { authorization: `Bearer ${await token()}` };
+    expect((await svc.app.request("/api/v1/models/slow", { method: "PATCH", headers: { ...admin, "content-type": "application/json" }, body: JSON.stringify({ warmup: { runs: 1000, shapes: { x: [2, 1024] } } }) })).status).toBe(200);
+    const url = await serve((req, env) => svc.app.fetch(req, env));
+    const started = performance.now();
+    const res = await fetch(`${url}/v2/repository/models/slow/load`, { method: "POST", headers: admin });
+    expect({ status: res.status, body: await res.json() }).toEqual({ status: 200, body: {} });
+    expect(performance.now() - started).toBeGreaterThan(9000);
+  } finally {
+    await svc.close();
+    cleanup(t);
+  }
+}, 60_000);
