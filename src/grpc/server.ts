@@ -69,6 +69,12 @@ function parameterValue(p: Record<string, unknown>): unknown {
 const plainParameters = (map: Record<string, Record<string, unknown>> | undefined) =>
   Object.fromEntries(Object.entries(map ?? {}).map(([k, v]) => [k, parameterValue(v)]));
 
+/** The address in grpc-js's peer string ("127.0.0.1:5000", "[::1]:5000", "ipv4:…"), as HTTP's audit entries give it. */
+function peerAddress(peer: string): string | null {
+  const m = /^(?:ipv[46]:)?\[?([^\]]*?)\]?:\d+$/.exec(peer);
+  return m ? m[1]! : peer || null;
+}
+
 const CONTENTS: Record<string, string> = {
   BOOL: "bool_contents",
   INT8: "int_contents", INT16: "int_contents", INT32: "int_contents", INT64: "int64_contents",
@@ -107,24 +113,46 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
   const { service } = inferenceService();
   const auth = d.config.auth;
 
-  const authorize = async (metadata: grpc.Metadata, access: Access): Promise<Principal> => {
+  /** `verified` hears who called as soon as the token is checked, so an admin refusal is audited under the caller's name. */
+  const authorize = async (metadata: grpc.Metadata, access: Access, verified: (p: Principal) => void): Promise<Principal> => {
     if (access === "open") return ANONYMOUS;
     const header = metadata.get("authorization")[0]?.toString();
     if (access === "inference") return inferenceCaller(header, auth, verify);
     const principal = await verify(bearerToken(header));
+    verified(principal);
     const refused = refusal(principal, auth, ["admin"]);
     if (refused) throw refused;
     return principal;
   };
 
+  /** An admin change's audit entry, as the HTTP routes write it: refused calls included, and folded alike. */
+  const audit = (action: string, call: grpc.ServerUnaryCall<any, any>, principal: Principal | undefined, err?: unknown) => {
+    const failed = err === undefined ? undefined : err instanceof AppError ? err : new AppError("INTERNAL", "internal error");
+    const actor = principal?.sub ?? "unauthenticated";
+    const sourceIp = peerAddress(call.getPeer());
+    const status = failed?.status ?? 200;
+    const repeats = d.audit.admit(actor, sourceIp, status);
+    if (repeats === undefined) return;
+    try {
+      d.audit.record({ actor, action: `gRPC ${action}`, target: call.request?.model_name || null, sourceIp, status, outcome: failed?.code ?? "ok", requestId: null, repeats });
+    } catch (e) {
+      d.log.warn("could not record a gRPC call in the audit log", { action, error: String(e) });
+    }
+  };
+
   const unary =
-    (access: Access, handler: Handler): grpc.handleUnaryCall<any, any> =>
+    (access: Access, handler: Handler, audited?: string): grpc.handleUnaryCall<any, any> =>
     (call, callback) => {
-      authorize(call.metadata, access)
-        .then((principal) => handler(call.request, principal))
-        .then((response) => callback(null, response as object))
+      let principal: Principal | undefined;
+      authorize(call.metadata, access, (p) => (principal = p))
+        .then((p) => handler(call.request, p))
+        .then((response) => {
+          if (audited) audit(audited, call, principal);
+          callback(null, response as object);
+        })
         .catch((err) => {
           if (!(err instanceof AppError)) d.log.error("grpc call failed", { error: String(err), stack: (err as Error)?.stack });
+          if (audited) audit(audited, call, principal, err);
           callback(toStatus(err));
         });
     };
@@ -155,11 +183,11 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
     RepositoryModelLoad: unary("admin", async (r, principal) => {
       await runRepositoryAction("load", r.model_name, plainParameters(r.parameters), principal.sub, d);
       return {};
-    }),
+    }, "RepositoryModelLoad"),
     RepositoryModelUnload: unary("admin", async (r, principal) => {
       await runRepositoryAction("unload", r.model_name, plainParameters(r.parameters), principal.sub, d);
       return {};
-    }),
+    }, "RepositoryModelUnload"),
   });
 
   const address = `${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${opts.port}`;

@@ -3,7 +3,6 @@
 // router they are registered on (see policy.ts).
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
-import { monotonicMs } from "../clock";
 import type { Deps } from "../context";
 import type { AuditRepo } from "../db/audit.repo";
 import type { ApiRouters } from "./app";
@@ -15,40 +14,8 @@ const isRead = (method: string) => method === "GET" || method === "HEAD";
 // Absent for in-process requests (app.request), which have no connection.
 const sourceIp = (c: Parameters<MiddlewareHandler<AppEnv>>[0]): string | null => c.env?.remoteAddress ?? null;
 
-/** How long the refusals of one caller from one address share an entry. */
-const REFUSAL_WINDOW_MS = 60_000;
-/** Callers whose refusals are being folded; past it, the longest-known one is forgotten. */
-const MAX_FOLDING = 10_000;
-
-/**
- * Refused calls (401, 403) are recorded once a minute per caller and address, the
- * ones in between counted into that caller's next entry (`repeats`); returns that
- * count when this refusal is to be recorded, undefined when it is folded. One refused
- * POST was one row and one synced commit on the HTTP thread: a client with no token
- * made 2,000 a second, and would have filled ~17 GB of disk a day.
- */
-export function refusalFolder(clock: () => number = monotonicMs): (key: string) => number | undefined {
-  const folding = new Map<string, { until: number; folded: number }>();
-  return (key) => {
-    const now = clock();
-    const seen = folding.get(key);
-    if (seen && now < seen.until) {
-      seen.folded++;
-      return undefined;
-    }
-    folding.delete(key);
-    if (folding.size >= MAX_FOLDING) folding.delete(folding.keys().next().value!);
-    folding.set(key, { until: now + REFUSAL_WINDOW_MS, folded: 0 });
-    return seen?.folded ?? 0;
-  };
-}
-
-/** The longest target recorded: a model id's limit. The path is the caller's to choose. */
-const MAX_TARGET = 128;
-
-/** Records every call through it except reads, refusals folded (refusalFolder). */
+/** Records every call through it except reads (refusals as AuditRepo.admit says). */
 export function auditChanges(audit: AuditRepo): MiddlewareHandler<AppEnv> {
-  const fold = refusalFolder();
   return async (c, next) => {
     if (isRead(c.req.method)) return next();
     try {
@@ -56,7 +23,7 @@ export function auditChanges(audit: AuditRepo): MiddlewareHandler<AppEnv> {
     } finally {
       const status = c.res.status;
       const actor = c.get("principal")?.sub ?? "unauthenticated";
-      const repeats = status === 401 || status === 403 ? fold(`${actor}\n${sourceIp(c)}`) : 0;
+      const repeats = audit.admit(actor, sourceIp(c), status);
       if (repeats !== undefined) await record(c, audit, { actor, status, repeats });
     }
   };
@@ -75,7 +42,7 @@ async function record(c: Context<AppEnv>, audit: AuditRepo, e: { actor: string; 
     ...e,
     // The route that would have handled it, even when auth refused the request earlier.
     action: `${c.req.method} ${c.req.matchedRoutes.filter((r) => r.method !== "ALL").at(-1)?.path ?? c.req.path}`,
-    target: id === "unload" ? null : (id?.slice(0, MAX_TARGET) ?? null),
+    target: id === "unload" ? null : id,
     sourceIp: sourceIp(c),
     outcome,
     requestId: c.get("requestId") ?? null,

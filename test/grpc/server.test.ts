@@ -90,6 +90,20 @@ describe("gRPC", () => {
     await call("RepositoryModelUnload", { model_name: "wide" });
   });
 
+  test("repository changes over gRPC are in the audit log as HTTP's are, refusals included", async () => {
+    await call("RepositoryModelLoad", { model_name: "affine" });
+    expect(await client.status("RepositoryModelUnload", { model_name: "affine" }, null)).toBe(grpc.status.UNAUTHENTICATED);
+    expect(await client.status("RepositoryModelUnload", { model_name: "affine" }, await token({ role: "infer" }, { sub: "mallory" }))).toBe(grpc.status.PERMISSION_DENIED);
+    await call("RepositoryIndex", {}); // a read: not an entry
+    const res = await svc.app.request("/api/v1/audit?limit=3", { headers: { authorization: `Bearer ${admin}` } });
+    const entries = ((await res.json()) as { entries: any[] }).entries.map((e) => [e.actor, e.action, e.target, e.sourceIp, e.status, e.outcome]);
+    expect(entries).toEqual([
+      ["mallory", "gRPC RepositoryModelUnload", "affine", "127.0.0.1", 403, "FORBIDDEN"],
+      ["unauthenticated", "gRPC RepositoryModelUnload", "affine", "127.0.0.1", 401, "UNAUTHORIZED"],
+      ["tester", "gRPC RepositoryModelLoad", "affine", "127.0.0.1", 200, "ok"],
+    ]);
+  });
+
   test("statistics count gRPC requests like HTTP ones", async () => {
     await call("RepositoryModelLoad", { model_name: "affine" });
     const before = (await call("ModelStatistics", { name: "affine", version: "1" })).model_stats[0];
