@@ -38,6 +38,7 @@ function framedBody(req: Request): Request {
 /** Seconds a connection may stay quiet: between requests, or while a request is read. */
 const IDLE_TIMEOUT_S = 120;
 
+/** `idleTimeoutS` is Bun's only (IDLE_TIMEOUT_S unless a test shortens it). */
 export async function listen(opts: { hostname: string; port: number; fetch: FetchHandler; idleTimeoutS?: number }): Promise<Listener> {
   if (runtimeName === "bun") {
     const idle = opts.idleTimeoutS ?? IDLE_TIMEOUT_S;
