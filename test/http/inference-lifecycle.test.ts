@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Service } from "../../src/server";
+import { loadConfig } from "../../src/config";
+import { createLogger } from "../../src/log";
+import { startService, type Service } from "../../src/server";
 import { affineModel, bigModel, matmulChainModel } from "../fixtures/onnx-builder";
 import { cleanup, client, startTestService, testEnv, token, writeModel, type Client, type TestEnv } from "../helpers";
 
@@ -63,10 +65,12 @@ describe("inference during unload", () => {
     expect(svc.deps.runtime.size).toBe(0);
   });
 
-  test("a full per-model queue answers 503 with Retry-After", async () => {
+  test("a full per-model queue answers 503 with Retry-After, and logs no error per refused request", async () => {
     const t2 = testEnv({ MODELD_MAX_QUEUE_PER_MODEL: "2" });
     writeModel(t2.modelDir, "slow.onnx", matmulChainModel(N, 150));
-    const svc2 = await startTestService(t2);
+    // Each refusal was an error line with a stack: 13,000 lines (10 MB) in 5 s of overload through wrk.
+    const lines: { level: string; msg: string }[] = [];
+    const svc2 = await startService(loadConfig(t2.env), createLogger("info", {}, (l) => lines.push(JSON.parse(l))));
     try {
       const api2 = await client(svc2);
       await api2.waitJob((await api2.json("POST", "/api/v1/models/slow/load")).body.id);
@@ -75,6 +79,7 @@ describe("inference during unload", () => {
       expect(full.length).toBeGreaterThan(0);
       expect(full[0]!.res.headers.get("retry-after")).toBe("1");
       expect(results.every((r) => r.status === 200 || r.status === 503)).toBe(true);
+      expect(lines.filter((l) => l.level === "error")).toEqual([]);
     } finally {
       await svc2.close();
       cleanup(t2);
