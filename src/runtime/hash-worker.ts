@@ -10,7 +10,9 @@ export type ToHashWorker =
   /** One digest of the files' bytes, one file after the other: a model file, then its external data files (one not there adds nothing). */
   | { paths: string[] }
   /** The external data files the model names and may read (see unsafeLocation), each once, in the order named. */
-  | { externalDataOf: string };
+  | { externalDataOf: string }
+  /** No more questions: the thread ends. */
+  | { done: true };
 export type FromHashWorker = { sha256: string } | { locations: string[] } | { error: string };
 
 const parent = parentPort();
@@ -24,7 +26,7 @@ function hashInto(h: Hash, path: string, mayBeMissing: boolean): Promise<void> {
   });
 }
 
-async function answer(msg: ToHashWorker): Promise<FromHashWorker> {
+async function answer(msg: Exclude<ToHashWorker, { done: true }>): Promise<FromHashWorker> {
   if ("externalDataOf" in msg) {
     const path = msg.externalDataOf;
     let named: string[];
@@ -41,12 +43,16 @@ async function answer(msg: ToHashWorker): Promise<FromHashWorker> {
   return { sha256: h.digest("hex") };
 }
 
+// One question at a time; the asker says when it is done, or its last answer was an error.
 parent.onMessage((data) => {
-  answer(data as ToHashWorker).then(finish, (err: Error) => finish({ error: err.message }));
-});
-
-function finish(msg: FromHashWorker): void {
-  parent.postMessage(msg);
+  const msg = data as ToHashWorker;
   // Ends this worker thread only; nothing native is running here.
-  parent.exit();
-}
+  if ("done" in msg) return parent.exit();
+  answer(msg).then(
+    (reply) => parent.postMessage(reply),
+    (err: Error) => {
+      parent.postMessage({ error: err.message } satisfies FromHashWorker);
+      parent.exit();
+    },
+  );
+});
