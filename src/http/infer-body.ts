@@ -3,7 +3,8 @@
 // followed by raw tensor bytes) and writes the response the same way.
 import type { Context } from "hono";
 import { AppError } from "../errors";
-import type { InferRequest, InferResult } from "../services/inference.service";
+import type { Deps } from "../context";
+import { infer, type InferRequest, type InferResult } from "../services/inference.service";
 import type { JsonCodec } from "../runtime/json-codec";
 import { concatBytes, type WireTensor } from "../runtime/protocol";
 import { hasExactJsonText, jsonDataText, numericLayout, toJsonData, type ResponseTensor } from "../runtime/tensors";
@@ -36,7 +37,7 @@ async function readJsonRequest(c: Context<AppEnv>, codec: JsonCodec): Promise<In
   return req;
 }
 
-export async function readInferRequest(c: Context<AppEnv>, codec: JsonCodec): Promise<InferRequest> {
+async function readInferRequest(c: Context<AppEnv>, codec: JsonCodec): Promise<InferRequest> {
   const headerLength = c.req.header(HEADER_LENGTH);
   if (headerLength === undefined) return readJsonRequest(c, codec);
 
@@ -93,7 +94,7 @@ async function composeJson(result: InferResult, large: (WireTensor | undefined)[
   return pieces.length === 1 ? new TextEncoder().encode(pieces[0] as string) : codec.encode(pieces);
 }
 
-export async function writeInferResponse(c: Context<AppEnv>, result: InferResult, codec: JsonCodec): Promise<Response> {
+async function writeInferResponse(c: Context<AppEnv>, result: InferResult, codec: JsonCodec): Promise<Response> {
   const large = result.json.outputs.map((o) => (o.values && offThread(o.values) ? o.values : undefined));
   const asText = large.some((t) => t) || result.json.outputs.some((o) => o.values && hasExactJsonText(o.values));
   const composed = asText ? await composeJson(result, large, codec) : undefined;
@@ -102,4 +103,12 @@ export async function writeInferResponse(c: Context<AppEnv>, result: InferResult
   if (result.binary.length === 0) return composed === undefined ? c.json(plain(), 200) : c.body(composed, 200, { "Content-Type": "application/json" });
   const header = composed ?? new TextEncoder().encode(JSON.stringify(plain()));
   return c.body(concatBytes([header, ...result.binary]), 200, { "Content-Type": "application/octet-stream", [HEADER_LENGTH]: String(header.byteLength) });
+}
+
+/** An inference as /v2 and /api/v1 both serve it: the request read, the model run, the answer written. */
+export async function serveInference(c: Context<AppEnv>, d: Deps, modelId: string, version: string | undefined): Promise<Response> {
+  const req = await readInferRequest(c, d.jsonCodec);
+  // What follows is the model's work, which may outlast the listener's idle timeout.
+  c.env?.awaitingWork?.();
+  return writeInferResponse(c, await infer(modelId, version, req, d, c.get("principal").sub), d.jsonCodec);
 }

@@ -3,11 +3,10 @@
 import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { Deps } from "../context";
-import { infer } from "../services/inference.service";
 import { activeModelId } from "../services/models.service";
 import type { ApiRouters } from "./app";
 import type { AppEnv } from "./env";
-import { readInferRequest, writeInferResponse } from "./infer-body";
+import { serveInference } from "./infer-body";
 import { errorResponses, ModelId } from "./schemas";
 import { InferRequestSchema, InferResponse } from "./v2.schemas";
 
@@ -23,11 +22,7 @@ const doc = {
 };
 
 export function mountPredictRoutes({ predict }: ApiRouters, d: Deps): void {
-  const run = async (c: Context<AppEnv>, modelId: string) => {
-    const req = await readInferRequest(c, d.jsonCodec);
-    c.env?.awaitingWork?.();
-    return writeInferResponse(c, await infer(modelId, undefined, req, d, c.get("principal").sub), d.jsonCodec);
-  };
+  const run = (c: Context<AppEnv>, modelId: string) => serveInference(c, d, modelId, undefined);
 
   predict.doc({ ...doc, path: "/api/v1/predict", summary: "Run the active model (infer role)" });
   predict.post("/api/v1/predict", (c) => run(c, activeModelId(d)));

@@ -1,7 +1,6 @@
 import type { Context } from "hono";
 import type { Deps } from "../context";
 import { AppError } from "../errors";
-import { infer } from "../services/inference.service";
 import { modelRef } from "../services/models.service";
 import {
   modelConfig,
@@ -14,7 +13,7 @@ import {
 } from "../services/triton.service";
 import type { AppOptions, V2Routers } from "./app";
 import type { AppEnv } from "./env";
-import { readInferRequest, writeInferResponse } from "./infer-body";
+import { serveInference } from "./infer-body";
 import * as r from "./v2.routes";
 import { RepositoryActionBody, RepositoryIndexBody } from "./v2.schemas";
 import { optionalJson } from "./body";
@@ -45,11 +44,7 @@ export function mountV2Routes({ open, read, infer: inference, repository }: V2Ro
   read.openapi(r.readyRoutes.plain, (c) => ready(c, c.req.valid("param").name));
   read.openapi(r.readyRoutes.versioned, (c) => ready(c, c.req.valid("param").name, c.req.valid("param").version));
 
-  const runInfer = async (c: Context<AppEnv>) => {
-    const req = await readInferRequest(c, d.jsonCodec);
-    c.env?.awaitingWork?.();
-    return writeInferResponse(c, await infer(c.req.param("name")!, c.req.param("version"), req, d, c.get("principal").sub), d.jsonCodec);
-  };
+  const runInfer = (c: Context<AppEnv>) => serveInference(c, d, c.req.param("name")!, c.req.param("version"));
   inference.doc(r.inferRouteDoc);
   inference.doc(r.inferVersionRouteDoc);
   inference.post("/v2/models/:name/infer", runInfer);
