@@ -53,8 +53,11 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, grpc.status>> = {
   AUTH_UNAVAILABLE: grpc.status.UNAVAILABLE,
 };
 
+/** What a call failed with, as modeld's error; anything unforeseen is INTERNAL. */
+const asAppError = (err: unknown): AppError => (err instanceof AppError ? err : new AppError("INTERNAL", "internal error"));
+
 function toStatus(err: unknown): grpc.ServiceError {
-  const e = err instanceof AppError ? err : new AppError("INTERNAL", "internal error");
+  const e = asAppError(err);
   const code =
     STATUS_BY_CODE[e.code] ??
     (e.status === 404 ? grpc.status.NOT_FOUND : e.status === 409 ? grpc.status.FAILED_PRECONDITION : e.status < 500 ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL);
@@ -127,7 +130,7 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
 
   /** An admin change's audit entry, as the HTTP routes write it: refused calls included, and folded alike. */
   const audit = (action: string, call: grpc.ServerUnaryCall<any, any>, principal: Principal | undefined, err?: unknown) => {
-    const failed = err === undefined ? undefined : err instanceof AppError ? err : new AppError("INTERNAL", "internal error");
+    const failed = err === undefined ? undefined : asAppError(err);
     const actor = principal?.sub ?? "unauthenticated";
     const sourceIp = peerAddress(call.getPeer());
     const status = failed?.status ?? 200;
