@@ -67,6 +67,26 @@ function describe(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorIn
   });
 }
 
+/** ONNX element types that ONNX Runtime can run but its Node binding cannot hand to or from JavaScript. */
+const UNPASSABLE_TYPES: Record<string, string> = {
+  "14": "complex64",
+  "15": "complex128",
+  "16": "bfloat16",
+  "17": "float8e4m3fn",
+  "18": "float8e4m3fnuz",
+  "19": "float8e5m2",
+  "20": "float8e5m2fnuz",
+  "23": "float4e2m1",
+};
+
+/** onnxruntime-node names such a type by its number alone ("Unsupported data type: 16"). */
+function loadErrorMessage(message: string): string {
+  const number = /^Unsupported data type: (\d+)$/.exec(message)?.[1];
+  if (number === undefined) return message;
+  const type = UNPASSABLE_TYPES[number] ?? `ONNX element type ${number}`;
+  return `an input or output of the model is ${type}, which ONNX Runtime's Node binding cannot pass to or from JavaScript; export the model with another type at its inputs and outputs (a Cast inside the graph keeps ${type} computation)`;
+}
+
 async function load(req: LoadRequest): Promise<void> {
   if (stopping()) return;
   try {
@@ -77,7 +97,7 @@ async function load(req: LoadRequest): Promise<void> {
   try {
     session = await ort.InferenceSession.create(req.path, { ...req.sessionOptions, executionProviders: req.executionProviders });
   } catch (err) {
-    return post({ type: "load-error", code: "LOAD_FAILED", message: (err as Error).message });
+    return post({ type: "load-error", code: "LOAD_FAILED", message: loadErrorMessage((err as Error).message) });
   }
   const inputs = describe(session.inputMetadata);
   const outputs = describe(session.outputMetadata);

@@ -391,7 +391,7 @@ describe("large JSON bodies and responses, written off the HTTP thread", () => {
   });
 });
 
-describe("models with outputs that are not tensors (sklearn-onnx's ZipMap)", () => {
+describe("models with types ONNX Runtime's Node binding cannot pass (sklearn-onnx's ZipMap, bfloat16)", () => {
   test("the tensor outputs serve, warmup included; the others are left out of the metadata and refused by name", async () => {
     writeModel(t.modelDir, "clf.onnx", zipMapClassifierModel());
     await api.json("POST", "/api/v1/models/rescan");
@@ -416,6 +416,14 @@ describe("models with outputs that are not tensors (sklearn-onnx's ZipMap)", () 
     const done = await api.waitJob(body.id);
     expect(done).toMatchObject({ state: "failed", error: { code: "LOAD_FAILED", message: expect.stringContaining("sklearn-onnx: zipmap=False") } });
     expect((await api.json("GET", "/api/v1/models/zipmap-only")).body.state).toBe("failed");
+  });
+
+  test("a model with bfloat16 inputs fails its load naming the type, not its number", async () => {
+    writeModel(t.modelDir, "bf16.onnx", identityModel("bfloat16"));
+    await api.json("POST", "/api/v1/models/rescan");
+    const { body } = await api.json("POST", "/api/v1/models/bf16/load?activate=false");
+    const done = await api.waitJob(body.id);
+    expect(done).toMatchObject({ state: "failed", error: { code: "LOAD_FAILED", message: expect.stringContaining("is bfloat16, which ONNX Runtime's Node binding cannot pass") } });
   });
 });
 
