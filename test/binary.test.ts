@@ -86,7 +86,7 @@ describe("the compiled binary", () => {
 });
 
 describe("gRPC from the compiled binary", () => {
-  test("infer with raw contents past grpc-js's default 4 MiB limit, metadata, config, statistics, load and unload", async () => {
+  test("infer with raw contents past grpc-js's default 4 MiB limit, a stream, metadata, config, statistics, load and unload", async () => {
     const data = join(root, "grpc-data");
     const server = await startBinary(binary, { MODELD_DATA_DIR: data, XDG_CACHE_HOME: join(root, "cache"), MODELD_GRPC_PORT: "0" }, root);
     const port = /"grpcPort":(\d+)/.exec(server.logs())![1];
@@ -103,8 +103,15 @@ describe("gRPC from the compiled binary", () => {
       expect(res.outputs[0].shape).toEqual([rows, 4]);
       expect(y.length).toBe(rows * 4);
       expect(y.every((v, i) => v === 2 * (i % 7) + 1)).toBe(true);
+      const stream = client.stream();
+      stream.send({ model_name: "demo", id: "streamed", inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] });
+      const [answer] = await stream.received(1);
+      expect(answer.error_message).toBe("");
+      expect(floats(answer.infer_response.raw_output_contents[0])).toEqual([3, 5, 7, 9]);
+      stream.end();
+      expect((await stream.status).code).toBe(0);
       const [stats] = (await client.call("ModelStatistics", { name: "demo", version: "1" })).model_stats;
-      expect(stats.inference_stats.success.count).toBe(1);
+      expect(stats.inference_stats.success.count).toBe(2);
       expect(await client.call("RepositoryModelUnload", { model_name: "demo" })).toEqual({});
       expect(await client.call("ModelReady", { name: "demo" })).toEqual({ ready: false });
     } finally {

@@ -112,6 +112,61 @@ function toInferRequest(req: any): InferRequest {
   return valid;
 }
 
+/** Refusals that end a stream rather than one of its requests: its credentials do not change. */
+const ENDS_STREAM: ReadonlySet<ErrorCode> = new Set(["UNAUTHORIZED", "FORBIDDEN", "AUTH_UNAVAILABLE"]);
+
+/**
+ * ModelStreamInfer, as Triton's clients use it (tritonclient's start_stream and
+ * async_stream_infer, perf_analyzer --streaming): each request on the stream is
+ * run as ModelInfer runs it and answered when done, in completion order, the
+ * client matching answers by id. A request that fails is answered with its
+ * error_message and the stream goes on; a token refused ends the stream with
+ * its status, as the same token would end a unary call.
+ */
+function inferStreams(run: (call: grpc.ServerDuplexStream<any, any>, request: any) => Promise<object>, d: Pick<Deps, "log">) {
+  const open = new Set<() => void>();
+  return {
+    open(call: grpc.ServerDuplexStream<any, any>): void {
+      let inflight = 0;
+      let closing = false;
+      let ended = false;
+      const end = (status?: grpc.ServiceError) => {
+        if (ended) return;
+        ended = true;
+        open.delete(close);
+        if (status) call.emit("error", status);
+        else call.end();
+      };
+      const endWhenAnswered = () => closing && inflight === 0 && end();
+      const close = () => ((closing = true), endWhenAnswered());
+      open.add(close);
+      call.on("data", (request: any) => {
+        if (ended) return;
+        inflight++;
+        const answer = closing ? Promise.reject(new AppError("MODEL_UNAVAILABLE", "modeld is shutting down")) : run(call, request);
+        answer
+          .then(
+            (response) => ({ error_message: "", infer_response: response }),
+            (err) => {
+              const e = asAppError(err);
+              if (ENDS_STREAM.has(e.code)) throw e;
+              if (e.code === "INTERNAL") d.log.error("grpc stream request failed", { error: String(err), stack: (err as Error)?.stack });
+              return { error_message: e.message, infer_response: { id: request.id ?? "", model_name: request.model_name ?? "", model_version: request.model_version ?? "" } };
+            },
+          )
+          .then((message) => ended || call.write(message), (err) => end(toStatus(err)))
+          .finally(() => (inflight--, endWhenAnswered()));
+      });
+      call.on("end", close);
+      call.on("cancelled", () => ((ended = true), open.delete(close)));
+      call.on("error", () => ((ended = true), open.delete(close)));
+    },
+    closeAll(): void {
+      for (const close of [...open]) close();
+    },
+  };
+}
+
 export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: GrpcOptions): Promise<GrpcServer> {
   const { service } = inferenceService();
   const auth = d.config.auth;
@@ -161,6 +216,18 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
     };
   const version = (v: string) => (v === "" ? undefined : v);
 
+  const inferCall = async (r: any, principal: Principal) => {
+    const result = await infer(r.model_name, version(r.model_version), toInferRequest(r), d, principal.sub);
+    return {
+      model_name: result.json.model_name,
+      model_version: result.json.model_version,
+      id: result.json.id ?? "",
+      outputs: result.json.outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape })),
+      raw_output_contents: result.binary.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+    };
+  };
+  const streams = inferStreams(async (call, r) => inferCall(r, await authorize(call.metadata, "inference", () => {})), d);
+
   // grpc-js refuses messages over 4 MiB by default; tensors may be as large as HTTP bodies.
   const limit = d.config.maxBodyBytes;
   const server = new grpc.Server({ "grpc.max_receive_message_length": limit, "grpc.max_send_message_length": limit });
@@ -172,16 +239,8 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
     ModelMetadata: unary("inference", (r) => modelMetadata(r.name, version(r.version), d)),
     ModelConfig: unary("inference", (r) => ({ config: modelConfig(r.name, version(r.version), d) })),
     ModelStatistics: unary("inference", (r) => modelStats(r.name === "" ? undefined : r.name, version(r.version), d)),
-    ModelInfer: unary("inference", async (r, principal) => {
-      const result = await infer(r.model_name, version(r.model_version), toInferRequest(r), d, principal.sub);
-      return {
-        model_name: result.json.model_name,
-        model_version: result.json.model_version,
-        id: result.json.id ?? "",
-        outputs: result.json.outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape })),
-        raw_output_contents: result.binary.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
-      };
-    }),
+    ModelInfer: unary("inference", (r, principal) => inferCall(r, principal)),
+    ModelStreamInfer: (call: grpc.ServerDuplexStream<any, any>) => streams.open(call),
     RepositoryIndex: unary("admin", (r) => ({ models: repositoryIndex(r.ready === true, d) })),
     RepositoryModelLoad: unary("admin", async (r, principal) => {
       await runRepositoryAction("load", r.model_name, plainParameters(r.parameters), principal.sub, d);
@@ -204,6 +263,8 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
     port,
     stop: (timeoutMs) =>
       new Promise<void>((resolve) => {
+        // Clients hold streams open; each ends once the requests it carries are answered.
+        streams.closeAll();
         const timer = setTimeout(() => (server.forceShutdown(), resolve()), timeoutMs);
         server.tryShutdown(() => (clearTimeout(timer), resolve()));
       }),

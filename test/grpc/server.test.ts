@@ -7,7 +7,7 @@ import { startGrpcServer, type GrpcServer } from "../../src/grpc/server";
 import type { Service } from "../../src/server";
 import { affineModel, identityModel } from "../fixtures/onnx-builder";
 import { floats, grpcClient, type GrpcClient } from "../fixtures/grpc-client";
-import { cleanup, startTestService, testEnv, token, writeModel, type TestEnv } from "../helpers";
+import { cleanup, startTestService, testEnv, token, until, writeModel, type TestEnv } from "../helpers";
 
 let t: TestEnv;
 let svc: Service;
@@ -20,6 +20,7 @@ beforeAll(async () => {
   writeModel(t.modelDir, "affine.onnx", affineModel());
   writeModel(t.modelDir, "words.onnx", identityModel("string", ["batch"]));
   writeModel(t.modelDir, "wide.onnx", identityModel("int64", ["batch"]));
+  writeModel(t.modelDir, "held.onnx", affineModel());
   svc = await startTestService(t);
   server = await startGrpcServer(svc.deps, svc.verify, { host: "127.0.0.1", port: 0, version: VERSION });
   admin = await token();
@@ -111,7 +112,7 @@ describe("gRPC", () => {
     const after = (await call("ModelStatistics", { name: "affine", version: "1" })).model_stats[0];
     expect(after.inference_stats.success.count - before.inference_stats.success.count).toBe(3);
     expect(after.inference_stats.queue.count - before.inference_stats.queue.count).toBe(3);
-    expect((await call("ModelStatistics", {})).model_stats.map((s: any) => s.name).sort()).toEqual(["affine", "wide", "words"]);
+    expect((await call("ModelStatistics", {})).model_stats.map((s: any) => s.name).sort()).toEqual(["affine", "held", "wide", "words"]);
   });
 
   test("errors map to gRPC status codes, with modeld's message", async () => {
@@ -143,6 +144,64 @@ describe("gRPC", () => {
     );
     expect(answers.every(Boolean)).toBe(true);
   }, 60_000);
+
+  test("ModelStreamInfer: each request answered on the stream, matched by id; a bad one gets its error_message and the stream goes on", async () => {
+    await call("RepositoryModelLoad", { model_name: "affine" });
+    const stream = client.stream();
+    const request = (k: number) => ({ model_name: "affine", id: `s${k}`, inputs: [{ name: "x", datatype: "FP32", shape: [1, 4] }], raw_input_contents: [Buffer.from(new Float32Array(4).fill(k).buffer)] });
+    for (let k = 0; k < 20; k++) stream.send(request(k));
+    stream.send({ model_name: "affine", id: "bad", inputs: [{ name: "x", datatype: "FP32", shape: [1, 3], contents: { fp32_contents: [1, 2, 3] } }] });
+    stream.send({ model_name: "ghost", id: "nobody", inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] });
+    stream.send(request(20));
+    const responses = await stream.received(23);
+    const byId = new Map(responses.map((r) => [r.infer_response.id, r]));
+    expect(byId.size).toBe(23);
+    for (let k = 0; k <= 20; k++) {
+      const r = byId.get(`s${k}`)!;
+      expect(r.error_message).toBe("");
+      expect(r.infer_response).toMatchObject({ model_name: "affine", model_version: "1", outputs: [{ name: "y", datatype: "FP32", shape: [1, 4] }] });
+      expect(floats(r.infer_response.raw_output_contents[0])).toEqual([2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1]);
+    }
+    expect(byId.get("bad")).toMatchObject({ error_message: expect.stringContaining("the model expects 4"), infer_response: { id: "bad", model_name: "affine" } });
+    expect(byId.get("nobody")).toMatchObject({ error_message: expect.stringContaining("ghost"), infer_response: { id: "nobody", model_name: "ghost" } });
+    stream.end();
+    expect((await stream.status).code).toBe(grpc.status.OK);
+  });
+
+  test("ModelStreamInfer: a refused token ends the stream with its status, as it fails a unary call", async () => {
+    const anonymous = client.stream(null);
+    anonymous.send({ model_name: "affine", inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] });
+    expect((await anonymous.status).code).toBe(grpc.status.UNAUTHENTICATED);
+    const metricsOnly = client.stream(await token({ role: "metrics" }));
+    metricsOnly.send({ model_name: "affine", inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] });
+    expect((await metricsOnly.status).code).toBe(grpc.status.PERMISSION_DENIED);
+  });
+
+  test("ModelStreamInfer: a stop ends an open stream once its requests are answered, not by force", async () => {
+    // A batch held for 300 ms keeps the second request in flight while the stop begins.
+    const patch = await svc.app.request("/api/v1/models/held", {
+      method: "PATCH",
+      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+      body: JSON.stringify({ batching: { maxBatchSize: 8, maxQueueDelayUs: 300_000 } }),
+    });
+    expect(patch.status).toBe(200);
+    await call("RepositoryModelLoad", { model_name: "held" });
+    const second = await startGrpcServer(svc.deps, svc.verify, { host: "127.0.0.1", port: 0, version: VERSION });
+    const other = grpcClient(`127.0.0.1:${second.port}`, admin);
+    const stream = other.stream();
+    const request = (id: string) => ({ model_name: "held", id, inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] });
+    stream.send(request("before"));
+    await stream.received(1);
+    stream.send(request("during"));
+    await until(async () => svc.deps.runtime.get("held")?.inflight ?? 0, (n) => n > 0);
+    // Without the stream's own close, the stop would wait out its bound for a client that keeps the stream open.
+    await second.stop(60_000);
+    const [status, responses] = await Promise.all([stream.status, stream.received(2)]);
+    expect(status.code).toBe(grpc.status.OK);
+    expect(responses.map((r) => [r.infer_response.id, r.error_message])).toEqual([["before", ""], ["during", ""]]);
+    other.close();
+    await call("RepositoryModelUnload", { model_name: "held" });
+  });
 
   test("auth: a Bearer token in the authorization metadata, with the same roles as HTTP", async () => {
     expect(await status(call("ModelMetadata", { name: "affine" }, null))).toBe(grpc.status.UNAUTHENTICATED);

@@ -244,6 +244,12 @@ describe(`on ${RUNTIME}`, () => {
       expect(await client.call("RepositoryModelLoad", { model_name: "affine" })).toEqual({});
       const res = await client.call("ModelInfer", { model_name: "affine", inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] });
       expect(floats(res.raw_output_contents[0])).toEqual([4, 7, 10, 13]);
+      const stream = client.stream();
+      for (const k of [1, 2, 3]) stream.send({ model_name: "affine", id: `s${k}`, inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], contents: { fp32_contents: [k, k, k, k] } }] });
+      const answers = await stream.received(3);
+      expect(answers.map((r) => [r.infer_response.id, floats(r.infer_response.raw_output_contents[0])[0]]).sort()).toEqual([["s1", 4], ["s2", 7], ["s3", 10]]);
+      stream.end();
+      expect((await stream.status).code).toBe(grpc.status.OK);
       expect(await client.status("ModelMetadata", { name: "affine" }, null)).toBe(grpc.status.UNAUTHENTICATED);
     } finally {
       client.close();
