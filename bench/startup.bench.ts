@@ -31,6 +31,8 @@ async function coldStart(bin: string, env: Record<string, string>, cwd: string):
 }
 
 const FIRST_LOAD_STARTS = 7;
+const REPOSITORY_MODELS = 500;
+const REPOSITORY_STARTS = 5;
 const FIRST_LOAD_AFTER_MS = 500;
 
 /** Server-side durations (job created to finished) of the first two load jobs after a start. */
@@ -93,6 +95,24 @@ export async function benchStartup(): Promise<void> {
     console.log(`empty registry:      ${fmtStats(es, "ms", 1)} (target ≤ 100 ms)`);
     console.log(`3 models to restore: ${fmtStats(rs, "ms", 1)} (ready does not wait for the restore jobs)`);
     console.log(`ratio restore / empty: ${(rs.median / es.median).toFixed(2)}x`);
+
+    header(`A repository of ${REPOSITORY_MODELS} small models in Triton's layout: start to ready (median of ${REPOSITORY_STARTS} starts)`);
+    const repoEnv = env("repository", 18904);
+    for (let i = 0; i < REPOSITORY_MODELS; i++) {
+      const versionDir = join(repoEnv.MODELD_MODEL_DIR, `m${i}`, "1");
+      mkdirSync(versionDir, { recursive: true });
+      writeFileSync(join(versionDir, "model.onnx"), affineModel(i, 1));
+    }
+    const firstStarts: number[] = [];
+    const laterStarts: number[] = [];
+    for (let i = 0; i < REPOSITORY_STARTS; i++) {
+      removeDir(repoEnv.MODELD_DATA_DIR); // every file is new: registered and hashed before listening
+      firstStarts.push(await coldStart(bin, repoEnv, dir));
+      laterStarts.push(await coldStart(bin, repoEnv, dir)); // every file known: stat only
+    }
+    const fs = stats(firstStarts);
+    console.log(`first start (all new):  ${fmtStats(fs, "ms", 1)}; ${(fs.median / REPOSITORY_MODELS).toFixed(2)} ms per model; ${(fs.median / es.median).toFixed(1)}x the empty registry's start`);
+    console.log(`later start (all known): ${fmtStats(stats(laterStarts), "ms", 1)}; ${(stats(laterStarts).median / es.median).toFixed(1)}x the empty registry's start`);
 
     header(`The first load job after a start vs the next one (small model, ${FIRST_LOAD_STARTS} starts)`);
     const fresh = { ...env("first", 18903), MODELD_RESTORE: "false" };

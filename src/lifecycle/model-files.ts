@@ -4,7 +4,7 @@ import type { BigIntStats } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { AppError } from "../errors";
-import { withHashWorker } from "../runtime/sha256";
+import { withHashWorker, type HashWorker } from "../runtime/sha256";
 
 function inside(root: string, p: string): boolean {
   const rel = relative(root, p);
@@ -110,14 +110,15 @@ export interface Fingerprint {
  * The identity is taken before hashing, so a change while hashing shows as a
  * mismatch later. A model without external data keeps the plain file's sha256.
  */
-export function fingerprint(abs: string): Promise<Fingerprint> {
-  return withHashWorker(async (worker) => {
-    const locations = await worker.externalDataFiles(abs);
-    const model = await settledStat(abs);
-    const data: { location: string; st?: BigIntStats }[] = [];
-    for (const location of locations) data.push({ location, st: await settledStat(resolve(dirname(abs), location)).catch(missing) });
-    const statIdentity = composeIdentity(model, data);
-    const sizeBytes = Number(data.reduce((n, f) => n + (f.st?.size ?? 0n), model.size));
-    return { sizeBytes, mtimeMs: Number(model.mtimeNs / 1_000_000n), statIdentity, sha256: await worker.sha256(versionFiles(abs, statIdentity)) };
-  });
+export async function fingerprintWith(worker: HashWorker, abs: string): Promise<Fingerprint> {
+  const locations = await worker.externalDataFiles(abs);
+  const model = await settledStat(abs);
+  const data: { location: string; st?: BigIntStats }[] = [];
+  for (const location of locations) data.push({ location, st: await settledStat(resolve(dirname(abs), location)).catch(missing) });
+  const statIdentity = composeIdentity(model, data);
+  const sizeBytes = Number(data.reduce((n, f) => n + (f.st?.size ?? 0n), model.size));
+  return { sizeBytes, mtimeMs: Number(model.mtimeNs / 1_000_000n), statIdentity, sha256: await worker.sha256(versionFiles(abs, statIdentity)) };
 }
+
+/** fingerprintWith, in a hash worker of its own: for one file. */
+export const fingerprint = (abs: string): Promise<Fingerprint> => withHashWorker((worker) => fingerprintWith(worker, abs));

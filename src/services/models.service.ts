@@ -8,7 +8,8 @@ import { toWallClock } from "../clock";
 import type { Deps } from "../context";
 import type { ModelRecord, VersionRecord } from "../db/models.repo";
 import { AppError } from "../errors";
-import { currentIdentity, fingerprint, resolveModelPath } from "../lifecycle/model-files";
+import { currentIdentity, fingerprint, fingerprintWith, resolveModelPath } from "../lifecycle/model-files";
+import { withHashWorker } from "../runtime/sha256";
 import { elementCount } from "../runtime/tensors";
 import { applyPatch, withDefaults, type ModelSettingsPatch } from "../model-settings";
 import { expiresAt } from "./expiry.service";
@@ -267,6 +268,7 @@ export interface ScanReport {
  */
 export async function scanModelDir(d: ModelDeps): Promise<ScanReport> {
   const report: ScanReport = { added: [], updated: [], skipped: [] };
+  const toHash: { id: string; version: number; file: { abs: string; rel: string } }[] = [];
   for (const f of await discover(d.config.modelDir, report.skipped)) {
     let file;
     try {
@@ -281,18 +283,27 @@ export async function scanModelDir(d: ModelDeps): Promise<ScanReport> {
     if (!existing && d.models.versionsByPath(file.rel).length) continue;
     if (existing && existing.statIdentity === (await currentIdentity(file.abs, existing.statIdentity))) continue;
     if (existing && existing.state !== "unloaded" && existing.state !== "failed") continue; // never under a live session
-    const fp = await fingerprint(file.abs);
-    const entry = { id: f.id, version: String(f.version) };
-    d.db.tx(() => {
-      // Hashing yielded: look again before writing.
-      const now = d.models.version(f.id, f.version);
-      if (!now) {
-        if (!d.models.get(f.id)) d.models.insert({ id: f.id, source: "scan" });
-        d.models.insertVersion({ modelId: f.id, version: f.version, path: file.rel, ...fp, source: "scan" });
-        report.added.push(entry);
-      } else if (now.path === file.rel && (now.state === "unloaded" || now.state === "failed")) {
-        d.models.updateVersionFile(f.id, f.version, fp);
-        report.updated.push(entry);
+    toHash.push({ id: f.id, version: f.version, file });
+  }
+  // One hash worker for the whole scan: starting one per file made a first start
+  // with 500 small models take 20 s before listening.
+  if (toHash.length) {
+    await withHashWorker(async (worker) => {
+      for (const { id, version, file } of toHash) {
+        const fp = await fingerprintWith(worker, file.abs);
+        const entry = { id, version: String(version) };
+        d.db.tx(() => {
+          // Hashing yielded: look again before writing.
+          const now = d.models.version(id, version);
+          if (!now) {
+            if (!d.models.get(id)) d.models.insert({ id, source: "scan" });
+            d.models.insertVersion({ modelId: id, version, path: file.rel, ...fp, source: "scan" });
+            report.added.push(entry);
+          } else if (now.path === file.rel && (now.state === "unloaded" || now.state === "failed")) {
+            d.models.updateVersionFile(id, version, fp);
+            report.updated.push(entry);
+          }
+        });
       }
     });
   }
