@@ -75,7 +75,7 @@ describe.if(haveCrds)("deploy/kserve against KServe's CRDs", () => {
     expect(validate({ ...runtime, spec: { ...runtime.spec, containers: undefined } })).toBe(false);
   });
 
-  test("the runtime is KServe's contract: onnx auto-selected, v2 and grpc-v2, kserve-container on 8080, readiness on /v2/health/ready", () => {
+  test("the runtime is KServe's contract: onnx auto-selected, v2 and grpc-v2, kserve-container on 8080, readiness on /v2/health/ready, a startup probe for the first hash", () => {
     const runtime = manifests().find((m) => m.file === "clusterservingruntime.yaml")!.doc;
     expect(runtime.spec.supportedModelFormats).toContainEqual(expect.objectContaining({ name: "onnx", version: "1", autoSelect: true }));
     expect(runtime.spec.protocolVersions).toEqual(["v2", "grpc-v2"]);
@@ -83,6 +83,9 @@ describe.if(haveCrds)("deploy/kserve against KServe's CRDs", () => {
     expect(container.name).toBe("kserve-container");
     expect(container.ports).toContainEqual(expect.objectContaining({ containerPort: 8080 }));
     expect(container.readinessProbe.httpGet.path).toBe("/v2/health/ready");
+    // A new pod hashes its model before listening; the liveness probe waits for the startup probe.
+    expect(container.startupProbe.httpGet.path).toBe("/v2/health/live");
+    expect(container.startupProbe.periodSeconds * container.startupProbe.failureThreshold).toBeGreaterThanOrEqual(600);
     const env = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
     expect(env).toMatchObject({ MODELD_PORT: "8080", MODELD_MODEL_DIR: "/mnt/models", MODELD_LOAD_ON_START: "*" });
     // Every variable is one modeld knows: it refuses to start on an unknown MODELD_* name.

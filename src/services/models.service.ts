@@ -288,6 +288,8 @@ export async function scanModelDir(d: ModelDeps): Promise<ScanReport> {
   // One hash worker for the whole scan: starting one per file made a first start
   // with 500 small models take 20 s before listening.
   if (toHash.length) {
+    // At a start this runs before the server listens: say why it is not listening yet.
+    d.log.info("hashing new or changed model files", { count: toHash.length, files: toHash.slice(0, 20).map((f) => f.file.rel) });
     await withHashWorker(async (worker) => {
       for (const { id, version, file } of toHash) {
         const fp = await fingerprintWith(worker, file.abs);
