@@ -175,6 +175,13 @@ export function createModelsRepo(db: Db) {
       return r && toVersion(r);
     },
     /** The versions registered for this file (relative path), whatever model they belong to. */
+    /** Every registered version's key and state, in one read: what a metrics scrape labels its series with. */
+    versionStates(): { modelId: string; version: number; state: ModelState }[] {
+      return db
+        .prepare<{ model_id: string; version: number; state: ModelState }>("SELECT model_id, version, state FROM model_versions ORDER BY model_id, version")
+        .all()
+        .map((r) => ({ modelId: r.model_id, version: r.version, state: r.state }));
+    },
     versionsByPath(path: string): VersionRecord[] {
       return db.prepare<VersionRow>("SELECT * FROM model_versions WHERE path = @path").all({ path }).map(toVersion);
     },
