@@ -1,5 +1,6 @@
 // A Prometheus scrape against a big registry: how long it takes, and what it does to
-// /v2/health/live answered meanwhile (the scrape runs on the HTTP thread). The
+// /v2/health/live answered meanwhile (the scrape runs on the HTTP thread); and the
+// other reads of the whole registry, which run there too. The
 // references are the same server's idle health latency, and prom-client's own
 // default registry scraped in this process.
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -60,10 +61,25 @@ export async function benchMetrics(): Promise<void> {
     const s = stats(scrapes);
     console.log(`modeld /metrics (${(bytes / 1024).toFixed(0)} KiB): ${fmtStats(s)}`);
     console.log(`prom-client's default registry alone, in this process: ${fmtStats(stats(defaults))}`);
+    const reads: [string, string, string][] = [
+      ["GET", "/api/v1/models", "the model list"],
+      ["POST", "/v2/repository/index", "Triton's repository index"],
+      ["GET", "/v2/models/stats", "every version's statistics"],
+    ];
+    const readTimes = [];
+    for (const [method, path, what] of reads) {
+      const read = () => fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${token}` } }).then((r) => r.arrayBuffer());
+      for (let i = 0; i < 5; i++) await read();
+      const times: number[] = [];
+      for (let i = 0; i < SCRAPES; i++) times.push(await timed(read));
+      readTimes.push(`${what} (${method} ${path}, ${((await read()).byteLength / 1024).toFixed(0)} KiB): ${fmtStats(stats(times))}`);
+    }
     const a = stats(idle);
     const b = stats(during);
     console.log(`/v2/health/live idle:                 ${fmtStats(a)}; p99 ${a.p99.toFixed(2)} ms`);
     console.log(`/v2/health/live, scrapes back to back: ${fmtStats(b)}; p99 ${b.p99.toFixed(2)} ms, ${(b.p99 / a.p99).toFixed(2)}x idle`);
+    header(`Reads of the whole registry (${MODELS} models), on the HTTP thread like a scrape`);
+    for (const line of readTimes) console.log(line);
   } finally {
     await server.stop();
     removeDir(dir);

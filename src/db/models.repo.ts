@@ -175,6 +175,10 @@ export function createModelsRepo(db: Db) {
       return r && toVersion(r);
     },
     /** The versions registered for this file (relative path), whatever model they belong to. */
+    /** Every registered version, ordered by model and version. */
+    allVersions(): VersionRecord[] {
+      return db.prepare<VersionRow>("SELECT * FROM model_versions ORDER BY model_id, version").all().map(toVersion);
+    },
     /** Every registered version's key and state, in one read: what a metrics scrape labels its series with. */
     versionStates(): { modelId: string; version: number; state: ModelState }[] {
       return db

@@ -11,8 +11,9 @@ type ExpiryDeps = Pick<Deps, "db" | "jobs" | "models" | "runtime" | "lifecycle" 
 /** When the routed session of `modelId` expires (monotonicMs()), or null: pinned, forever, or in use. */
 export function expiresAt(modelId: string, d: Pick<Deps, "models" | "runtime" | "config">): number | null {
   const session = d.runtime.get(modelId);
+  if (!session || session.phase !== "ready" || session.inflight > 0) return null;
   const model = d.models.get(modelId);
-  if (!session || session.phase !== "ready" || session.inflight > 0 || !model) return null;
+  if (!model) return null;
   const settings = withDefaults(model.settings);
   const keep = keepAliveMs(settings, d.config.memory.keepAliveMs);
   return settings.pinned || keep < 0 ? null : session.lastUsedAt + keep;

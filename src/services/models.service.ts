@@ -52,8 +52,14 @@ export function currentVersion(m: ModelRecord, versions: VersionRecord[]): Versi
   return versions.find((v) => v.version === m.servingVersion) ?? versions.at(-1);
 }
 
-export function toView(m: ModelRecord, d: ViewDeps): ModelView {
-  const versions = d.models.versions(m.id);
+/** What every model's view reads, read once for a list of them. */
+interface ViewContext {
+  versions: VersionRecord[];
+  activeModel: string | null;
+}
+
+export function toView(m: ModelRecord, d: ViewDeps, ctx: ViewContext = { versions: d.models.versions(m.id), activeModel: d.settings.activeModel() }): ModelView {
+  const { versions } = ctx;
   const serving = versions.find((v) => v.version === m.servingVersion);
   const current = currentVersion(m, versions);
   const session = d.runtime.get(m.id);
@@ -64,7 +70,7 @@ export function toView(m: ModelRecord, d: ViewDeps): ModelView {
     path: current?.path ?? "",
     source: m.source,
     state: m.state,
-    active: d.settings.activeModel() === m.id,
+    active: ctx.activeModel === m.id,
     sizeBytes: current?.sizeBytes ?? 0,
     sha256: current?.sha256 ?? "",
     lastError: m.lastError,
@@ -324,6 +330,19 @@ export async function installDemoModel(modelDir: string, bytes: Uint8Array): Pro
 
 /** The registry, or only the loaded models, most recently used first (what Ollama's /api/ps answers). */
 export function listModels(filter: { state?: ModelRecord["state"] }, d: ViewDeps): ModelView[] {
-  const views = d.models.list(filter).map((m) => toView(m, d));
+  const models = d.models.list(filter);
+  // The whole registry in one read of its versions, not one per model: with 500 models the
+  // per-model reads were most of a list's ~16 ms on the HTTP thread. A filtered list is
+  // usually a few models, for which reading every version would cost more.
+  const versionsOf = new Map<string, VersionRecord[]>();
+  if (!filter.state) {
+    for (const v of d.models.allVersions()) {
+      const list = versionsOf.get(v.modelId);
+      if (list) list.push(v);
+      else versionsOf.set(v.modelId, [v]);
+    }
+  }
+  const activeModel = d.settings.activeModel();
+  const views = models.map((m) => toView(m, d, { versions: filter.state ? d.models.versions(m.id) : (versionsOf.get(m.id) ?? []), activeModel }));
   return filter.state === "loaded" ? views.sort((a, b) => (b.lastUsedAt ?? "").localeCompare(a.lastUsedAt ?? "")) : views;
 }
