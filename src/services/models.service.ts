@@ -224,9 +224,22 @@ async function folderEntries(modelDir: string, rel: string, skipped: Skipped[]):
 }
 
 /**
+ * The model file in a folder: `model.onnx`, or Triton's form for a model of several
+ * files (weights in external data files beside it), a folder `model.onnx` holding
+ * `model.onnx`. Relative to the model dir.
+ */
+async function modelFileIn(modelDir: string, folder: string): Promise<string | undefined> {
+  for (const rel of [join(folder, "model.onnx"), join(folder, "model.onnx", "model.onnx")]) {
+    if (await isFile(join(modelDir, rel))) return rel;
+  }
+  return undefined;
+}
+
+/**
  * The model dir's layouts: `<id>.onnx` and `<id>/model.onnx` are version 1;
  * Triton's `<id>/<n>/model.onnx` is version n. Where numbered folders exist
- * they are the model's versions, as in Triton.
+ * they are the model's versions, as in Triton. Each `model.onnx` may also be
+ * Triton's folder form (modelFileIn).
  */
 async function discover(modelDir: string, skipped: Skipped[]): Promise<Found[]> {
   const found: Found[] = [];
@@ -240,11 +253,13 @@ async function discover(modelDir: string, skipped: Skipped[]): Promise<Found[]> 
     const numbered = inside.filter((f) => VERSION_PATTERN.test(f.name) && (f.isDirectory() || f.isSymbolicLink()));
     const versions: Found[] = [];
     for (const n of numbered) {
-      const rel = join(e.name, n.name, "model.onnx");
-      if (await isFile(join(modelDir, rel))) versions.push({ id: e.name, version: Number(n.name), rel });
+      const rel = await modelFileIn(modelDir, join(e.name, n.name));
+      if (rel) versions.push({ id: e.name, version: Number(n.name), rel });
+      else skipped.push({ path: join(e.name, n.name), reason: "no model.onnx in this version folder, as a file or as a folder holding model.onnx (modeld does not read config.pbtxt, so a default_model_filename there is not followed)" });
     }
+    const unversioned = versions.length ? undefined : await modelFileIn(modelDir, e.name);
     if (versions.length) found.push(...versions);
-    else if (await isFile(join(modelDir, e.name, "model.onnx"))) found.push({ id: e.name, version: 1, rel: join(e.name, "model.onnx") });
+    else if (unversioned) found.push({ id: e.name, version: 1, rel: unversioned });
   }
   return found
     .filter((f) => {

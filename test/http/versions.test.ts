@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { affineModel, reshapeBy3Model } from "../fixtures/onnx-builder";
+import { affineModel, bigExternalModel, reshapeBy3Model } from "../fixtures/onnx-builder";
 import { client, startTestService, testEnv, token, useService, writeModel, cleanup } from "../helpers";
 
 /** v1 answers 2x+1, v2 answers 3x-1: every response tells which version ran. */
@@ -327,6 +327,31 @@ test("a rescan says which files it skipped and why, where it used to say only th
       { path: "escape.onnx", reason: expect.stringContaining("escape") },
     ]);
     expect((await api.json("GET", "/api/v1/models/escape")).status).toBe(404);
+  } finally {
+    await service.close();
+    cleanup(t);
+  }
+});
+
+test("Triton's layout for a model of several files, a folder model.onnx holding model.onnx and its weights, is a version", async () => {
+  // Triton's documented form for models whose weights are external data files (past 2 GB); it was silently ignored.
+  const t = testEnv();
+  const parts = bigExternalModel(8);
+  writeModel(t.modelDir, "big/1/model.onnx/model.onnx", parts["model.onnx"]);
+  writeModel(t.modelDir, "big/1/model.onnx/weights.bin", parts["weights.bin"]);
+  writeModel(t.modelDir, "plain/2/model.onnx", V1);
+  writeModel(t.modelDir, "plain/1/model.py", "# a Python backend's model: not modeld's");
+  const service = await startTestService(t);
+  try {
+    const api = await client(service);
+    const big = (await api.json("GET", "/api/v1/models/big")).body;
+    expect(big).toMatchObject({ path: "big/1/model.onnx/model.onnx", sizeBytes: parts["model.onnx"].byteLength + parts["weights.bin"].byteLength });
+    expect((await api.waitJob((await api.json("POST", "/api/v1/models/big/load")).body.id)).state).toBe("completed");
+    const res = await api.json("POST", "/v2/models/big/infer", { body: { inputs: [{ name: "i", datatype: "INT64", shape: [1], data: [250] }] } });
+    expect(res.body.outputs[0].data).toEqual([251]);
+    expect((await api.json("GET", "/api/v1/models/plain")).body.versions.map((v: any) => v.version)).toEqual(["2"]);
+    // A version folder without a model file is said, not passed over in silence.
+    expect((await api.json("POST", "/api/v1/models/rescan")).body.skipped).toEqual([{ path: "plain/1", reason: expect.stringContaining("no model.onnx in this version folder") }]);
   } finally {
     await service.close();
     cleanup(t);
