@@ -20,7 +20,7 @@ import {
 import type { RequestTensor } from "../runtime/tensors";
 import { parseWith } from "../http/body";
 import { InferRequestSchema } from "../http/v2.schemas";
-import { inferenceService } from "./definition";
+import { healthService, inferenceService } from "./definition";
 
 export interface GrpcOptions {
   host: string;
@@ -250,6 +250,15 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
       await runRepositoryAction("unload", r.model_name, plainParameters(r.parameters), principal.sub, d);
       return {};
     }, "RepositoryModelUnload"),
+  });
+
+  // The health protocol's overall status (service "") is readiness, as Triton answers it;
+  // the inference service's name asks the same. Any other name is unknown.
+  server.addService(healthService().service, {
+    Check: unary("open", (r) => {
+      if (r.service !== "" && r.service !== "inference.GRPCInferenceService") throw new AppError("NOT_FOUND", `unknown service ${r.service}`);
+      return { status: !opts.isDraining?.() && opts.isReady?.() !== false ? "SERVING" : "NOT_SERVING" };
+    }),
   });
 
   const address = `${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${opts.port}`;

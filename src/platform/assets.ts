@@ -10,6 +10,7 @@ import m0002 from "../../migrations/0002_versions.sql" with { type: "text" };
 import m0003 from "../../migrations/0003_memory_events.sql" with { type: "text" };
 import m0004 from "../../migrations/0004_audit_repeats.sql" with { type: "text" };
 import inferenceProto from "../grpc/inference.proto" with { type: "text" };
+import healthProto from "../grpc/health.proto" with { type: "text" };
 import demoModelFile from "../../assets/demo.onnx" with { type: "file" };
 import scalarScriptFile from "../../node_modules/@scalar/api-reference/dist/browser/standalone.js" with { type: "file" };
 import ortLibFile from "../../node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1" with { type: "file" };
@@ -26,6 +27,9 @@ export const MIGRATION_SQL: { version: number; name: string; sql: string }[] = [
 
 /** The gRPC service definition (src/grpc/inference.proto), parsed at start when MODELD_GRPC_PORT is set. */
 export const INFERENCE_PROTO: string = inferenceProto;
+
+/** gRPC's standard health service (src/grpc/health.proto), served beside it. */
+export const HEALTH_PROTO: string = healthProto;
 
 /** The demo model placed in a fresh model dir, also used to warm ONNX Runtime in a new thread. */
 export const demoModelPath = (): string => resolveAsset(demoModelFile);

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
 import { VERSION } from "../../src/http/app";
 import { startGrpcServer, type GrpcServer } from "../../src/grpc/server";
+import { healthService } from "../../src/grpc/definition";
 import type { Service } from "../../src/server";
 import { affineModel, identityModel } from "../fixtures/onnx-builder";
 import { floats, grpcClient, type GrpcClient } from "../fixtures/grpc-client";
@@ -201,6 +202,21 @@ describe("gRPC", () => {
     expect(responses.map((r) => [r.infer_response.id, r.error_message])).toEqual([["before", ""], ["during", ""]]);
     other.close();
     await call("RepositoryModelUnload", { model_name: "held" });
+  });
+
+  test("grpc.health.v1 Check, as Kubernetes' gRPC probes call it: readiness, without a token", async () => {
+    const check = (address: string, service: string) => {
+      const Health = healthService().client;
+      const c = new Health(address, grpc.credentials.createInsecure()) as any;
+      return new Promise<any>((resolve) => c.Check({ service }, (err: grpc.ServiceError | null, res: any) => (c.close(), resolve(err ? { code: err.code } : res))));
+    };
+    const address = `127.0.0.1:${server.port}`;
+    expect(await check(address, "")).toEqual({ status: "SERVING" });
+    expect(await check(address, "inference.GRPCInferenceService")).toEqual({ status: "SERVING" });
+    expect(await check(address, "something.Else")).toEqual({ code: grpc.status.NOT_FOUND });
+    const unready = await startGrpcServer(svc.deps, svc.verify, { host: "127.0.0.1", port: 0, version: VERSION, isReady: () => false });
+    expect(await check(`127.0.0.1:${unready.port}`, "")).toEqual({ status: "NOT_SERVING" });
+    await unready.stop(1000);
   });
 
   test("auth: a Bearer token in the authorization metadata, with the same roles as HTTP", async () => {
