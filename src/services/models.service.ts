@@ -241,9 +241,10 @@ async function modelFileIn(modelDir: string, folder: string): Promise<string | u
  * they are the model's versions, as in Triton. Each `model.onnx` may also be
  * Triton's folder form (modelFileIn).
  */
-async function discover(modelDir: string, skipped: Skipped[]): Promise<Found[]> {
+async function discover(modelDir: string, skipped: Skipped[], only?: string): Promise<Found[]> {
   const found: Found[] = [];
   for (const e of await modelDirEntries(modelDir)) {
+    if (only !== undefined && e.name !== only && e.name !== `${only}.onnx`) continue;
     if (e.name.endsWith(".onnx") && !e.isDirectory()) {
       found.push({ id: e.name.slice(0, -".onnx".length), version: 1, rel: e.name });
       continue;
@@ -284,13 +285,13 @@ export interface ScanReport {
 
 /**
  * Registers new model files and versions found in the model dir, and refreshes
- * the recorded facts of changed files whose version is not loaded. Hashing
- * runs in a worker thread; the HTTP thread only stats files.
+ * the recorded facts of changed files whose version is not loaded; `only`, those
+ * of one model id. Hashing runs in a worker thread; the HTTP thread only stats files.
  */
-export async function scanModelDir(d: ModelDeps): Promise<ScanReport> {
+export async function scanModelDir(d: ModelDeps, only?: string): Promise<ScanReport> {
   const report: ScanReport = { added: [], updated: [], skipped: [] };
   const toHash: { id: string; version: number; file: { abs: string; rel: string } }[] = [];
-  for (const f of await discover(d.config.modelDir, report.skipped)) {
+  for (const f of await discover(d.config.modelDir, report.skipped, only)) {
     let file;
     try {
       file = await resolveModelPath(d.config.modelDir, f.rel);

@@ -13,7 +13,7 @@ import { isFinished } from "../jobs/states";
 import { datatypeOf, protocolTensorInfo, returnableOutputs } from "../runtime/tensors";
 import { servingSession } from "./inference.service";
 import { enqueueJob, waitedJobError, waitForJob } from "./jobs.service";
-import { currentVersion, getModel, getVersion, modelRef, newestVersion } from "./models.service";
+import { currentVersion, getModel, getVersion, modelRef, newestVersion, scanModelDir } from "./models.service";
 import type { Duration, VersionStats } from "./stats.service";
 
 type ReadDeps = Pick<Deps, "models" | "runtime" | "stats">;
@@ -183,8 +183,14 @@ export function checkRepositoryParameters(kind: "load" | "unload", parameters: R
  * resolves when its job completes, or throws JOB_FAILED with the job's error.
  */
 export async function runRepositoryAction(kind: "load" | "unload", name: string, parameters: Record<string, unknown> | undefined, caller: string, d: Deps): Promise<void> {
-  const model = getModel(name, d);
   checkRepositoryParameters(kind, parameters);
+  // Triton's load reads the model's folder in the repository again: a version folder (or a
+  // whole model) copied in since the last scan is what a Triton user's load_model is for.
+  if (kind === "load") {
+    const { skipped } = await scanModelDir(d, name);
+    if (!d.models.get(name) && skipped.length) throw new AppError("MODEL_NOT_FOUND", `no model ${name}: ${skipped.map((f) => `${f.path}: ${f.reason}`).join("; ")}`);
+  }
+  const model = getModel(name, d);
   if (kind === "unload" && model.state === "unloaded" && !d.jobs.latestUnfinished(name)) return;
   const version = kind === "load" ? newestVersion(name, d).version : undefined;
   const { job } = enqueueJob({ kind, modelId: name, version, requestedBy: caller }, d);

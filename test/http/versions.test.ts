@@ -358,6 +358,37 @@ test("Triton's layout for a model of several files, a folder model.onnx holding 
   }
 });
 
+test("Triton's repository load reads the model's folder again, as Triton's does: a version or a model copied in since serves", async () => {
+  // tritonclient's load_model after copying m/2/ into the repository reported success and left version 1 serving.
+  const t = testEnv();
+  writeModel(t.modelDir, "m/1/model.onnx", V1);
+  const service = await startTestService(t);
+  try {
+    const api = await client(service);
+    const x = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
+    expect((await api.json("POST", "/v2/repository/models/m/load")).status).toBe(200);
+    expect((await api.json("POST", "/v2/models/m/infer", { body: x })).body.model_version).toBe("1");
+    writeModel(t.modelDir, "m/2/model.onnx", V2);
+    expect((await api.json("POST", "/v2/repository/models/m/load")).status).toBe(200);
+    const answer = (await api.json("POST", "/v2/models/m/infer", { body: x })).body;
+    expect(answer).toMatchObject({ model_version: "2", outputs: [{ data: [2, 5, 8, 11] }] });
+    writeModel(t.modelDir, "late/1/model.onnx", V1);
+    expect((await api.json("POST", "/v2/repository/models/late/load")).status).toBe(200);
+    expect((await api.json("GET", "/v2/models/late/ready")).status).toBe(200);
+    // Only that model's folder is read: another new one waits for its own load or a rescan.
+    writeModel(t.modelDir, "other/1/model.onnx", V1);
+    expect((await api.json("POST", "/v2/repository/models/m/load")).status).toBe(200);
+    expect((await api.json("GET", "/api/v1/models/other")).status).toBe(404);
+    writeModel(t.modelDir, "Bad/1/model.onnx", V1);
+    const bad = await api.json("POST", "/v2/repository/models/Bad/load");
+    expect(bad.status).toBe(404);
+    expect(bad.body.error).toContain("is not a valid model id");
+  } finally {
+    await service.close();
+    cleanup(t);
+  }
+});
+
 test("a rescan of a model dir that cannot be read answers 503 naming it, not an empty report; a missing one holds no models", async () => {
   const t = testEnv();
   writeModel(t.modelDir, "kept.onnx", V1);
