@@ -174,7 +174,6 @@ export function createModelsRepo(db: Db) {
       const r = db.prepare<VersionRow>("SELECT * FROM model_versions WHERE model_id = @m AND version = @v").get({ m: modelId, v: version });
       return r && toVersion(r);
     },
-    /** The versions registered for this file (relative path), whatever model they belong to. */
     /** Every registered version, ordered by model and version. */
     allVersions(): VersionRecord[] {
       return db.prepare<VersionRow>("SELECT * FROM model_versions ORDER BY model_id, version").all().map(toVersion);
@@ -186,6 +185,7 @@ export function createModelsRepo(db: Db) {
         .all()
         .map((r) => ({ modelId: r.model_id, version: r.version, state: r.state }));
     },
+    /** The versions registered for this file (relative path), whatever model they belong to. */
     versionsByPath(path: string): VersionRecord[] {
       return db.prepare<VersionRow>("SELECT * FROM model_versions WHERE path = @path").all({ path }).map(toVersion);
     },
