@@ -30,6 +30,10 @@ beforeAll(async () => {
   writeModel(t.modelDir, "random.onnx", randomBytes(4096));
   writeModel(t.modelDir, "garbage-tail.onnx", Buffer.concat([good.subarray(0, 24), randomBytes(2048)]));
   writeModel(t.modelDir, "empty.onnx", new Uint8Array(0));
+  // 64 MiB of zeros, as a preallocated download that never finished leaves it: reading it for
+  // external data locations took a minute, so the start's scan did not end.
+  writeModel(t.modelDir, "zeros.onnx", new Uint8Array(0));
+  truncateSync(join(t.modelDir, "zeros.onnx"), 64 * 1024 * 1024);
   // External data: one inside the model's directory, three trying to leave it.
   writeFileSync(join(t.root, "secret.bin"), new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer));
   writeModel(t.modelDir, "ext-ok/weights.bin", new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer));
@@ -49,7 +53,7 @@ afterAll(async () => {
 const load = async (id: string) => api.waitJob((await api.json("POST", `/api/v1/models/${id}/load?activate=false`)).body.id);
 
 describe("model files", () => {
-  test.each(["truncated", "random", "garbage-tail", "empty"])("%s model: the job fails with ONNX Runtime's message, the server stays up", async (id) => {
+  test.each(["truncated", "random", "garbage-tail", "empty", "zeros"])("%s model: the job fails with ONNX Runtime's message, the server stays up", async (id) => {
     const done = await load(id);
     expect(done.state).toBe("failed");
     expect(done.error?.code).toBe("LOAD_FAILED");
