@@ -4,10 +4,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
 import { VERSION } from "../../src/http/app";
 import { startGrpcServer, type GrpcServer } from "../../src/grpc/server";
-import { healthService } from "../../src/grpc/definition";
 import type { Service } from "../../src/server";
 import { affineModel, identityModel } from "../fixtures/onnx-builder";
-import { floats, grpcClient, type GrpcClient } from "../fixtures/grpc-client";
+import { floats, grpcClient, healthCheck, type GrpcClient } from "../fixtures/grpc-client";
 import { cleanup, startTestService, testEnv, token, until, writeModel, type TestEnv } from "../helpers";
 
 let t: TestEnv;
@@ -205,17 +204,12 @@ describe("gRPC", () => {
   });
 
   test("grpc.health.v1 Check, as Kubernetes' gRPC probes call it: readiness, without a token", async () => {
-    const check = (address: string, service: string) => {
-      const Health = healthService().client;
-      const c = new Health(address, grpc.credentials.createInsecure()) as any;
-      return new Promise<any>((resolve) => c.Check({ service }, (err: grpc.ServiceError | null, res: any) => (c.close(), resolve(err ? { code: err.code } : res))));
-    };
     const address = `127.0.0.1:${server.port}`;
-    expect(await check(address, "")).toEqual({ status: "SERVING" });
-    expect(await check(address, "inference.GRPCInferenceService")).toEqual({ status: "SERVING" });
-    expect(await check(address, "something.Else")).toEqual({ code: grpc.status.NOT_FOUND });
+    expect(await healthCheck(address, "")).toEqual({ status: "SERVING" });
+    expect(await healthCheck(address, "inference.GRPCInferenceService")).toEqual({ status: "SERVING" });
+    expect(await healthCheck(address, "something.Else")).toEqual({ code: grpc.status.NOT_FOUND });
     const unready = await startGrpcServer(svc.deps, svc.verify, { host: "127.0.0.1", port: 0, version: VERSION, isReady: () => false });
-    expect(await check(`127.0.0.1:${unready.port}`, "")).toEqual({ status: "NOT_SERVING" });
+    expect(await healthCheck(`127.0.0.1:${unready.port}`, "")).toEqual({ status: "NOT_SERVING" });
     await unready.stop(1000);
   });
 

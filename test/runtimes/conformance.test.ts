@@ -12,8 +12,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
 import { startBinary, type RunningBinary } from "../fixtures/binary";
-import { floats, grpcClient } from "../fixtures/grpc-client";
-import { healthService } from "../../src/grpc/definition";
+import { floats, grpcClient, healthCheck } from "../fixtures/grpc-client";
 import { buildPortable, modeldCommand as command, type Runtime } from "../fixtures/runtimes";
 import { cleanup, nestedJsonArray, testEnv, token, type TestEnv } from "../helpers";
 
@@ -252,8 +251,7 @@ describe(`on ${RUNTIME}`, () => {
       stream.end();
       expect((await stream.status).code).toBe(grpc.status.OK);
       expect(await client.status("ModelMetadata", { name: "affine" }, null)).toBe(grpc.status.UNAUTHENTICATED);
-      const health = new (healthService().client)(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as any;
-      expect(await new Promise((resolve) => health.Check({ service: "" }, (err: unknown, res: unknown) => (health.close(), resolve(err ?? res))))).toEqual({ status: "SERVING" });
+      expect(await healthCheck(`127.0.0.1:${port}`, "")).toEqual({ status: "SERVING" });
     } finally {
       client.close();
     }
