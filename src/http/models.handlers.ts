@@ -39,7 +39,9 @@ export function mountModelRoutes({ read, admin }: ApiRouters, d: Deps): void {
 
   read.openapi(getModelRoute, (c) => c.json(toView(getModel(c.req.valid("param").id, d), d), 200));
 
+  // Registering hashes the files: minutes for a big repository or model, past the listener's idle timeout.
   admin.openapi(registerModelRoute, async (c) => {
+    c.env?.awaitingWork?.();
     const model = await registerModel(c.req.valid("json"), d);
     return c.json(toView(model, d), 201);
   });
@@ -50,13 +52,17 @@ export function mountModelRoutes({ read, admin }: ApiRouters, d: Deps): void {
     return c.body(null, 204);
   });
 
-  admin.openapi(rescanRoute, async (c) => c.json(await scanModelDir(d), 200));
+  admin.openapi(rescanRoute, async (c) => {
+    c.env?.awaitingWork?.();
+    return c.json(await scanModelDir(d), 200);
+  });
 
   admin.openapi(patchModelRoute, (c) =>
     c.json(toView(updateSettings(c.req.valid("param").id, c.req.valid("json"), d), d), 200),
   );
 
   admin.openapi(addVersionRoute, async (c) => {
+    c.env?.awaitingWork?.();
     const model = await addVersion(c.req.valid("param").id, c.req.valid("json"), d);
     return c.json(toView(model, d), 201);
   });

@@ -58,3 +58,28 @@ test("a Triton client's repository load that takes longer than the idle timeout 
     cleanup(t);
   }
 }, 60_000);
+
+test("the admin calls that hash model files (rescan, register a model or a version) say they await modeld's work", async () => {
+  // Hashing a big repository or model takes minutes; a 120 s idle timeout answered such a rescan with an empty reply.
+  const t = testEnv();
+  writeModel(t.modelDir, "a.onnx", matmulChainModel(8, 1));
+  writeModel(t.modelDir, "b.onnx", matmulChainModel(8, 1));
+  writeModel(t.modelDir, "c.onnx", matmulChainModel(8, 1));
+  const svc = await startTestService(t);
+  try {
+    const admin = { authorization: `Bearer ${await token()}`, "content-type": "application/json" };
+    const calls: [string, string, unknown?][] = [
+      ["POST", "/api/v1/models/rescan"],
+      ["POST", "/api/v1/models", { id: "again", path: "a.onnx" }],
+      ["POST", "/api/v1/models/again/versions", { path: "b.onnx" }],
+    ];
+    for (const [method, path, body] of calls) {
+      let awaited = false;
+      const res = await svc.app.request(path, { method, headers: admin, ...(body ? { body: JSON.stringify(body) } : {}) }, { awaitingWork: () => (awaited = true) });
+      expect({ path, ok: res.ok, awaited }).toEqual({ path, ok: true, awaited: true });
+    }
+  } finally {
+    await svc.close();
+    cleanup(t);
+  }
+});
