@@ -178,7 +178,7 @@ export function createModelsRepo(db: Db) {
     allVersions(): VersionRecord[] {
       return db.prepare<VersionRow>("SELECT * FROM model_versions ORDER BY model_id, version").all().map(toVersion);
     },
-    /** Every registered version's key and state, in one read: what a metrics scrape labels its series with. */
+    /** Every registered version's key and state, in one read and without its recorded inputs and outputs: for a scrape or the statistics of them all. */
     versionStates(): { modelId: string; version: number; state: ModelState }[] {
       return db
         .prepare<{ model_id: string; version: number; state: ModelState }>("SELECT model_id, version, state FROM model_versions ORDER BY model_id, version")

@@ -115,7 +115,7 @@ function versionStats(name: string, version: string, s: VersionStats) {
  */
 export function modelStats(name: string | undefined, version: string | undefined, d: ReadDeps) {
   const versions =
-    name === undefined ? d.models.allVersions().filter((v) => version === undefined || String(v.version) === version) : version === undefined ? d.models.versions(getModel(name, d).id) : [getVersion(name, version, d)];
+    name === undefined ? d.models.versionStates().filter((v) => version === undefined || String(v.version) === version) : version === undefined ? d.models.versions(getModel(name, d).id) : [getVersion(name, version, d)];
   return {
     model_stats: versions.map((v) => versionStats(v.modelId, String(v.version), d.stats.get(v.modelId, String(v.version)))),
   };
