@@ -14,6 +14,7 @@ export interface JobRow {
   outcome: string | null;
   force: number;
   activate: number;
+  reread: number;
   error_code: string | null;
   error_message: string | null;
   requested_by: string;
@@ -37,6 +38,7 @@ export function toJob(r: JobRow): Job {
     outcome: r.outcome ? JSON.parse(r.outcome) : null,
     force: r.force === 1,
     activate: r.activate === 1,
+    reread: r.reread === 1,
     error: r.error_code ? { code: r.error_code, message: r.error_message ?? "" } : null,
     requestedBy: r.requested_by,
     reason: r.reason ? JSON.parse(r.reason) : null,
@@ -59,6 +61,7 @@ export interface NewJob {
   requestedBy: string;
   force?: boolean;
   activate?: boolean;
+  reread?: boolean;
   idempotencyKey?: string | null;
   requestHash?: string | null;
   reason?: JobReason | null;
@@ -92,8 +95,8 @@ export function createJobsRepo(db: Db) {
     insert(j: NewJob): Job {
       const id = newJobId();
       db.prepare(
-        `INSERT INTO jobs (id, kind, model_id, version, phase, timeline, force, activate, requested_by, idempotency_key, request_hash, reason, created_at)
-         VALUES (@id, @kind, @model, @version, 'queued', json_array(json_object('phase', 'queued', 'at', @at)), @force, @activate, @by, @key, @hash, @reason, @at)`,
+        `INSERT INTO jobs (id, kind, model_id, version, phase, timeline, force, activate, reread, requested_by, idempotency_key, request_hash, reason, created_at)
+         VALUES (@id, @kind, @model, @version, 'queued', json_array(json_object('phase', 'queued', 'at', @at)), @force, @activate, @reread, @by, @key, @hash, @reason, @at)`,
       ).run({
         reason: j.reason ? JSON.stringify(j.reason) : null,
         id,
@@ -102,6 +105,7 @@ export function createJobsRepo(db: Db) {
         version: j.version ?? null,
         force: j.force ? 1 : 0,
         activate: j.activate === false ? 0 : 1,
+        reread: j.reread ? 1 : 0,
         by: j.requestedBy,
         key: j.idempotencyKey ?? null,
         hash: j.requestHash ?? null,

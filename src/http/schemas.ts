@@ -50,6 +50,10 @@ export const Job = z
     outcome: JobOutcome.nullable().openapi({ description: "Null until the job completes." }),
     force: z.boolean(),
     activate: z.boolean(),
+    reread: z.boolean().openapi({
+      description:
+        "A load that reads the version's file as it is now, as Triton's repository load does: a serving version whose file changed since it was registered is reloaded from it with no gap, and its size and sha256 are recorded anew once the new session serves. Other loads fail CHECKSUM_MISMATCH on a changed file, and complete as already-loaded for the version that serves.",
+    }),
     error: ErrorDetail.nullable().openapi({ description: "Set when the job failed or was cancelled; codes are listed in the README." }),
     requestedBy: z.string().openapi({ description: "The `sub` of the token that asked for it, `restore`, or `system` (evictions and idle expiry)." }),
     reason: z

@@ -127,7 +127,7 @@ export const repositoryIndexRoute = createRoute({
 export const repositoryLoadRoute = createRoute({
   method: "post", path: "/v2/repository/models/{name}/load", tags: repoTags, security,
   summary: "Load a model and answer when its job has finished (admin)",
-  description: `Reads the model's folder in the model dir again, as Triton's load does (a version folder, or the whole model, copied in since the last scan is registered first; 404 naming why when the folder holds no model modeld can register), then runs through the same job queue as POST /api/v1/models/{id}/load and loads the newest version (a swap, without downtime, when another serves): 200 when the job completed, 400 with the job's error otherwise. ${actionBody}`,
+  description: `Reads the model's folder in the model dir again, as Triton's load does (a version folder, or the whole model, copied in since the last scan is registered first; 404 naming why when the folder holds no model modeld can register), then runs through the same job queue as POST /api/v1/models/{id}/load and loads the newest version (a swap, without downtime, when another serves). If that version serves and its file was overwritten in place since it was registered, it is reloaded from the file, also without downtime, and its size and sha256 are recorded anew; if the new file cannot load, the old session goes on serving and the error is answered (the job's \`reread\` is true). 200 when the job completed, 400 with the job's error otherwise. ${actionBody}`,
   request: { params: z.object({ name: Name }) },
   responses: { 200: { description: "Loaded", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(400, 401, 403, 404, 503, 507) },
 });

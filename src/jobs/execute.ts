@@ -79,7 +79,7 @@ export async function executeJob(job: Job, d: ExecDeps): Promise<JobOutcome> {
     // A worker crash recorded while the disk was full may still be waiting to be written.
     d.lifecycle.settle(job.modelId, null);
     if (job.kind === "load") {
-      return await d.lifecycle.load({ modelId: job.modelId, version: job.version === null ? null : Number(job.version), activate: job.activate }, ctl);
+      return await d.lifecycle.load({ modelId: job.modelId, version: job.version === null ? null : Number(job.version), activate: job.activate, reread: job.reread }, ctl);
     }
     return await d.lifecycle.unload(job.modelId, ctl);
   } catch (err) {

@@ -47,6 +47,8 @@ export interface Job {
   outcome: JobOutcome | null;
   force: boolean;
   activate: boolean;
+  /** A load that reads the version's file as it is now: see LoadRequest.reread. */
+  reread: boolean;
   error: { code: string; message: string } | null;
   requestedBy: string;
   reason: JobReason | null;

@@ -18,7 +18,7 @@ import type { SessionOptions } from "../runtime/protocol";
 import { sha256Files } from "../runtime/sha256";
 import { AppError, isStorageFull } from "../errors";
 import { IllegalTransition, LifecycleError } from "./errors";
-import { currentIdentity, resolveModelPath, versionFiles } from "./model-files";
+import { currentIdentity, fingerprint, resolveModelPath, versionFiles } from "./model-files";
 import type { Eviction, LifecycleControl, LifecycleOutcome } from "./phases";
 import { admit, createGate, creationPeakBytes, estimateFromSize, memoryNow, residentBytes, type Holder } from "./memory";
 import { chooseProviders } from "./providers";
@@ -39,6 +39,13 @@ export interface LoadRequest {
   /** Null or absent: the newest registered version. */
   version?: number | null;
   activate: boolean;
+  /**
+   * The version's file as it is now, as Triton's repository load takes it: if the
+   * version serves and its file changed since it was registered, a fresh session is
+   * made from the file and its facts recorded anew at the switch. Without it, a
+   * changed file fails CHECKSUM_MISMATCH, and a load of what serves changes nothing.
+   */
+  reread?: boolean;
 }
 
 export interface WasServing {
@@ -167,6 +174,15 @@ export function createLifecycle(d: LifecycleDeps) {
     }
   }
 
+  /** Whether the version's files differ from what was registered; a file that is gone has changed. */
+  async function fileChanged(v: VersionRecord): Promise<boolean> {
+    try {
+      return (await currentIdentity(await locateFile(v.path), v.statIdentity)) !== v.statIdentity;
+    } catch {
+      return true;
+    }
+  }
+
   function resolveVersion(modelId: string, version: number | null | undefined): VersionRecord {
     const v = version ? d.models.version(modelId, version) : d.models.newestVersion(modelId);
     if (!v) throw new LifecycleError("MODEL_VERSION_NOT_FOUND", `model ${modelId} has no version ${version ?? "registered"}`);
@@ -260,7 +276,8 @@ export function createLifecycle(d: LifecycleDeps) {
     const identity: SessionIdentity = { modelId: model.id, version: String(target.version), tag: sessionTag(settings, providers?.chosen ?? []) };
     const routed = d.runtime.get(model.id);
     const serving = routed?.phase === "ready" ? routed : undefined;
-    if (serving && serving.version === identity.version && serving.tag === identity.tag) {
+    const reread = req.reread === true && serving?.version === identity.version && (await fileChanged(target));
+    if (serving && serving.version === identity.version && serving.tag === identity.tag && !reread) {
       if (req.activate) d.settings.setActiveModel(model.id);
       return { summary: "already-loaded", version: identity.version };
     }
@@ -282,8 +299,11 @@ export function createLifecycle(d: LifecycleDeps) {
     try {
       if (!providers) throw providerError;
       const path = await locateFile(target.path);
+      // Hashed before admission, so what is budgeted and checked below is the file as it is now.
+      const facts = reread ? await fingerprint(path) : undefined;
+      const file: VersionRecord = facts ? { ...target, ...facts } : target;
       if (ctl.cancelled()) throw cancelled();
-      const need = estimatedBytes(target);
+      const need = estimatedBytes(file);
       // Admission and measurement hold the gate: one load at a time decides what fits and
       // measures what it cost, so neither decision nor measurement is blurred by another load.
       const releaseGate = await gate.acquire();
@@ -291,7 +311,7 @@ export function createLifecycle(d: LifecycleDeps) {
       let verified: PromiseSettledResult<void>;
       let measured: number;
       try {
-        await makeRoom(model.id, `${model.id}@${target.version}`, need, target.sizeBytes, ctl);
+        await makeRoom(model.id, `${model.id}@${target.version}`, need, file.sizeBytes, ctl);
         if (ctl.cancelled()) throw cancelled();
         // A spare thread still starting would count as this session's cost.
         await d.runtime.ensureSpare();
@@ -300,8 +320,8 @@ export function createLifecycle(d: LifecycleDeps) {
         // An unchanged stat identity proves the file is the one hashed at registration.
         // Otherwise the checksum is computed in a hash worker while ONNX Runtime creates
         // the session in the model's worker; the session serves nothing until both finished.
-        const unchanged = target.statIdentity !== null && (await currentIdentity(path, target.statIdentity)) === target.statIdentity;
-        const checksum = d.config.runtime.verifyChecksum && !unchanged ? verifyChecksum(path, target) : Promise.resolve();
+        const unchanged = file.statIdentity !== null && (await currentIdentity(path, file.statIdentity)) === file.statIdentity;
+        const checksum = d.config.runtime.verifyChecksum && !unchanged ? verifyChecksum(path, file) : Promise.resolve();
         checksum.catch((e: Error) => d.runtime.stopCreating(model.id, e));
         const request = {
           path,
@@ -325,9 +345,9 @@ export function createLifecycle(d: LifecycleDeps) {
       if (verified.status === "rejected") throw verified.reason;
       if (made.status === "rejected") throw made.reason;
       const { session, info } = made.value;
-      d.models.recordFootprint(target.sha256, measured);
+      d.models.recordFootprint(file.sha256, measured);
       // From now on the session counts what the next load of this file would be estimated at.
-      session.accountedBytes = estimatedBytes(target);
+      session.accountedBytes = estimatedBytes(file);
       if (ctl.cancelled()) throw cancelled();
       ctl.phase("switching");
       // Checked synchronously before the commit and the switch, so the session the
@@ -336,6 +356,7 @@ export function createLifecycle(d: LifecycleDeps) {
       const lostOld = swap && d.runtime.get(model.id) !== serving;
       d.db.tx(() => {
         d.models.setVersionMetadata(model.id, target.version, info.inputs, info.outputs);
+        if (facts) d.models.updateVersionFile(model.id, target.version, facts);
         // First, so no change event shows the model loaded with nothing serving.
         d.models.setServingVersion(model.id, target.version);
         // The old session crashed while the new one was being created: the crash

@@ -9,6 +9,7 @@ import m0001 from "../../migrations/0001_init.sql" with { type: "text" };
 import m0002 from "../../migrations/0002_versions.sql" with { type: "text" };
 import m0003 from "../../migrations/0003_memory_events.sql" with { type: "text" };
 import m0004 from "../../migrations/0004_audit_repeats.sql" with { type: "text" };
+import m0005 from "../../migrations/0005_job_reread.sql" with { type: "text" };
 import inferenceProto from "../grpc/inference.proto" with { type: "text" };
 import healthProto from "../grpc/health.proto" with { type: "text" };
 import demoModelFile from "../../assets/demo.onnx" with { type: "file" };
@@ -23,6 +24,7 @@ export const MIGRATION_SQL: { version: number; name: string; sql: string }[] = [
   { version: 2, name: "0002_versions", sql: m0002 },
   { version: 3, name: "0003_memory_events", sql: m0003 },
   { version: 4, name: "0004_audit_repeats", sql: m0004 },
+  { version: 5, name: "0005_job_reread", sql: m0005 },
 ];
 
 /** The gRPC service definition (src/grpc/inference.proto), parsed at start when MODELD_GRPC_PORT is set. */

@@ -47,6 +47,8 @@ export interface EnqueueInput {
   requestedBy: string;
   force?: boolean;
   activate?: boolean;
+  /** Triton's repository load: the version's file as it is now (LoadRequest.reread). */
+  reread?: boolean;
   idempotency?: { key: string; requestHash: string };
   /** Set for jobs no person asked for directly (idle expiry, on-demand loads). */
   reason?: JobReason;
@@ -82,10 +84,10 @@ function escalateForce(input: EnqueueInput, latest: Job | undefined, d: JobDeps,
   return d.jobs.latestUnfinished(input.modelId);
 }
 
-/** A request the model's newest unfinished job already covers: the same load (same version) or another unload. */
+/** A request the model's newest unfinished job already covers: the same load (same version, same reading of its file) or another unload. */
 function coalesce(input: EnqueueInput, latest: Job | undefined, d: JobDeps, effects: Effects): Job | undefined {
   if (!latest || latest.kind !== input.kind) return undefined;
-  if (input.kind === "load" && latest.version !== String(input.version)) return undefined;
+  if (input.kind === "load" && (latest.version !== String(input.version) || latest.reread !== (input.reread ?? false))) return undefined;
   if (input.kind === "unload" && input.force && !latest.force) {
     d.jobs.markForce(latest.id);
     // The graceful unload may be waiting on stuck work: stop the model's sessions now.
@@ -132,6 +134,7 @@ export function enqueueJob(input: EnqueueInput, d: JobDeps): { job: Job; created
       requestedBy: input.requestedBy,
       force: input.force,
       activate: input.activate,
+      reread: input.reread,
       idempotencyKey: input.idempotency?.key,
       requestHash: input.idempotency?.requestHash,
       reason: input.reason,

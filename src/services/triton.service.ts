@@ -193,7 +193,8 @@ export async function runRepositoryAction(kind: "load" | "unload", name: string,
   const model = getModel(name, d);
   if (kind === "unload" && model.state === "unloaded" && !d.jobs.latestUnfinished(name)) return;
   const version = kind === "load" ? newestVersion(name, d).version : undefined;
-  const { job } = enqueueJob({ kind, modelId: name, version, requestedBy: caller }, d);
+  // A serving version's file overwritten in place is what Triton's load reloads, too.
+  const { job } = enqueueJob({ kind, modelId: name, version, requestedBy: caller, reread: kind === "load" }, d);
   const bound = (kind === "load" ? d.config.jobs.loadTimeoutMs : d.config.jobs.unloadTimeoutMs) / 1000 + 5;
   const done = await waitForJob(job.id, bound, d);
   if (done.state === "completed") return;

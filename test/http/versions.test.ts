@@ -389,6 +389,59 @@ test("Triton's repository load reads the model's folder again, as Triton's does:
   }
 });
 
+test("Triton's repository load of a serving version whose file was overwritten in place reloads it with no gap; a file that cannot load leaves the old one serving", async () => {
+  // It answered 200 and went on serving what the file held before; the next load after an unload failed CHECKSUM_MISMATCH.
+  const t = testEnv();
+  writeModel(t.modelDir, "m/1/model.onnx", V1);
+  const service = await startTestService(t);
+  try {
+    const api = await client(service);
+    const x = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
+    const infer = async () => (await api.json("POST", "/v2/models/m/infer", { body: x })).body;
+    const digest = async () => (await api.json("GET", "/api/v1/models/m")).body.versions[0].sha256;
+    expect((await api.json("POST", "/v2/repository/models/m/load")).status).toBe(200);
+    expect(await infer()).toMatchObject({ model_version: "1", outputs: [{ data: [3, 5, 7, 9] }] });
+    const before = await digest();
+
+    writeModel(t.modelDir, "m/1/model.onnx", V2);
+    // modeld's own load keeps its rule: a changed file is not taken silently, and the version already serves.
+    const again = await api.waitJob((await api.json("POST", "/api/v1/models/m/load")).body.id);
+    expect(again.outcome).toMatchObject({ summary: "already-loaded" });
+    expect(await infer()).toMatchObject({ outputs: [{ data: [3, 5, 7, 9] }] });
+
+    // Requests run throughout the reload: none fails.
+    let running = true;
+    const statuses: number[] = [];
+    const traffic = (async () => {
+      while (running) statuses.push((await api.json("POST", "/v2/models/m/infer", { body: x })).status);
+    })();
+    const reload = await api.json("POST", "/v2/repository/models/m/load");
+    running = false;
+    await traffic;
+    expect(reload.status).toBe(200);
+    expect(statuses.length).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    expect(await infer()).toMatchObject({ model_version: "1", outputs: [{ data: [2, 5, 8, 11] }] });
+    const after = await digest();
+    expect(after).not.toBe(before);
+    // The registry describes what serves: an unload and a load of it pass their checksum.
+    expect((await api.json("POST", "/v2/repository/models/m/unload")).status).toBe(200);
+    expect((await api.waitJob((await api.json("POST", "/api/v1/models/m/load")).body.id)).state).toBe("completed");
+    expect(await infer()).toMatchObject({ outputs: [{ data: [2, 5, 8, 11] }] });
+
+    writeModel(t.modelDir, "m/1/model.onnx", new TextEncoder().encode("not a model"));
+    const broken = await api.json("POST", "/v2/repository/models/m/load");
+    expect(broken.status).toBe(400);
+    expect(broken.body.error).toContain("failed to load m");
+    expect(await infer()).toMatchObject({ outputs: [{ data: [2, 5, 8, 11] }] });
+    expect(await digest()).toBe(after);
+    expect((await api.json("GET", "/api/v1/models/m")).body).toMatchObject({ state: "loaded", servingVersion: "1" });
+  } finally {
+    await service.close();
+    cleanup(t);
+  }
+});
+
 test("a rescan of a model dir that cannot be read answers 503 naming it, not an empty report; a missing one holds no models", async () => {
   const t = testEnv();
   writeModel(t.modelDir, "kept.onnx", V1);

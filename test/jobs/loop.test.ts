@@ -7,7 +7,7 @@ import { createLogger, silentLogger } from "../../src/log";
 function fakeJob(id: string, modelId: string): Job {
   return {
     id, kind: "load", modelId, version: "1", state: "pending", phase: "queued", timeline: [], outcome: null,
-    force: false, activate: true, error: null, requestedBy: "t", reason: null, createdAt: "", startedAt: null, finishedAt: null,
+    force: false, activate: true, reread: false, error: null, requestedBy: "t", reason: null, createdAt: "", startedAt: null, finishedAt: null,
   };
 }
 
