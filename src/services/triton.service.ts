@@ -13,6 +13,7 @@ import { isFinished } from "../jobs/states";
 import { datatypeOf, protocolTensorInfo, returnableOutputs } from "../runtime/tensors";
 import { servingSession } from "./inference.service";
 import { enqueueJob, waitedJobError, waitForJob } from "./jobs.service";
+import { resolveModelPath } from "../lifecycle/model-files";
 import { currentVersion, getModel, getVersion, modelRef, newestVersion, scanModelDir } from "./models.service";
 import type { Duration, VersionStats } from "./stats.service";
 
@@ -178,6 +179,21 @@ export function checkRepositoryParameters(kind: "load" | "unload", parameters: R
 }
 
 /**
+ * Triton's load takes the newest version its repository holds, so removing a bad
+ * version's folder and loading is how its users roll back. A version whose file is
+ * gone stays registered (a volume briefly unmounted must not lose the registry) and
+ * is passed over here; when none is left, the newest registered one is the target,
+ * and its job names the missing file.
+ */
+async function newestInModelDir(name: string, d: Deps): Promise<VersionRecord> {
+  const newestFirst = [...d.models.versions(name)].sort((a, b) => b.version - a.version);
+  for (const v of newestFirst) {
+    if (await resolveModelPath(d.config.modelDir, v.path).then(() => true, () => false)) return v;
+  }
+  return newestVersion(name, d);
+}
+
+/**
  * Triton's repository calls answer when the work is done, not with a job: the
  * load (newest version) or unload runs through the same job queue, and this
  * resolves when its job completes, or throws JOB_FAILED with the job's error.
@@ -192,7 +208,7 @@ export async function runRepositoryAction(kind: "load" | "unload", name: string,
   }
   const model = getModel(name, d);
   if (kind === "unload" && model.state === "unloaded" && !d.jobs.latestUnfinished(name)) return;
-  const version = kind === "load" ? newestVersion(name, d).version : undefined;
+  const version = kind === "load" ? (await newestInModelDir(name, d)).version : undefined;
   // A serving version's file overwritten in place is what Triton's load reloads, too.
   const { job } = enqueueJob({ kind, modelId: name, version, requestedBy: caller, reread: kind === "load" }, d);
   const bound = (kind === "load" ? d.config.jobs.loadTimeoutMs : d.config.jobs.unloadTimeoutMs) / 1000 + 5;

@@ -442,6 +442,37 @@ test("Triton's repository load of a serving version whose file was overwritten i
   }
 });
 
+test("Triton's repository load after a version folder is removed rolls back to the newest version the folder still holds", async () => {
+  // Removing a bad m/2/ and calling load_model is how a Triton user rolls back; modeld kept
+  // targeting the registered version 2 and answered 400 (its file was gone).
+  const t = testEnv();
+  writeModel(t.modelDir, "m/1/model.onnx", V1);
+  writeModel(t.modelDir, "m/2/model.onnx", V2);
+  const service = await startTestService(t);
+  try {
+    const api = await client(service);
+    const x = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
+    expect((await api.json("POST", "/v2/repository/models/m/load")).status).toBe(200);
+    expect((await api.json("POST", "/v2/models/m/infer", { body: x })).body.model_version).toBe("2");
+    rmSync(join(t.modelDir, "m", "2"), { recursive: true });
+    const back = await api.json("POST", "/v2/repository/models/m/load");
+    expect(back.status).toBe(200);
+    expect((await api.json("POST", "/v2/models/m/infer", { body: x })).body).toMatchObject({ model_version: "1", outputs: [{ data: [3, 5, 7, 9] }] });
+    // Still registered, as modeld keeps what it registered: its own load of it names the missing file.
+    const model = (await api.json("GET", "/api/v1/models/m")).body;
+    expect(model.versions.map((v: { version: string }) => v.version)).toEqual(["1", "2"]);
+    // With no version left in the folder, the load names what is missing and what serves stays.
+    rmSync(join(t.modelDir, "m", "1"), { recursive: true });
+    const none = await api.json("POST", "/v2/repository/models/m/load");
+    expect(none.status).toBe(400);
+    expect(none.body.error).toContain("m/2/model.onnx");
+    expect((await api.json("POST", "/v2/models/m/infer", { body: x })).body.model_version).toBe("1");
+  } finally {
+    await service.close();
+    cleanup(t);
+  }
+});
+
 test("a rescan of a model dir that cannot be read answers 503 naming it, not an empty report; a missing one holds no models", async () => {
   const t = testEnv();
   writeModel(t.modelDir, "kept.onnx", V1);
