@@ -2,6 +2,7 @@
 // must not end a request that is waiting for modeld's own work.
 import { afterAll, expect, test } from "bun:test";
 import { connect } from "node:net";
+import * as ort from "onnxruntime-node";
 import { listen, type Listener } from "../../src/platform/serve";
 import { matmulChainModel } from "../fixtures/onnx-builder";
 import { cleanup, startTestService, testEnv, token, writeModel } from "../helpers";
@@ -40,14 +41,31 @@ test("a request that says it awaits modeld's work outlasts the idle timeout; one
   expect(await idleClose(url, "/?work&ms=10")).toBeLessThan(10);
 }, 40_000);
 
+/** Rows of a [rows, 1024] input for which 1000 runs of the model take about `ms` on this host, measured with raw ONNX Runtime. */
+async function rowsFor(path: string, ms: number): Promise<number> {
+  const session = await ort.InferenceSession.create(path);
+  try {
+    const x = new ort.Tensor("float32", new Float32Array(2 * 1024), [2, 1024]);
+    await session.run({ x });
+    const started = performance.now();
+    for (let i = 0; i < 20; i++) await session.run({ x });
+    const perRunOf2 = (performance.now() - started) / 20;
+    return Math.max(2, Math.ceil((2 * ms) / (1000 * perRunOf2)));
+  } finally {
+    await session.release();
+  }
+}
+
 test("a Triton client's repository load that takes longer than the idle timeout gets its answer", async () => {
   const t = testEnv();
-  // Its warmup keeps the load busy past the 4-8 s in which a 1 s idle timeout ends a quiet request.
-  writeModel(t.modelDir, "slow.onnx", matmulChainModel(1024, 160));
+  // Its warmup keeps the load busy past the 4-8 s in which a 1 s idle timeout ends a quiet request,
+  // sized on this host: a fixed shape took 11 s on one run of this machine and 5 s on another.
+  const path = writeModel(t.modelDir, "slow.onnx", matmulChainModel(1024, 160));
+  const rows = await rowsFor(path, 20_000);
   const svc = await startTestService(t);
   try {
     const admin = { authorization: `Bearer ${await token()}` };
-    expect((await svc.app.request("/api/v1/models/slow", { method: "PATCH", headers: { ...admin, "content-type": "application/json" }, body: JSON.stringify({ warmup: { runs: 1000, shapes: { x: [2, 1024] } } }) })).status).toBe(200);
+    expect((await svc.app.request("/api/v1/models/slow", { method: "PATCH", headers: { ...admin, "content-type": "application/json" }, body: JSON.stringify({ warmup: { runs: 1000, shapes: { x: [rows, 1024] } } }) })).status).toBe(200);
     const url = await serve((req, env) => svc.app.fetch(req, env));
     const started = performance.now();
     const res = await fetch(`${url}/v2/repository/models/slow/load`, { method: "POST", headers: admin });
@@ -57,7 +75,7 @@ test("a Triton client's repository load that takes longer than the idle timeout 
     await svc.close();
     cleanup(t);
   }
-}, 60_000);
+}, 120_000);
 
 test("the admin calls that hash model files (rescan, register a model or a version) say they await modeld's work", async () => {
   // Hashing a big repository or model takes minutes; a 120 s idle timeout answered such a rescan with an empty reply.
