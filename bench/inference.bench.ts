@@ -3,7 +3,7 @@
 // tiny-model throughput against a bare Hono GET, /health while large JSON
 // requests run, and an image classifier's shape.
 import * as ort from "onnxruntime-node";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startBinary } from "../test/fixtures/binary";
 import { affineModel, convClassifierModel, identityModel, matmulChainModel } from "../test/fixtures/onnx-builder";
@@ -23,7 +23,7 @@ export async function benchInference(): Promise<void> {
   writeFileSync(join(models, "compute-batched.onnx"), matmulChainModel(1024, 160));
   writeFileSync(join(models, "wide.onnx"), identityModel("float32", [1, "n"]));
   writeFileSync(join(models, "classifier.onnx"), convClassifierModel());
-  const server = await startModeld(dir, { MODELD_MAX_BODY_BYTES: String(64 * 1024 * 1024) });
+  const server = await startModeld(dir, { MODELD_MAX_BODY_BYTES: String(64 * 1024 * 1024), MODELD_ALLOW_CLIENT_SHM: "true" });
   const bare = await startBinary([process.execPath, join(repo, "bench/bare-hono.ts")], {}, repo);
   const token = await adminToken("infer");
   const admin = await adminToken();
@@ -100,7 +100,7 @@ export async function benchInference(): Promise<void> {
     console.log(`modeld (c=16):  ${mC16.rps.toFixed(1)} req/s, ${fmtStats(stats(mC16.latencies))}`);
     console.log(`modeld (c=16), batching {maxBatchSize: 64}: ${bC16.rps.toFixed(1)} req/s, ${fmtStats(stats(bC16.latencies))}; ${((bC16.rps / mC16.rps) * 100).toFixed(0)}% of unbatched, ${((bC16.rps / rawRps) * 100).toFixed(0)}% of raw one-at-a-time`);
 
-    header("A 4 MB tensor ([1, 1048576] float32 identity): binary vs JSON, concurrency 1");
+    header("A 4 MB tensor ([1, 1048576] float32 identity): JSON, binary and system shared memory, concurrency 1");
     const n = 1024 * 1024;
     const values = Float32Array.from({ length: n }, (_, i) => (i % 1000) / 7);
     const jsonBody = JSON.stringify({ inputs: [{ name: "in", datatype: "FP32", shape: [1, n], data: Array.from(values) }] });
@@ -118,6 +118,33 @@ export async function benchInference(): Promise<void> {
     console.log(`JSON:    ${fmtStats(js)} (request ${(jsonBody.length / 1e6).toFixed(1)} MB)`);
     console.log(`binary:  ${fmtStats(bs)} (request ${(binBody.length / 1e6).toFixed(1)} MB)`);
     console.log(`ratio JSON / binary (median): ${(js.median / bs.median).toFixed(1)}x`);
+    // As a tritonclient shm client works: the tensor placed in a mapped object once, the
+    // output read where modeld wrote it; each request carries only the regions' names.
+    const shmName = `modeld-bench-${process.pid}`;
+    writeFileSync(join("/dev/shm", shmName), new Uint8Array(n * 8));
+    try {
+      const mapped = Bun.mmap(join("/dev/shm", shmName));
+      mapped.set(new Uint8Array(values.buffer), 0);
+      const registered = await fetch(`${server.url}/v2/systemsharedmemory/region/bench/register`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+        body: JSON.stringify({ key: `/${shmName}`, byte_size: n * 8 }),
+      });
+      if (!registered.ok) throw new Error(`shared memory register: ${registered.status} ${await registered.text()}`);
+      const region = (offset: number) => ({ shared_memory_region: "bench", shared_memory_offset: offset, shared_memory_byte_size: n * 4 });
+      const shmBody = JSON.stringify({ inputs: [{ name: "in", datatype: "FP32", shape: [1, n], parameters: region(0) }], outputs: [{ name: "out", parameters: region(n * 4) }] });
+      const output = new Float32Array(mapped.buffer, mapped.byteOffset + n * 4, n);
+      const s = await hammer(1, SECONDS, async () => {
+        const res = await infer("wide", shmBody)();
+        if (res.ok && output[n - 1] !== values[n - 1]) throw new Error("the output in shared memory is not the input");
+        return res;
+      });
+      const ss = stats(s.latencies);
+      console.log(`shared memory: ${fmtStats(ss)} (request ${shmBody.length} bytes; ${s.errors} errors)`);
+      console.log(`ratio binary / shared memory (median): ${(bs.median / ss.median).toFixed(1)}x`);
+    } finally {
+      rmSync(join("/dev/shm", shmName), { force: true });
+    }
 
     header("/v2/health/live while 4 MB-tensor JSON requests run back to back");
     // The JSON requests come from a child process, so this one's polling keeps time.

@@ -36,6 +36,7 @@ export const envSchema = z.object({
   MODELD_METRICS_PUBLIC: bool.default(false),
   MODELD_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   MODELD_GRPC_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  MODELD_ALLOW_CLIENT_SHM: bool.default(false),
   MODELD_LOAD_TIMEOUT_MS: ms(120_000),
   MODELD_UNLOAD_TIMEOUT_MS: ms(30_000),
   MODELD_POLL_MS: ms(1000),
@@ -103,6 +104,8 @@ export interface Config {
   };
   /** The Open Inference Protocol over gRPC on this port; absent: off. */
   grpcPort?: number;
+  /** Triton's system shared memory regions may be registered (MODELD_ALLOW_CLIENT_SHM). */
+  allowClientShm: boolean;
   metrics: {
     /** /metrics without a token on the API port. */
     public: boolean;
@@ -211,6 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     },
     metrics: { public: e.MODELD_METRICS_PUBLIC, port: e.MODELD_METRICS_PORT },
     grpcPort: e.MODELD_GRPC_PORT,
+    allowClientShm: e.MODELD_ALLOW_CLIENT_SHM,
     jobs: {
       pollMs: e.MODELD_POLL_MS,
       loadTimeoutMs: e.MODELD_LOAD_TIMEOUT_MS,

@@ -13,6 +13,7 @@ import type { JsonCodec } from "./runtime/json-codec";
 import type { ModelRuntime } from "./runtime/model-runtime";
 import type { NativeRuntime } from "./runtime/native";
 import type { Metrics } from "./services/metrics.service";
+import type { SystemSharedMemory } from "./services/shared-memory";
 import type { InferenceStats } from "./services/stats.service";
 
 export interface Deps {
@@ -38,4 +39,6 @@ export interface Deps {
   availableProviders: string[];
   /** Parses large JSON inference bodies and writes large JSON outputs off the HTTP thread. */
   jsonCodec: JsonCodec;
+  /** Triton's system shared memory regions, registered by clients on this host. */
+  shm: SystemSharedMemory;
 }

@@ -8,6 +8,8 @@ export const ERROR_CODES = {
   INVALID_TENSOR: { status: 400, description: "An inference input does not match the model: unknown or missing name, wrong datatype, shape or data length, too many elements." },
   INFERENCE_FAILED: { status: 400, description: "ONNX Runtime rejected the inputs while running the model." },
   MODEL_LOAD_FAILED: { status: 400, description: "The on-demand load this request waited for failed; the message is the load's error." },
+  SHARED_MEMORY_DISABLED: { status: 400, description: "Shared memory regions from clients are off (MODELD_ALLOW_CLIENT_SHM)." },
+  SHARED_MEMORY_INVALID: { status: 400, description: "A shared memory region could not be registered (no such object, past its end, a name already registered) or used (not registered, a tensor past the region's end, an output larger than the room given)." },
   JOB_FAILED: { status: 400, description: "The job a Triton repository call waited for failed or was cancelled; the message is its error." },
   UNAUTHORIZED: { status: 401, description: "No token, or a malformed, expired or badly signed one." },
   FORBIDDEN: { status: 403, description: "The token is valid but lacks the needed role." },

@@ -30,6 +30,7 @@ import { availableProviders, prepareNativeRuntime } from "./runtime/native";
 import { startExpiry } from "./services/expiry.service";
 import { loadOnStart, startupModels, startupModelsServe } from "./services/startup.service";
 import { createMetrics } from "./services/metrics.service";
+import { SystemSharedMemory } from "./services/shared-memory";
 import { createInferenceStats } from "./services/stats.service";
 import { installDemoModel, scanModelDir } from "./services/models.service";
 
@@ -126,7 +127,7 @@ async function serviceOn(db: Db, config: Config, log: Logger, opts: ServiceOptio
   let lifecycle: Lifecycle | undefined;
   const runtime = new ModelRuntime({ maxQueuePerModel: config.runtime.maxQueuePerModel, onCrash: (report) => lifecycle?.workerCrashed(report) });
   lifecycle = createLifecycle({ config, db, models, settings, runtime, availableProviders: providers, log });
-  const base = { config, db, models, jobs, settings, audit: createAuditRepo(db), events: createEventsRepo(db), runtime, lifecycle, native, notifier: createJobNotifier(), stats: createInferenceStats(), log, availableProviders: providers, jsonCodec: new JsonCodec() };
+  const base = { config, db, models, jobs, settings, audit: createAuditRepo(db), events: createEventsRepo(db), runtime, lifecycle, native, notifier: createJobNotifier(), stats: createInferenceStats(), log, availableProviders: providers, jsonCodec: new JsonCodec(), shm: new SystemSharedMemory({ allowed: config.allowClientShm }) };
 
   if (config.demoModel && config.modelDirIsDefault) {
     if (await installDemoModel(config.modelDir, readFileSync(demoModelPath()))) log.info("installed the demo model", { modelDir: config.modelDir });
@@ -168,6 +169,7 @@ async function serviceOn(db: Db, config: Config, log: Logger, opts: ServiceOptio
       }, unwritten("jobs interrupted by shutdown"));
       await runtime.shutdown(Math.min(config.jobs.unloadTimeoutMs, config.shutdownTimeoutMs));
       base.jsonCodec.close();
+      await base.shm.close();
       unlessStorageFails(() => db.exec("PRAGMA wal_checkpoint(TRUNCATE)"), unwritten("the WAL checkpoint"));
       db.close();
     },

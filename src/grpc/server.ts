@@ -15,9 +15,9 @@ import {
   modelStats,
   repositoryIndex,
   runRepositoryAction,
-  SERVER_EXTENSIONS,
+  serverExtensions,
 } from "../services/triton.service";
-import type { RequestTensor } from "../runtime/tensors";
+import type { RequestTensor, ResponseTensor } from "../runtime/tensors";
 import { parseWith } from "../http/body";
 import { InferRequestSchema } from "../http/v2.schemas";
 import { healthService, inferenceService } from "./definition";
@@ -72,6 +72,12 @@ function parameterValue(p: Record<string, unknown>): unknown {
 const plainParameters = (map: Record<string, Record<string, unknown>> | undefined) =>
   Object.fromEntries(Object.entries(map ?? {}).map(([k, v]) => [k, parameterValue(v)]));
 
+/** Where an output written to shared memory went, in the protocol's parameters; nothing for the others (their bytes are raw contents). */
+function sharedMemoryParameters(o: ResponseTensor): Record<string, Record<string, unknown>> | undefined {
+  if (!o.parameters || !("shared_memory_region" in o.parameters)) return undefined;
+  return Object.fromEntries(Object.entries(o.parameters).map(([k, v]) => [k, typeof v === "string" ? { string_param: v } : { int64_param: v }]));
+}
+
 /** The address in grpc-js's peer string ("127.0.0.1:5000", "[::1]:5000", "ipv4:…"), as HTTP's audit entries give it. */
 function peerAddress(peer: string): string | null {
   const m = /^(?:ipv[46]:)?\[?([^\]]*?)\]?:\d+$/.exec(peer);
@@ -88,12 +94,21 @@ const CONTENTS: Record<string, string> = {
 /** A ModelInferRequest as the request the HTTP path builds: raw contents become binary inputs, typed contents become data. */
 function toInferRequest(req: any): InferRequest {
   const raw: Buffer[] = req.raw_input_contents ?? [];
-  if (raw.length && raw.length !== req.inputs.length) {
-    throw new AppError("INVALID_TENSOR", `raw_input_contents has ${raw.length} entries for ${req.inputs.length} inputs`);
+  // As tritonclient sends them: one raw entry per input that is not in shared memory.
+  const inShm = (t: any) => t.parameters?.shared_memory_region !== undefined;
+  const rawInputs = (req.inputs as any[]).filter((t) => !inShm(t)).length;
+  if (raw.length && raw.length !== rawInputs) {
+    throw new AppError("INVALID_TENSOR", `raw_input_contents has ${raw.length} entries for ${rawInputs} inputs not in shared memory`);
   }
-  const inputs = (req.inputs as any[]).map((t, i): RequestTensor => {
-    const base = { name: t.name, datatype: t.datatype, shape: t.shape.map(Number) };
-    if (raw.length) return { ...base, data: undefined, binary: new Uint8Array(raw[i]!) };
+  let next = 0;
+  const inputs = (req.inputs as any[]).map((t): RequestTensor => {
+    const parameters = plainParameters(t.parameters);
+    const base = { name: t.name, datatype: t.datatype, shape: t.shape.map(Number), ...(Object.keys(parameters).length ? { parameters } : {}) };
+    if (inShm(t)) {
+      if (Object.values(t.contents ?? {}).some((v) => Array.isArray(v) && v.length)) throw new AppError("INVALID_TENSOR", `input ${t.name}: give contents or shared_memory_region, not both`);
+      return base;
+    }
+    if (raw.length) return { ...base, data: undefined, binary: new Uint8Array(raw[next++]!) };
     const field = CONTENTS[t.datatype];
     if (!field) throw new AppError("INVALID_TENSOR", `input ${t.name}: ${t.datatype} data must come in raw_input_contents`);
     const values = (t.contents?.[field] ?? []) as unknown[];
@@ -218,12 +233,18 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
 
   const inferCall = async (r: any, principal: Principal) => {
     const result = await infer(r.model_name, version(r.model_version), toInferRequest(r), d, principal.sub);
+    const binary = result.binary.values();
     return {
       model_name: result.json.model_name,
       model_version: result.json.model_version,
       id: result.json.id ?? "",
-      outputs: result.json.outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape })),
-      raw_output_contents: result.binary.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+      outputs: result.json.outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape, parameters: sharedMemoryParameters(o) })),
+      // One entry per output, as Triton sends them: empty for an output written to shared memory.
+      raw_output_contents: result.json.outputs.map((o) => {
+        if (sharedMemoryParameters(o)) return Buffer.alloc(0);
+        const b = binary.next().value!;
+        return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+      }),
     };
   };
   const streams = inferStreams(async (call, r) => inferCall(r, await authorize(call.metadata, "inference", () => {})), d);
@@ -234,7 +255,7 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
   server.addService(service, {
     ServerLive: unary("open", () => ({ live: true })),
     ServerReady: unary("open", () => ({ ready: !opts.isDraining?.() && opts.isReady?.() !== false })),
-    ServerMetadata: unary("inference", () => ({ name: "modeld", version: opts.version, extensions: SERVER_EXTENSIONS })),
+    ServerMetadata: unary("inference", () => ({ name: "modeld", version: opts.version, extensions: serverExtensions(d) })),
     ModelReady: unary("inference", (r) => ({ ready: modelReady(r.name, version(r.version), d) })),
     ModelMetadata: unary("inference", (r) => modelMetadata(r.name, version(r.version), d)),
     ModelConfig: unary("inference", (r) => ({ config: modelConfig(r.name, version(r.version), d) })),
@@ -250,6 +271,21 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
       await runRepositoryAction("unload", r.model_name, plainParameters(r.parameters), principal.sub, d);
       return {};
     }, "RepositoryModelUnload"),
+    // As on HTTP: registering opens memory of this host to inference callers, so admin only, and audited.
+    SystemSharedMemoryStatus: unary("admin", (r) => ({ regions: Object.fromEntries(d.shm.status(r.name === "" ? undefined : r.name).map((s) => [s.name, s])) })),
+    SystemSharedMemoryRegister: unary("admin", async (r) => {
+      await d.shm.register(r.name, r.key, Number(r.offset), Number(r.byte_size));
+      return {};
+    }, "SystemSharedMemoryRegister"),
+    SystemSharedMemoryUnregister: unary("admin", async (r) => {
+      await d.shm.unregister(r.name === "" ? undefined : r.name);
+      return {};
+    }, "SystemSharedMemoryUnregister"),
+    CudaSharedMemoryStatus: unary("admin", () => ({ regions: {} })),
+    CudaSharedMemoryRegister: unary("admin", () => {
+      throw new AppError("SHARED_MEMORY_INVALID", "CUDA shared memory is not supported: onnxruntime-node takes tensors from host memory; use system shared memory");
+    }),
+    CudaSharedMemoryUnregister: unary("admin", () => ({})),
   });
 
   // The health protocol's overall status (service "") is readiness, as Triton answers it;

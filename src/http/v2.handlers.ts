@@ -9,13 +9,13 @@ import {
   modelStats,
   repositoryIndex,
   runRepositoryAction,
-  SERVER_EXTENSIONS,
+  serverExtensions,
 } from "../services/triton.service";
 import type { AppOptions, V2Routers } from "./app";
 import type { AppEnv } from "./env";
 import { serveInference } from "./infer-body";
 import * as r from "./v2.routes";
-import { RepositoryActionBody, RepositoryIndexBody } from "./v2.schemas";
+import { RepositoryActionBody, RepositoryIndexBody, ShmRegisterBody } from "./v2.schemas";
 import { optionalJson } from "./body";
 
 export function mountV2Routes({ open, read, infer: inference, repository }: V2Routers, d: Deps, opts: AppOptions & { version: string }): void {
@@ -23,7 +23,7 @@ export function mountV2Routes({ open, read, infer: inference, repository }: V2Ro
   open.openapi(r.readyRoute, (c) => (opts.isDraining?.() || opts.isReady?.() === false ? c.json({ ready: false }, 503) : c.json({ ready: true }, 200)));
 
   read.openapi(r.serverMetadataRoute, (c) =>
-    c.json({ name: "modeld", version: opts.version, extensions: SERVER_EXTENSIONS }, 200),
+    c.json({ name: "modeld", version: opts.version, extensions: serverExtensions(d) }, 200),
   );
 
   // Before the metadata route, so "stats" is never read as a model name.
@@ -63,4 +63,20 @@ export function mountV2Routes({ open, read, infer: inference, repository }: V2Ro
   };
   repository.openapi(r.repositoryLoadRoute, (c) => runToEnd(c, "load") as never);
   repository.openapi(r.repositoryUnloadRoute, (c) => runToEnd(c, "unload") as never);
+
+  // Registering a region opens memory of this host to inference callers: admin only, and audited.
+  repository.openapi(r.shmStatusRoutes.all, (c) => c.json(d.shm.status(), 200));
+  repository.openapi(r.shmStatusRoutes.one, (c) => c.json(d.shm.status(c.req.valid("param").region), 200));
+  repository.openapi(r.shmRegisterRoute, async (c) => {
+    const { key, offset, byte_size } = await optionalJson(c, ShmRegisterBody);
+    await d.shm.register(c.req.valid("param").region, key, offset, byte_size);
+    return c.json({}, 200);
+  });
+  repository.openapi(r.shmUnregisterRoutes.all, async (c) => (await d.shm.unregister(), c.json({}, 200)));
+  repository.openapi(r.shmUnregisterRoutes.one, async (c) => (await d.shm.unregister(c.req.valid("param").region), c.json({}, 200)));
+  repository.openapi(r.cudaShmRoutes.status, (c) => c.json([], 200));
+  repository.openapi(r.cudaShmRoutes.register, () => {
+    throw new AppError("SHARED_MEMORY_INVALID", "CUDA shared memory is not supported: onnxruntime-node takes tensors from host memory; use system shared memory (/v2/systemsharedmemory)");
+  });
+  repository.openapi(r.cudaShmRoutes.unregister, (c) => c.json({}, 200));
 }

@@ -7,6 +7,7 @@ import {
   ModelStatistics,
   protocolErrors,
   RepositoryEntry,
+  ShmRegionStatus,
 } from "./v2.schemas";
 
 const tags = ["inference (v2)"];
@@ -138,3 +139,53 @@ export const repositoryUnloadRoute = createRoute({
   request: { params: z.object({ name: Name }) },
   responses: { 200: { description: "Unloaded", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(400, 401, 403, 404, 507) },
 });
+
+const shmTags = ["shared memory (v2)"];
+const Region = z.string().min(1).max(256).openapi({ param: { name: "region", in: "path" }, example: "input0" });
+const shmOff = "Off unless the operator sets MODELD_ALLOW_CLIENT_SHM=true (Triton's --allow-client-shm): a registered region lets inference callers read and write that memory through a model.";
+export const shmStatusRoutes = {
+  all: createRoute({
+    method: "get", path: "/v2/systemsharedmemory/status", tags: shmTags, security, summary: "Every registered system shared memory region (admin)",
+    description: `Triton's system shared memory extension. ${shmOff}`,
+    responses: { 200: { description: "The regions", content: { "application/json": { schema: z.array(ShmRegionStatus) } } }, ...protocolErrors(401, 403) },
+  }),
+  one: createRoute({
+    method: "get", path: "/v2/systemsharedmemory/region/{region}/status", tags: shmTags, security, summary: "One registered system shared memory region (admin)",
+    request: { params: z.object({ region: Region }) },
+    responses: { 200: { description: "The region", content: { "application/json": { schema: z.array(ShmRegionStatus) } } }, ...protocolErrors(400, 401, 403) },
+  }),
+};
+export const shmRegisterRoute = createRoute({
+  method: "post", path: "/v2/systemsharedmemory/region/{region}/register", tags: shmTags, security, summary: "Register a system shared memory region (admin)",
+  description: `The body \`{"key": "/name", "offset": 0, "byte_size": n}\` names a POSIX shared memory object (\`/dev/shm/name\`, opened read-write, never through a symlink) and the bytes of it the region covers. An input names the region in its parameters (\`shared_memory_region\`, \`shared_memory_byte_size\`, optional \`shared_memory_offset\`) instead of sending data; an output named so is written there, and the response lists it with those parameters and no data. ${shmOff}`,
+  request: { params: z.object({ region: Region }) },
+  responses: { 200: { description: "Registered", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(400, 401, 403) },
+});
+export const shmUnregisterRoutes = {
+  all: createRoute({
+    method: "post", path: "/v2/systemsharedmemory/unregister", tags: shmTags, security, summary: "Unregister every system shared memory region (admin)",
+    responses: { 200: { description: "Unregistered", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(400, 401, 403) },
+  }),
+  one: createRoute({
+    method: "post", path: "/v2/systemsharedmemory/region/{region}/unregister", tags: shmTags, security, summary: "Unregister one system shared memory region (admin)",
+    description: "A request already reading or writing the region finishes first. An unknown name is already unregistered.",
+    request: { params: z.object({ region: Region }) },
+    responses: { 200: { description: "Unregistered", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(400, 401, 403) },
+  }),
+};
+const cudaShm = "CUDA shared memory: onnxruntime-node takes tensors from host memory only, so no CUDA region can be registered; status lists none and unregister has nothing to do, so clients that clear regions first (perf_analyzer) go on.";
+export const cudaShmRoutes = {
+  status: createRoute({
+    method: "get", path: "/v2/cudasharedmemory/status", tags: shmTags, security, summary: "CUDA shared memory regions: none (admin)", description: cudaShm,
+    responses: { 200: { description: "None", content: { "application/json": { schema: z.array(z.object({})) } } }, ...protocolErrors(401, 403) },
+  }),
+  register: createRoute({
+    method: "post", path: "/v2/cudasharedmemory/region/{region}/register", tags: shmTags, security, summary: "Register a CUDA shared memory region: refused (admin)", description: cudaShm,
+    request: { params: z.object({ region: Region }) },
+    responses: { ...protocolErrors(400, 401, 403) },
+  }),
+  unregister: createRoute({
+    method: "post", path: "/v2/cudasharedmemory/unregister", tags: shmTags, security, summary: "Unregister every CUDA shared memory region: nothing to do (admin)", description: cudaShm,
+    responses: { 200: { description: "Nothing was registered", content: { "application/json": { schema: z.object({}) } } }, ...protocolErrors(401, 403) },
+  }),
+};

@@ -9,7 +9,9 @@ export const InferTensor = z
     name: z.string().min(1).max(256),
     shape: z.array(z.number().int().min(0)).max(32),
     datatype: z.enum(DATATYPES),
-    parameters: Parameters.optional().openapi({ description: "`binary_data_size`: the input's bytes follow the JSON header (binary extension)." }),
+    parameters: Parameters.optional().openapi({
+      description: "`binary_data_size`: the input's bytes follow the JSON header (binary extension). `shared_memory_region`, `shared_memory_byte_size` and optional `shared_memory_offset`: they are in a registered shared memory region (/v2/systemsharedmemory).",
+    }),
     // Checked as an array only: element checks happen once, against the model, in one pass.
     data: z.custom<unknown[]>((v) => Array.isArray(v), "data must be an array").optional().openapi({
       type: "array",
@@ -28,7 +30,7 @@ export const InferRequestSchema = z
       .array(z.object({ name: z.string().min(1).max(256), parameters: Parameters.optional() }))
       .max(1024)
       .optional()
-      .openapi({ description: "Which outputs to return (default: all). `parameters.binary_data: true` returns one as binary." }),
+      .openapi({ description: "Which outputs to return (default: all). `parameters.binary_data: true` returns one as binary; `shared_memory_region` and `shared_memory_byte_size` (and optional `shared_memory_offset`) write it to a registered shared memory region." }),
   })
   .openapi("InferRequest");
 
@@ -43,7 +45,13 @@ export const InferResponse = z
         datatype: z.enum(DATATYPES),
         shape: z.array(z.number().int()),
         data: z.array(z.unknown()).optional().openapi({ description: "Row-major, flat. INT64 and UINT64 are written with their exact digits, past 2^53 too: parse them with a JSON reader that keeps 64-bit integers." }),
-        parameters: z.object({ binary_data_size: z.number().int() }).optional(),
+        parameters: z
+          .union([
+            z.object({ binary_data_size: z.number().int() }),
+            z.object({ shared_memory_region: z.string(), shared_memory_offset: z.number().int(), shared_memory_byte_size: z.number().int().openapi({ description: "The bytes written there." }) }),
+          ])
+          .optional()
+          .openapi({ description: "`binary_data_size`: the output's bytes follow the JSON (binary extension). `shared_memory_*`: the output was written to the client's region, and has no data here." }),
       }),
     ),
   })
@@ -123,6 +131,15 @@ export const ModelStatistics = z
     description:
       "Since the process started, per registered version. `queue`: from the request reaching the model's worker queue until its execution starts. `compute_input`/`compute_output`: turning JSON or binary tensors into the session's tensors and back. Every request of a merged batch reports the whole batch's compute time, as Triton does.",
   });
+
+export const ShmRegionStatus = z
+  .object({ name: z.string(), key: z.string(), offset: z.number().int(), byte_size: z.number().int() })
+  .openapi("SystemSharedMemoryRegion");
+export const ShmRegisterBody = z.object({
+  key: z.string().min(1).max(256),
+  offset: z.number().int().min(0).default(0),
+  byte_size: z.number().int().min(1),
+});
 
 export const RepositoryIndexBody = z.object({ ready: z.boolean().optional() });
 export const RepositoryActionBody = z.object({ parameters: z.record(z.string(), z.unknown()).optional() });

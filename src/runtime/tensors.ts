@@ -225,7 +225,8 @@ export interface RequestTensor {
   shape: number[];
   datatype: string;
   data?: unknown[];
-  /** Set by the binary extension: this input's raw bytes. */
+  parameters?: Record<string, unknown>;
+  /** Set by the binary extension (or read from shared memory): this input's raw bytes. */
   binary?: Uint8Array;
 }
 
@@ -273,7 +274,8 @@ export interface ResponseTensor {
   shape: number[];
   /** An output the response lists as JSON `data`: its tensor, written where the writer sees fit. */
   values?: WireTensor;
-  parameters?: { binary_data_size: number };
+  /** Where the output's bytes are: after the JSON (binary extension), or in a client's shared memory region. */
+  parameters?: { binary_data_size: number } | { shared_memory_region: string; shared_memory_offset: number; shared_memory_byte_size: number };
 }
 
 /** True for the datatypes whose JSON values must be written as text (jsonDataText): a JS number would round them. */

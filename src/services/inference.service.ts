@@ -7,6 +7,7 @@ import { enqueueJob, waitedJobError, waitForJob } from "./jobs.service";
 import { getModel, getVersion, modelRef, newestVersion } from "./models.service";
 import { RuntimeError, type ModelWorker } from "../runtime/model-worker";
 import type { WireTensor } from "../runtime/protocol";
+import { assertFits, sliceIn, type RegionSlice, type SystemSharedMemory } from "./shared-memory";
 import {
   datatypeOf,
   decodeInputs,
@@ -67,7 +68,7 @@ export function servingSession(modelId: string, version: string | undefined, d: 
   return session;
 }
 
-type InferDeps = Pick<Deps, "db" | "models" | "jobs" | "runtime" | "lifecycle" | "notifier" | "config" | "wake" | "stats">;
+type InferDeps = Pick<Deps, "db" | "models" | "jobs" | "runtime" | "lifecycle" | "notifier" | "config" | "wake" | "stats" | "shm">;
 
 const nsSince = (t: number) => Math.round((performance.now() - t) * 1e6);
 
@@ -133,8 +134,41 @@ function decodeRequest(req: InferRequest, worker: ModelWorker, maxElements: numb
   return { wire, requested };
 }
 
+/**
+ * Inputs that name a shared memory region get its bytes, as binary inputs carry theirs.
+ * Undefined when none does: the usual request pays no extra turn of the event loop.
+ */
+function readSharedInputs(req: InferRequest, shm: SystemSharedMemory): Promise<void> | undefined {
+  const reads: Promise<void>[] = [];
+  for (const input of req.inputs) {
+    const what = `input ${input.name}`;
+    const slice = sliceIn(input.parameters, what);
+    if (!slice) continue;
+    if (input.data !== undefined || input.binary !== undefined) throw new AppError("INVALID_TENSOR", `${what}: give one of data, binary_data_size or shared_memory_region`);
+    reads.push(shm.read(slice, what).then((bytes) => void (input.binary = bytes)));
+  }
+  return reads.length ? Promise.all(reads).then(() => {}) : undefined;
+}
+
+/** The outputs to write to shared memory, each region checked before the model runs. */
+function sharedOutputs(req: InferRequest, shm: SystemSharedMemory): Map<string, RegionSlice> | undefined {
+  let shared: Map<string, RegionSlice> | undefined;
+  for (const o of req.outputs ?? []) {
+    const what = `output ${o.name}`;
+    const slice = sliceIn(o.parameters, what);
+    if (!slice) continue;
+    if (o.parameters?.binary_data === true) throw new AppError("INVALID_TENSOR", `${what}: ask for binary_data or shared_memory_region, not both`);
+    shm.check(slice, what);
+    (shared ??= new Map()).set(o.name, slice);
+  }
+  return shared;
+}
+
 async function runOn(worker: ModelWorker, modelId: string, req: InferRequest, started: number, d: InferDeps): Promise<InferResult> {
   const decoded = performance.now();
+  const reading = readSharedInputs(req, d.shm);
+  if (reading) await reading;
+  const shared = sharedOutputs(req, d.shm);
   const { wire, requested } = decodeRequest(req, worker, d.config.runtime.maxTensorElements);
   const decodeNs = nsSince(decoded);
   const sent = performance.now();
@@ -146,7 +180,8 @@ async function runOn(worker: ModelWorker, modelId: string, req: InferRequest, st
   }
   const roundTripNs = nsSince(sent);
   const shaped = performance.now();
-  const result = shapeResult(worker, modelId, req, requested, outcome.outputs);
+  const { result, writes } = shapeResult(worker, modelId, req, requested, outcome.outputs, shared);
+  if (writes.length) await Promise.all(writes.map(({ slice, bytes, name }) => d.shm.write(slice, bytes, `output ${name}`)));
   const { timing } = outcome;
   d.stats.success(modelId, worker.version, {
     totalNs: nsSince(started),
@@ -161,8 +196,18 @@ async function runOn(worker: ModelWorker, modelId: string, req: InferRequest, st
   return result;
 }
 
-function shapeResult(worker: ModelWorker, modelId: string, req: InferRequest, requested: string[] | undefined, results: WireTensor[]): InferResult {
+type SharedWrite = { name: string; slice: RegionSlice; bytes: Uint8Array };
+
+function shapeResult(
+  worker: ModelWorker,
+  modelId: string,
+  req: InferRequest,
+  requested: string[] | undefined,
+  results: WireTensor[],
+  shared: Map<string, RegionSlice> | undefined,
+): { result: InferResult; writes: SharedWrite[] } {
   const outputMeta = worker.info!.outputs;
+  const writes: SharedWrite[] = [];
   const allBinary = wantsBinary(req.parameters, "binary_data_output") ?? false;
   const order = requested ?? outputMeta.map((o) => o.name);
   const binary: Uint8Array[] = [];
@@ -171,6 +216,17 @@ function shapeResult(worker: ModelWorker, modelId: string, req: InferRequest, re
   for (const name of order) {
     const t = results.find((r) => r.name === name);
     if (!t) continue;
+    const slice = shared?.get(name);
+    if (slice) {
+      // As Triton answers it: the output's place, and no data. Every output is checked
+      // before any is written, so a refused request writes nothing.
+      const bytes = toBinaryData(t);
+      assertFits(slice, bytes.byteLength, `output ${name}`);
+      writes.push({ name, slice, bytes });
+      const parameters = { shared_memory_region: slice.region, shared_memory_offset: slice.offset, shared_memory_byte_size: bytes.byteLength };
+      outputs.push({ name, datatype: datatypeOf(t.type)!, shape: t.dims, parameters });
+      continue;
+    }
     const perOutput = req.outputs ? wantsBinary(req.outputs.find((o) => o.name === name)?.parameters, "binary_data") : undefined;
     if (perOutput ?? allBinary) {
       const bytes = toBinaryData(t);
@@ -178,5 +234,5 @@ function shapeResult(worker: ModelWorker, modelId: string, req: InferRequest, re
       outputs.push({ name, datatype: datatypeOf(t.type)!, shape: t.dims, parameters: { binary_data_size: bytes.byteLength } });
     } else outputs.push({ name, datatype: datatypeOf(t.type)!, shape: t.dims, values: t });
   }
-  return { json: { model_name: modelId, model_version: worker.version, ...(req.id !== undefined ? { id: req.id } : {}), outputs }, binary };
+  return { result: { json: { model_name: modelId, model_version: worker.version, ...(req.id !== undefined ? { id: req.id } : {}), outputs }, binary }, writes };
 }

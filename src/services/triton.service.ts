@@ -122,7 +122,10 @@ export function modelStats(name: string | undefined, version: string | undefined
   };
 }
 
-export const SERVER_EXTENSIONS = ["binary_tensor_data", "model_repository", "model_configuration", "statistics"];
+/** What the server metadata lists: system shared memory only where an operator turned it on. */
+export function serverExtensions(d: Pick<Deps, "shm">): string[] {
+  return ["binary_tensor_data", "model_repository", "model_configuration", "statistics", ...(d.shm.allowed ? ["system_shared_memory"] : [])];
+}
 
 /** The protocol's model metadata: a version's inputs and outputs, with protocol datatypes and -1 for dynamic dimensions. */
 export function modelMetadata(name: string, version: string | undefined, d: Pick<Deps, "models" | "runtime">) {

@@ -2,6 +2,8 @@
 // same service definition, against a real service on a free port.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { VERSION } from "../../src/http/app";
 import { startGrpcServer, type GrpcServer } from "../../src/grpc/server";
 import type { Service } from "../../src/server";
@@ -222,4 +224,51 @@ describe("gRPC", () => {
     expect(await status(call("RepositoryModelUnload", { model_name: "affine" }, infer))).toBe(grpc.status.PERMISSION_DENIED);
     expect(await status(call("ServerLive", {}, null))).toBe(grpc.status.OK);
   });
+});
+
+test("system shared memory over gRPC, as tritonclient.grpc uses it: raw contents only for the inputs not in a region, an empty one per output written to a region", async () => {
+  expect(await status(call("SystemSharedMemoryRegister", { name: "r", key: "/x", byte_size: 8 }))).toBe(grpc.status.INVALID_ARGUMENT);
+  const t2 = testEnv({ MODELD_ALLOW_CLIENT_SHM: "true" });
+  writeModel(t2.modelDir, "pair.onnx", affineModel(2, 1));
+  const svc2 = await startTestService(t2);
+  const server2 = await startGrpcServer(svc2.deps, svc2.verify, { host: "127.0.0.1", port: 0, version: VERSION });
+  const c2 = grpcClient(`127.0.0.1:${server2.port}`, admin);
+  const object = join("/dev/shm", `modeld-grpc-${process.pid}`);
+  try {
+    writeFileSync(object, Buffer.concat([Buffer.from(new Float32Array([1, 2, 3, 4]).buffer), Buffer.alloc(16)]));
+    expect((await c2.call("ServerMetadata", {})).extensions).toContain("system_shared_memory");
+    await c2.call("SystemSharedMemoryRegister", { name: "io", key: `/modeld-grpc-${process.pid}`, offset: 0, byte_size: 32 });
+    const listed = await c2.call("SystemSharedMemoryStatus", {});
+    expect(listed.regions).toEqual({ io: { name: "io", key: `/modeld-grpc-${process.pid}`, offset: 0, byte_size: 32 } });
+    expect(await c2.status("SystemSharedMemoryStatus", { name: "io" }, await token({ role: "infer" }))).toBe(grpc.status.PERMISSION_DENIED);
+    await c2.call("RepositoryModelLoad", { model_name: "pair" });
+    const region = (offset: number) => ({
+      shared_memory_region: { string_param: "io" },
+      shared_memory_offset: { int64_param: offset },
+      shared_memory_byte_size: { int64_param: 16 },
+    });
+    const inShm = await c2.call("ModelInfer", {
+      model_name: "pair",
+      inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], parameters: region(0) }],
+      outputs: [{ name: "y", parameters: region(16) }],
+    });
+    expect(inShm.raw_output_contents).toEqual([Buffer.alloc(0)]);
+    expect(inShm.outputs[0].parameters.shared_memory_region).toEqual({ string_param: "io", parameter_choice: "string_param" });
+    expect(inShm.outputs[0].parameters.shared_memory_byte_size.int64_param).toBe(16);
+    expect(floats(readFileSync(object).subarray(16))).toEqual([3, 5, 7, 9]);
+    // An input in a region needs no raw entry; the outputs not in a region keep theirs.
+    const mixed = await c2.call("ModelInfer", { model_name: "pair", inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], parameters: region(0) }] });
+    expect(floats(mixed.raw_output_contents[0])).toEqual([3, 5, 7, 9]);
+    expect(mixed.outputs[0].parameters).toEqual({});
+    expect(await c2.status("CudaSharedMemoryRegister", { name: "g", byte_size: 8 })).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(await c2.status("CudaSharedMemoryUnregister", {})).toBe(grpc.status.OK);
+    await c2.call("SystemSharedMemoryUnregister", {});
+    expect((await c2.call("SystemSharedMemoryStatus", {})).regions).toEqual({});
+  } finally {
+    rmSync(object, { force: true });
+    c2.close();
+    await server2.stop(1000);
+    await svc2.close();
+    cleanup(t2);
+  }
 });

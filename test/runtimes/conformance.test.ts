@@ -7,7 +7,7 @@
 // token CLI, and an external ONNX Runtime (MODELD_ORT_DIR).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
@@ -36,7 +36,7 @@ let admin: string;
 
 beforeAll(async () => {
   if (RUNTIME !== "bun") buildPortable();
-  t = testEnv({ MODELD_RESTORE: "true", MODELD_GRPC_PORT: "0" });
+  t = testEnv({ MODELD_RESTORE: "true", MODELD_GRPC_PORT: "0", MODELD_ALLOW_CLIENT_SHM: "true" });
   modelDirLayout(t, 1, 2);
   // A few ms per run: 40 queued requests keep the worker busy for a while.
   writeFileSync(join(t.modelDir, "slow.onnx"), matmulChainModel(1024, 160));
@@ -148,6 +148,32 @@ describe(`on ${RUNTIME}`, () => {
     const json = JSON.parse(new TextDecoder().decode(bytes.subarray(0, n)));
     expect(json.outputs[0]).toMatchObject({ name: "y", datatype: "FP32", shape: [1, 4], parameters: { binary_data_size: 16 } });
     expect([...new Float32Array(bytes.slice(n).buffer)]).toEqual((await call("POST", "/v2/models/affine/infer", { body: x })).body.outputs[0].data);
+  });
+
+  test("system shared memory: an input read from a region, an output written to one (under Deno, a refusal naming --allow-all)", async () => {
+    await waitJob((await call("POST", "/api/v1/models/affine/load")).body.id);
+    const name = `modeld-conformance-${RUNTIME}-${process.pid}`;
+    const object = join("/dev/shm", name);
+    writeFileSync(object, Buffer.concat([Buffer.from(new Float32Array([1, 2, 3, 4]).buffer), Buffer.alloc(16)]));
+    try {
+      const registered = await call("POST", "/v2/systemsharedmemory/region/io/register", { body: { key: `/${name}`, byte_size: 32 } });
+      if (RUNTIME === "deno") {
+        // Deno opens nothing under /dev without --allow-all (denoland/deno#30979); the refusal says so.
+        expect(registered.status).toBe(400);
+        expect(registered.body.error).toContain("--allow-all");
+        return;
+      }
+      expect(registered.status).toBe(200);
+      const region = (offset: number) => ({ shared_memory_region: "io", shared_memory_offset: offset, shared_memory_byte_size: 16 });
+      const answer = await call("POST", "/v2/models/affine/infer", {
+        body: { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], parameters: region(0) }], outputs: [{ name: "y", parameters: region(16) }] },
+      });
+      expect(answer.body.outputs).toEqual([{ name: "y", datatype: "FP32", shape: [1, 4], parameters: region(16) }]);
+      expect([...new Float32Array(readFileSync(object).buffer.slice(16, 32))]).toEqual([3, 5, 7, 9]);
+      expect((await call("POST", "/v2/systemsharedmemory/unregister")).status).toBe(200);
+    } finally {
+      rmSync(object, { force: true });
+    }
   });
 
   test("a large JSON body, parsed in the codec thread, answers like a small one; one nested too deeply is refused alone", async () => {
