@@ -4,11 +4,27 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { affineModel, bigExternalModel, reshapeBy3Model } from "../fixtures/onnx-builder";
-import { client, startTestService, testEnv, token, useService, writeModel, cleanup } from "../helpers";
+import { client, startTestService, testEnv, token, useService, writeModel, cleanup, type Client, type TestEnv } from "../helpers";
 
 /** v1 answers 2x+1, v2 answers 3x-1: every response tells which version ran. */
 const V1 = affineModel(2, 1);
 const V2 = affineModel(3, -1);
+
+/** One row for the affine models V1 and V2: V1 answers [3, 5, 7, 9], V2 [2, 5, 8, 11]. */
+const X = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
+
+/** A service over a model dir `prepare` fills, handed to `body` with an admin client, then stopped and removed. */
+async function onModelDir(prepare: (t: TestEnv) => void, body: (api: Client, t: TestEnv) => Promise<void>): Promise<void> {
+  const t = testEnv();
+  prepare(t);
+  const service = await startTestService(t);
+  try {
+    await body(await client(service), t);
+  } finally {
+    await service.close();
+    cleanup(t);
+  }
+}
 const expected = (version: string, x: number[]) => x.map((v) => (version === "1" ? 2 * v + 1 : 3 * v - 1));
 const body = (x = [1, 2, 3, 4]) => ({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: x }] });
 
@@ -312,10 +328,7 @@ describe("restart", () => {
 });
 
 test("a rescan says which files it skipped and why, where it used to say only that it added nothing", async () => {
-  const t = testEnv();
-  const service = await startTestService(t);
-  try {
-    const api = await client(service);
+  await onModelDir(() => {}, async (api, t) => {
     writeModel(t.modelDir, "My Model.onnx", V1);
     writeModel(t.root, "outside.onnx", V1);
     symlinkSync(join(t.root, "outside.onnx"), join(t.modelDir, "escape.onnx"));
@@ -327,23 +340,18 @@ test("a rescan says which files it skipped and why, where it used to say only th
       { path: "escape.onnx", reason: expect.stringContaining("escape") },
     ]);
     expect((await api.json("GET", "/api/v1/models/escape")).status).toBe(404);
-  } finally {
-    await service.close();
-    cleanup(t);
-  }
+  });
 });
 
 test("Triton's layout for a model of several files, a folder model.onnx holding model.onnx and its weights, is a version", async () => {
   // Triton's documented form for models whose weights are external data files (past 2 GB); it was silently ignored.
-  const t = testEnv();
   const parts = bigExternalModel(8);
-  writeModel(t.modelDir, "big/1/model.onnx/model.onnx", parts["model.onnx"]);
-  writeModel(t.modelDir, "big/1/model.onnx/weights.bin", parts["weights.bin"]);
-  writeModel(t.modelDir, "plain/2/model.onnx", V1);
-  writeModel(t.modelDir, "plain/1/model.py", "# a Python backend's model: not modeld's");
-  const service = await startTestService(t);
-  try {
-    const api = await client(service);
+  await onModelDir((t) => {
+    writeModel(t.modelDir, "big/1/model.onnx/model.onnx", parts["model.onnx"]);
+    writeModel(t.modelDir, "big/1/model.onnx/weights.bin", parts["weights.bin"]);
+    writeModel(t.modelDir, "plain/2/model.onnx", V1);
+    writeModel(t.modelDir, "plain/1/model.py", "# a Python backend's model: not modeld's");
+  }, async (api, t) => {
     const big = (await api.json("GET", "/api/v1/models/big")).body;
     expect(big).toMatchObject({ path: "big/1/model.onnx/model.onnx", sizeBytes: parts["model.onnx"].byteLength + parts["weights.bin"].byteLength });
     expect((await api.waitJob((await api.json("POST", "/api/v1/models/big/load")).body.id)).state).toBe("completed");
@@ -352,25 +360,19 @@ test("Triton's layout for a model of several files, a folder model.onnx holding 
     expect((await api.json("GET", "/api/v1/models/plain")).body.versions.map((v: any) => v.version)).toEqual(["2"]);
     // A version folder without a model file is said, not passed over in silence.
     expect((await api.json("POST", "/api/v1/models/rescan")).body.skipped).toEqual([{ path: "plain/1", reason: expect.stringContaining("no model.onnx in this version folder") }]);
-  } finally {
-    await service.close();
-    cleanup(t);
-  }
+  });
 });
 
 test("Triton's repository load reads the model's folder again, as Triton's does: a version or a model copied in since serves", async () => {
   // tritonclient's load_model after copying m/2/ into the repository reported success and left version 1 serving.
-  const t = testEnv();
-  writeModel(t.modelDir, "m/1/model.onnx", V1);
-  const service = await startTestService(t);
-  try {
-    const api = await client(service);
-    const x = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
+  await onModelDir((t) => {
+    writeModel(t.modelDir, "m/1/model.onnx", V1);
+  }, async (api, t) => {
     expect((await api.json("POST", "/v2/repository/models/m/load")).status).toBe(200);
-    expect((await api.json("POST", "/v2/models/m/infer", { body: x })).body.model_version).toBe("1");
+    expect((await api.json("POST", "/v2/models/m/infer", { body: X })).body.model_version).toBe("1");
     writeModel(t.modelDir, "m/2/model.onnx", V2);
     expect((await api.json("POST", "/v2/repository/models/m/load")).status).toBe(200);
-    const answer = (await api.json("POST", "/v2/models/m/infer", { body: x })).body;
+    const answer = (await api.json("POST", "/v2/models/m/infer", { body: X })).body;
     expect(answer).toMatchObject({ model_version: "2", outputs: [{ data: [2, 5, 8, 11] }] });
     writeModel(t.modelDir, "late/1/model.onnx", V1);
     expect((await api.json("POST", "/v2/repository/models/late/load")).status).toBe(200);
@@ -383,21 +385,15 @@ test("Triton's repository load reads the model's folder again, as Triton's does:
     const bad = await api.json("POST", "/v2/repository/models/Bad/load");
     expect(bad.status).toBe(404);
     expect(bad.body.error).toContain("is not a valid model id");
-  } finally {
-    await service.close();
-    cleanup(t);
-  }
+  });
 });
 
 test("Triton's repository load of a serving version whose file was overwritten in place reloads it with no gap; a file that cannot load leaves the old one serving", async () => {
   // It answered 200 and went on serving what the file held before; the next load after an unload failed CHECKSUM_MISMATCH.
-  const t = testEnv();
-  writeModel(t.modelDir, "m/1/model.onnx", V1);
-  const service = await startTestService(t);
-  try {
-    const api = await client(service);
-    const x = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
-    const infer = async () => (await api.json("POST", "/v2/models/m/infer", { body: x })).body;
+  await onModelDir((t) => {
+    writeModel(t.modelDir, "m/1/model.onnx", V1);
+  }, async (api, t) => {
+    const infer = async () => (await api.json("POST", "/v2/models/m/infer", { body: X })).body;
     const digest = async () => (await api.json("GET", "/api/v1/models/m")).body.versions[0].sha256;
     expect((await api.json("POST", "/v2/repository/models/m/load")).status).toBe(200);
     expect(await infer()).toMatchObject({ model_version: "1", outputs: [{ data: [3, 5, 7, 9] }] });
@@ -413,7 +409,7 @@ test("Triton's repository load of a serving version whose file was overwritten i
     let running = true;
     const statuses: number[] = [];
     const traffic = (async () => {
-      while (running) statuses.push((await api.json("POST", "/v2/models/m/infer", { body: x })).status);
+      while (running) statuses.push((await api.json("POST", "/v2/models/m/infer", { body: X })).status);
     })();
     const reload = await api.json("POST", "/v2/repository/models/m/load");
     running = false;
@@ -436,28 +432,22 @@ test("Triton's repository load of a serving version whose file was overwritten i
     expect(await infer()).toMatchObject({ outputs: [{ data: [2, 5, 8, 11] }] });
     expect(await digest()).toBe(after);
     expect((await api.json("GET", "/api/v1/models/m")).body).toMatchObject({ state: "loaded", servingVersion: "1" });
-  } finally {
-    await service.close();
-    cleanup(t);
-  }
+  });
 });
 
 test("Triton's repository load after a version folder is removed rolls back to the newest version the folder still holds", async () => {
   // Removing a bad m/2/ and calling load_model is how a Triton user rolls back; modeld kept
   // targeting the registered version 2 and answered 400 (its file was gone).
-  const t = testEnv();
-  writeModel(t.modelDir, "m/1/model.onnx", V1);
-  writeModel(t.modelDir, "m/2/model.onnx", V2);
-  const service = await startTestService(t);
-  try {
-    const api = await client(service);
-    const x = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
+  await onModelDir((t) => {
+    writeModel(t.modelDir, "m/1/model.onnx", V1);
+    writeModel(t.modelDir, "m/2/model.onnx", V2);
+  }, async (api, t) => {
     expect((await api.json("POST", "/v2/repository/models/m/load")).status).toBe(200);
-    expect((await api.json("POST", "/v2/models/m/infer", { body: x })).body.model_version).toBe("2");
+    expect((await api.json("POST", "/v2/models/m/infer", { body: X })).body.model_version).toBe("2");
     rmSync(join(t.modelDir, "m", "2"), { recursive: true });
     const back = await api.json("POST", "/v2/repository/models/m/load");
     expect(back.status).toBe(200);
-    expect((await api.json("POST", "/v2/models/m/infer", { body: x })).body).toMatchObject({ model_version: "1", outputs: [{ data: [3, 5, 7, 9] }] });
+    expect((await api.json("POST", "/v2/models/m/infer", { body: X })).body).toMatchObject({ model_version: "1", outputs: [{ data: [3, 5, 7, 9] }] });
     // Still registered, as modeld keeps what it registered: its own load of it names the missing file.
     const model = (await api.json("GET", "/api/v1/models/m")).body;
     expect(model.versions.map((v: { version: string }) => v.version)).toEqual(["1", "2"]);
@@ -466,19 +456,14 @@ test("Triton's repository load after a version folder is removed rolls back to t
     const none = await api.json("POST", "/v2/repository/models/m/load");
     expect(none.status).toBe(400);
     expect(none.body.error).toContain("m/2/model.onnx");
-    expect((await api.json("POST", "/v2/models/m/infer", { body: x })).body.model_version).toBe("1");
-  } finally {
-    await service.close();
-    cleanup(t);
-  }
+    expect((await api.json("POST", "/v2/models/m/infer", { body: X })).body.model_version).toBe("1");
+  });
 });
 
 test("a rescan of a model dir that cannot be read answers 503 naming it, not an empty report; a missing one holds no models", async () => {
-  const t = testEnv();
-  writeModel(t.modelDir, "kept.onnx", V1);
-  const service = await startTestService(t);
-  try {
-    const api = await client(service);
+  await onModelDir((t) => {
+    writeModel(t.modelDir, "kept.onnx", V1);
+  }, async (api, t) => {
     rmSync(t.modelDir, { recursive: true });
     writeFileSync(t.modelDir, "not a folder");
     const unreadable = await api.json("POST", "/api/v1/models/rescan");
@@ -488,8 +473,5 @@ test("a rescan of a model dir that cannot be read answers 503 naming it, not an 
     expect((await api.json("POST", "/api/v1/models/rescan")).body).toEqual({ added: [], updated: [], skipped: [] });
     // What was registered stays registered.
     expect((await api.json("GET", "/api/v1/models/kept")).status).toBe(200);
-  } finally {
-    await service.close();
-    cleanup(t);
-  }
+  });
 });
