@@ -155,7 +155,7 @@ export const RescanResult = z
     updated: z.array(z.object({ id: z.string(), version: z.string() })).openapi({ description: "Versions not loaded whose file changed; their size and sha256 were recorded anew." }),
     skipped: z
       .array(z.object({ path: z.string().openapi({ description: "Relative to the model dir." }), reason: z.string() }))
-      .openapi({ description: "Files and folders that look like models but were not registered, and why: a name that is not a valid model id, a path that escapes the model dir, a folder that cannot be read." }),
+      .openapi({ description: "Files and folders that look like models but were not registered, or not recorded anew, and why: a name that is not a valid model id, a path that escapes the model dir, a folder that cannot be read, a version folder with no model.onnx, the changed file of a version that serves (its record stays that of what serves)." }),
   })
   .openapi("RescanResult");
 

@@ -304,7 +304,12 @@ export async function scanModelDir(d: ModelDeps, only?: string): Promise<ScanRep
     // A file an admin registered as a version of some model is that version, not a model of its own.
     if (!existing && d.models.versionsByPath(file.rel).length) continue;
     if (existing && existing.statIdentity === (await currentIdentity(file.abs, existing.statIdentity))) continue;
-    if (existing && existing.state !== "unloaded" && existing.state !== "failed") continue; // never under a live session
+    if (existing && existing.state !== "unloaded" && existing.state !== "failed") {
+      // Never under a live session; an operator who overwrote a serving model's file hears why nothing changed.
+      const reason = `changed since it was registered, and version ${f.version} serves (${existing.state}): its record stays that of what serves; Triton's repository load (POST /v2/repository/models/${f.id}/load) reloads it from the file without downtime, or unload it and rescan`;
+      report.skipped.push({ path: file.rel, reason });
+      continue;
+    }
     toHash.push({ id: f.id, version: f.version, file });
   }
   // One hash worker for the whole scan: starting one per file made a first start

@@ -403,6 +403,12 @@ test("Triton's repository load of a serving version whose file was overwritten i
     // modeld's own load keeps its rule: a changed file is not taken silently, and the version already serves.
     const again = await api.waitJob((await api.json("POST", "/api/v1/models/m/load")).body.id);
     expect(again.outcome).toMatchObject({ summary: "already-loaded" });
+    // A rescan does not change what serves, and says why it left the file.
+    expect((await api.json("POST", "/api/v1/models/rescan")).body).toEqual({
+      added: [],
+      updated: [],
+      skipped: [{ path: "m/1/model.onnx", reason: expect.stringContaining("changed since it was registered, and version 1 serves") }],
+    });
     expect(await infer()).toMatchObject({ outputs: [{ data: [3, 5, 7, 9] }] });
 
     // Requests run throughout the reload: none fails.
