@@ -52,6 +52,19 @@ const svc = useService({}, (t) => {
 const phases = (events: Sse[]) => events.filter((e) => e.event === "job").map((e) => e.data.phase).filter((p, i, a) => p !== a[i - 1]);
 
 describe("event streams", () => {
+  test("a job's events carry every field the job API shows, a Triton load's reread included", async () => {
+    // The change log's job snapshot was written before `reread` existed, and said false for a Triton load.
+    const stream = reader(await svc.api.call("GET", "/api/v1/events"));
+    expect((await svc.api.json("POST", "/v2/repository/models/n/load")).status).toBe(200);
+    let last: Sse;
+    do last = (await stream.next())!;
+    while (!(last.event === "job" && last.data.modelId === "n" && last.data.state === "completed"));
+    await stream.close();
+    expect(last.data.reread).toBe(true);
+    expect(last.data).toEqual((await svc.api.json("GET", `/api/v1/jobs/${last.data.id}`)).body);
+    expect((await svc.api.json("POST", "/v2/repository/models/n/unload")).status).toBe(200);
+  });
+
   test("a client sees a load's phases in order; reconnecting with Last-Event-ID misses nothing", async () => {
     const res = await svc.api.call("GET", "/api/v1/events");
     expect(res.status).toBe(200);
