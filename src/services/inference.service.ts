@@ -138,13 +138,16 @@ function decodeRequest(req: InferRequest, worker: ModelWorker, maxElements: numb
  * Inputs that name a shared memory region get its bytes, as binary inputs carry theirs.
  * Undefined when none does: the usual request pays no extra turn of the event loop.
  */
-function readSharedInputs(req: InferRequest, shm: SystemSharedMemory): Promise<void> | undefined {
+function readSharedInputs(req: InferRequest, shm: SystemSharedMemory, maxElements: number): Promise<void> | undefined {
   const reads: Promise<void>[] = [];
   for (const input of req.inputs) {
     const what = `input ${input.name}`;
     const slice = sliceIn(input.parameters, what);
     if (!slice) continue;
     if (input.data !== undefined || input.binary !== undefined) throw new AppError("INVALID_TENSOR", `${what}: give one of data, binary_data_size or shared_memory_region`);
+    // Read into memory before the tensor is checked: bounded as a body is, by the largest tensor allowed.
+    const most = maxElements * 8;
+    if (slice.byteSize > most) throw new AppError("INVALID_TENSOR", `${what}: shared_memory_byte_size ${slice.byteSize} is more than the ${most} bytes of the largest tensor MODELD_MAX_TENSOR_ELEMENTS allows`);
     reads.push(shm.read(slice, what).then((bytes) => void (input.binary = bytes)));
   }
   return reads.length ? Promise.all(reads).then(() => {}) : undefined;
@@ -166,7 +169,7 @@ function sharedOutputs(req: InferRequest, shm: SystemSharedMemory): Map<string, 
 
 async function runOn(worker: ModelWorker, modelId: string, req: InferRequest, started: number, d: InferDeps): Promise<InferResult> {
   const decoded = performance.now();
-  const reading = readSharedInputs(req, d.shm);
+  const reading = readSharedInputs(req, d.shm, d.config.runtime.maxTensorElements);
   if (reading) await reading;
   const shared = sharedOutputs(req, d.shm);
   const { wire, requested } = decodeRequest(req, worker, d.config.runtime.maxTensorElements);

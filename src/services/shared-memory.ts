@@ -95,7 +95,7 @@ export class SystemSharedMemory {
     this.requireAllowed();
     const gone = name === undefined ? [...this.regions.values()] : [this.regions.get(name)].filter((r) => r !== undefined);
     for (const r of gone) this.regions.delete(r.name);
-    // A read or write in progress finishes first: FileHandle.close waits for it.
+    // A read or write it cuts short is its request's 400 (failedOn), not a crash.
     await Promise.all(gone.map((r) => r.file.close()));
   }
 

@@ -42,7 +42,7 @@ test("shared memory from clients is off unless the operator turns it on, and the
 });
 
 describe("with MODELD_ALLOW_CLIENT_SHM=true", () => {
-  const svc = useService({ MODELD_ALLOW_CLIENT_SHM: "true", MODELD_LOAD_ON_START: "affine,words" }, (t) => {
+  const svc = useService({ MODELD_ALLOW_CLIENT_SHM: "true", MODELD_LOAD_ON_START: "affine,words", MODELD_MAX_TENSOR_ELEMENTS: "1024" }, (t) => {
     writeModel(t.modelDir, "affine.onnx", affineModel(2, 1));
     writeModel(t.modelDir, "words.onnx", identityModel("string", ["batch"]));
   });
@@ -136,16 +136,19 @@ describe("with MODELD_ALLOW_CLIENT_SHM=true", () => {
         body: { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }], outputs: [{ name: "y", parameters: { shared_memory_region: "small", shared_memory_byte_size: 8 } }] },
       }),
     ];
-    expect(bad.map((r) => r.status)).toEqual([400, 400, 400, 400, 400]);
+    bad.push(await api.json("POST", "/v2/models/affine/infer", { body: x({ shared_memory_region: "small", shared_memory_byte_size: 8193 }) }));
+    expect(bad.map((r) => r.status)).toEqual([400, 400, 400, 400, 400, 400]);
     expect(bad.map((r) => r.body.error)).toEqual([
       expect.stringContaining('no shared memory region "nope"'),
       expect.stringContaining("past the end of region small"),
       expect.stringContaining("shared_memory_byte_size must be given"),
       expect.stringContaining("give one of data, binary_data_size or shared_memory_region"),
       expect.stringContaining("shared_memory_byte_size is 8 bytes, and the output needs 16"),
+      // Read into memory before the tensor is checked, so bounded as a body is.
+      expect.stringContaining("more than the 8192 bytes of the largest tensor MODELD_MAX_TENSOR_ELEMENTS allows"),
     ]);
     const after = await stats();
-    expect([after.success.count - before.success.count, after.fail.count - before.fail.count]).toEqual([0, 5]);
+    expect([after.success.count - before.success.count, after.fail.count - before.fail.count]).toEqual([0, 6]);
     // An output larger than the room given is not written in part.
     expect(floatsAt(key, 0, 4)).toEqual([0, 0, 0, 0]);
     expect((await api.json("GET", "/v2/cudasharedmemory/status")).body).toEqual([]);
