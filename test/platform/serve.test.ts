@@ -2,9 +2,10 @@
 // must not end a request that is waiting for modeld's own work.
 import { afterAll, expect, test } from "bun:test";
 import { connect } from "node:net";
-import * as ort from "onnxruntime-node";
 import { listen, type Listener } from "../../src/platform/serve";
 import { matmulChainModel } from "../fixtures/onnx-builder";
+// Through the fixture, which keeps raw float16 working for the suites that run after this one.
+import { rawRunMs } from "../fixtures/raw-ort";
 import { cleanup, startTestService, testEnv, token, writeModel } from "../helpers";
 
 const listeners: Listener[] = [];
@@ -43,17 +44,8 @@ test("a request that says it awaits modeld's work outlasts the idle timeout; one
 
 /** Rows of a [rows, 1024] input for which 1000 runs of the model take about `ms` on this host, measured with raw ONNX Runtime. */
 async function rowsFor(path: string, ms: number): Promise<number> {
-  const session = await ort.InferenceSession.create(path);
-  try {
-    const x = new ort.Tensor("float32", new Float32Array(2 * 1024), [2, 1024]);
-    await session.run({ x });
-    const started = performance.now();
-    for (let i = 0; i < 20; i++) await session.run({ x });
-    const perRunOf2 = (performance.now() - started) / 20;
-    return Math.max(2, Math.ceil((2 * ms) / (1000 * perRunOf2)));
-  } finally {
-    await session.release();
-  }
+  const perRunOf2 = await rawRunMs(path, { x: { type: "float32", data: new Float32Array(2 * 1024), dims: [2, 1024] } }, 20);
+  return Math.max(2, Math.ceil((2 * ms) / (1000 * perRunOf2)));
 }
 
 test("a Triton client's repository load that takes longer than the idle timeout gets its answer", async () => {
