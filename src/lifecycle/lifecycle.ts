@@ -170,7 +170,7 @@ export function createLifecycle(d: LifecycleDeps) {
     }
     if (actual !== v.sha256) {
       const what = files.length > 1 ? `the sha256 of ${v.path} and its external data (${files.slice(1).map((f) => basename(f)).join(", ")})` : "file sha256";
-      throw new LifecycleError("CHECKSUM_MISMATCH", `${what} is ${actual}, registered as ${v.sha256}; re-register the version if the change is intended`);
+      throw new LifecycleError("CHECKSUM_MISMATCH", `${what} is ${actual}, registered as ${v.sha256}; if the change is intended, POST /api/v1/models/rescan records it while the version is not loaded (or register the file as a new version)`);
     }
   }
 

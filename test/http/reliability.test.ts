@@ -123,6 +123,8 @@ describe("model files", () => {
     const refused = await load("ext-drift");
     expect(refused.error?.code).toBe("CHECKSUM_MISMATCH");
     expect(refused.error!.message).toStartWith("the sha256 of ext-drift/model.onnx and its external data (weights.bin) is ");
+    // It says how to take the change, which the operator then does.
+    expect(refused.error!.message).toContain("POST /api/v1/models/rescan records it");
     expect((await api.json("POST", "/api/v1/models/rescan")).body.updated).toContainEqual({ id: "ext-drift", version: "1" });
     expect((await load("ext-drift")).state).toBe("completed");
     expect((await api.json("POST", "/v2/models/ext-drift/infer", x)).body.outputs[0].data).toEqual([6, 7, 8, 9]);
