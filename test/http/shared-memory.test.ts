@@ -42,7 +42,8 @@ test("shared memory from clients is off unless the operator turns it on, and the
 });
 
 describe("with MODELD_ALLOW_CLIENT_SHM=true", () => {
-  const svc = useService({ MODELD_ALLOW_CLIENT_SHM: "true", MODELD_LOAD_ON_START: "affine,words", MODELD_MAX_TENSOR_ELEMENTS: "1024" }, (t) => {
+  const svc = useService({ MODELD_ALLOW_CLIENT_SHM: "true", MODELD_LOAD_ON_START: "affine,words,wide", MODELD_MAX_TENSOR_ELEMENTS: "1048576" }, (t) => {
+    writeModel(t.modelDir, "wide.onnx", identityModel("float32", [1, "n"]));
     writeModel(t.modelDir, "affine.onnx", affineModel(2, 1));
     writeModel(t.modelDir, "words.onnx", identityModel("string", ["batch"]));
   });
@@ -136,7 +137,7 @@ describe("with MODELD_ALLOW_CLIENT_SHM=true", () => {
         body: { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }], outputs: [{ name: "y", parameters: { shared_memory_region: "small", shared_memory_byte_size: 8 } }] },
       }),
     ];
-    bad.push(await api.json("POST", "/v2/models/affine/infer", { body: x({ shared_memory_region: "small", shared_memory_byte_size: 8193 }) }));
+    bad.push(await api.json("POST", "/v2/models/affine/infer", { body: x({ shared_memory_region: "small", shared_memory_byte_size: 8 * 1048576 + 1 }) }));
     expect(bad.map((r) => r.status)).toEqual([400, 400, 400, 400, 400, 400]);
     expect(bad.map((r) => r.body.error)).toEqual([
       expect.stringContaining('no shared memory region "nope"'),
@@ -145,7 +146,7 @@ describe("with MODELD_ALLOW_CLIENT_SHM=true", () => {
       expect.stringContaining("give one of data, binary_data_size or shared_memory_region"),
       expect.stringContaining("shared_memory_byte_size is 8 bytes, and the output needs 16"),
       // Read into memory before the tensor is checked, so bounded as a body is.
-      expect.stringContaining("more than the 8192 bytes of the largest tensor MODELD_MAX_TENSOR_ELEMENTS allows"),
+      expect.stringContaining("more than the 8388608 bytes of the largest tensor MODELD_MAX_TENSOR_ELEMENTS allows"),
     ]);
     const after = await stats();
     expect([after.success.count - before.success.count, after.fail.count - before.fail.count]).toEqual([0, 6]);
@@ -172,5 +173,26 @@ describe("with MODELD_ALLOW_CLIENT_SHM=true", () => {
     expect(gone.body.error).toContain('no shared memory region "r"');
     expect((await api.json("POST", "/v2/systemsharedmemory/unregister")).status).toBe(200);
     expect((await api.json("GET", "/v2/systemsharedmemory/status")).body).toEqual([]);
+  });
+  test("a region unregistered while requests read and write it: each request is answered 200 or 400, none 5xx, and the server serves on", async () => {
+    const { api } = svc;
+    const n = 1024 * 1024;
+    const key = shmObject(n * 8);
+    put(key, 0, f32(Array.from({ length: n }, (_, i) => i % 100)));
+    expect((await api.json("POST", "/v2/systemsharedmemory/region/race/register", { body: { key, byte_size: n * 8 } })).status).toBe(200);
+    const region = (offset: number) => ({ shared_memory_region: "race", shared_memory_offset: offset, shared_memory_byte_size: n * 4 });
+    const body = { inputs: [{ name: "in", datatype: "FP32", shape: [1, n], parameters: region(0) }], outputs: [{ name: "out", parameters: region(n * 4) }] };
+    const requests = Array.from({ length: 32 }, () => api.json("POST", "/v2/models/wide/infer", { body }));
+    // Once one is answered, the others are reading, queued for the model or writing.
+    await Promise.race(requests);
+    const unregistered = api.json("POST", "/v2/systemsharedmemory/region/race/unregister");
+    const answers = await Promise.all(requests);
+    expect((await unregistered).status).toBe(200);
+    const refused = answers.filter((a) => a.status !== 200);
+    expect(refused.every((a) => a.status === 400 && /no shared memory region "race"|region race .* could not be used/.test(a.body.error))).toBe(true);
+    expect((await api.json("POST", "/v2/systemsharedmemory/region/race/register", { body: { key, byte_size: n * 8 } })).status).toBe(200);
+    expect((await api.json("POST", "/v2/models/wide/infer", { body })).status).toBe(200);
+    expect(floatsAt(key, n * 4 + 396, 1)).toEqual([99]);
+    expect((await api.json("POST", "/v2/systemsharedmemory/region/race/unregister")).status).toBe(200);
   });
 });
