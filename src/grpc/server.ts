@@ -8,6 +8,7 @@ import { ANONYMOUS, bearerToken, inferenceCaller, refusal, type Principal, type 
 import type { Deps } from "../context";
 import { AppError, type ErrorCode } from "../errors";
 import { infer, type InferRequest } from "../services/inference.service";
+import { cudaSharedMemoryRefused } from "../services/shared-memory";
 import {
   modelConfig,
   modelMetadata,
@@ -283,7 +284,7 @@ export async function startGrpcServer(d: Deps, verify: TokenVerifier, opts: Grpc
     }, "SystemSharedMemoryUnregister"),
     CudaSharedMemoryStatus: unary("admin", () => ({ regions: {} })),
     CudaSharedMemoryRegister: unary("admin", () => {
-      throw new AppError("SHARED_MEMORY_INVALID", "CUDA shared memory is not supported: onnxruntime-node takes tensors from host memory; use system shared memory");
+      throw cudaSharedMemoryRefused();
     }),
     CudaSharedMemoryUnregister: unary("admin", () => ({})),
   });

@@ -17,6 +17,7 @@ import { serveInference } from "./infer-body";
 import * as r from "./v2.routes";
 import { RepositoryActionBody, RepositoryIndexBody, ShmRegisterBody } from "./v2.schemas";
 import { optionalJson } from "./body";
+import { cudaSharedMemoryRefused } from "../services/shared-memory";
 
 export function mountV2Routes({ open, read, infer: inference, repository }: V2Routers, d: Deps, opts: AppOptions & { version: string }): void {
   open.openapi(r.liveRoute, (c) => c.json({ live: true }, 200));
@@ -76,7 +77,7 @@ export function mountV2Routes({ open, read, infer: inference, repository }: V2Ro
   repository.openapi(r.shmUnregisterRoutes.one, async (c) => (await d.shm.unregister(c.req.valid("param").region), c.json({}, 200)));
   repository.openapi(r.cudaShmRoutes.status, (c) => c.json([], 200));
   repository.openapi(r.cudaShmRoutes.register, () => {
-    throw new AppError("SHARED_MEMORY_INVALID", "CUDA shared memory is not supported: onnxruntime-node takes tensors from host memory; use system shared memory (/v2/systemsharedmemory)");
+    throw cudaSharedMemoryRefused();
   });
   repository.openapi(r.cudaShmRoutes.unregister, (c) => c.json({}, 200));
 }

@@ -33,6 +33,11 @@ const KEY_PATTERN = /^\/?[^/\0]{1,255}$/;
 export const MAX_REGIONS = 1024;
 
 const invalid = (message: string) => new AppError("SHARED_MEMORY_INVALID", message);
+const taken = (name: string) => invalid(`shared memory region ${JSON.stringify(name)} is already registered; unregister it first`);
+
+/** The CUDA extension's register, over HTTP and gRPC alike. */
+export const cudaSharedMemoryRefused = () =>
+  invalid("CUDA shared memory is not supported: onnxruntime-node takes tensors from host memory; use system shared memory (/v2/systemsharedmemory, or SystemSharedMemoryRegister over gRPC)");
 /** A read or write that failed (the region unregistered under it, the object gone bad) is the request's error, not a crash. */
 const failedOn = (region: RegionStatus, what: string) => (err: NodeJS.ErrnoException): never => {
   throw invalid(`${what}: shared memory region ${region.name} (${region.key}) could not be used: ${err.code ?? err.message}`);
@@ -65,7 +70,7 @@ export class SystemSharedMemory {
       throw invalid(`key ${JSON.stringify(key)} is not a shared memory object's name (/name, as shm_open takes it)`);
     }
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(byteSize) || byteSize <= 0) throw invalid("offset must be 0 or more and byte_size more than 0");
-    if (this.regions.has(name)) throw invalid(`shared memory region ${JSON.stringify(name)} is already registered; unregister it first`);
+    if (this.regions.has(name)) throw taken(name);
     if (this.regions.size >= MAX_REGIONS) throw invalid(`${MAX_REGIONS} regions are registered; unregister some first`);
     const path = join(this.opts.dir ?? "/dev/shm", key.replace(/^\//, ""));
     let file: FileHandle;
@@ -82,7 +87,7 @@ export class SystemSharedMemory {
       if (!st.isFile()) throw invalid(`${path} is not a shared memory object`);
       if (offset + byteSize > st.size) throw invalid(`offset ${offset} + byte_size ${byteSize} is past the end of ${key} (${st.size} bytes)`);
       // Registered meanwhile by another call with the same name.
-      if (this.regions.has(name)) throw invalid(`shared memory region ${JSON.stringify(name)} is already registered; unregister it first`);
+      if (this.regions.has(name)) throw taken(name);
     } catch (err) {
       await file.close();
       throw err;
@@ -157,8 +162,7 @@ export function sliceIn(parameters: Record<string, unknown> | undefined, what: s
   if (!parameters || !SHM_KEYS.some((k) => k in parameters)) return undefined;
   const { shared_memory_region: region, shared_memory_offset: offset = 0, shared_memory_byte_size: byteSize } = parameters;
   if (typeof region !== "string" || region === "") throw invalid(`${what}: shared_memory_region must name a registered region`);
-  const [o, n] = [offset, byteSize];
-  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw invalid(`${what}: shared_memory_byte_size must be given with shared_memory_region, as a byte count`);
-  if (typeof o !== "number" || !Number.isSafeInteger(o) || o < 0) throw invalid(`${what}: shared_memory_offset must be a byte count`);
-  return { region, offset: o, byteSize: n };
+  if (typeof byteSize !== "number" || !Number.isSafeInteger(byteSize) || byteSize < 0) throw invalid(`${what}: shared_memory_byte_size must be given with shared_memory_region, as a byte count`);
+  if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0) throw invalid(`${what}: shared_memory_offset must be a byte count`);
+  return { region, offset, byteSize };
 }

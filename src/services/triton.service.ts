@@ -189,8 +189,7 @@ export function checkRepositoryParameters(kind: "load" | "unload", parameters: R
  * and its job names the missing file.
  */
 async function newestInModelDir(name: string, d: Deps): Promise<VersionRecord> {
-  const newestFirst = [...d.models.versions(name)].sort((a, b) => b.version - a.version);
-  for (const v of newestFirst) {
+  for (const v of d.models.versions(name).reverse()) {
     if (await resolveModelPath(d.config.modelDir, v.path).then(() => true, () => false)) return v;
   }
   return newestVersion(name, d);
