@@ -12,6 +12,7 @@ import { spawnSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
+import { rawRunMs } from "../fixtures/raw-ort";
 import { cleanup, client, startTestService, tempDir, testEnv, until, writeModel, type Client, type TestEnv } from "../helpers";
 import type { Service } from "../../src/server";
 
@@ -76,11 +77,23 @@ afterAll(async () => {
 
 const x = { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
 
+/**
+ * Rows per request for which `requests` runs of the model take at least `ms` on this
+ * host, measured with raw ONNX Runtime: a fixed [1, n] drained before the swap reached
+ * its draining step on a fast hour of this machine.
+ */
+async function rowsToKeepBusy(path: string, n: number, requests: number, ms: number): Promise<number> {
+  let rows = 1;
+  while (rows < 64 && requests * (await rawRunMs(path, { x: { type: "float32", data: new Float32Array(rows * n), dims: [rows, n] } }, 5)) < ms) rows *= 2;
+  return rows;
+}
+
 describe("the database's disk fails", () => {
   test("a swap whose old version is draining when the disk fails completes: the new version serves, the old one's thread ends", async () => {
     if (refused) return;
     const N = 512;
-    const slow = { inputs: [{ name: "x", datatype: "FP32", shape: [1, N], data: new Array(N).fill(0.5) }] };
+    const rows = await rowsToKeepBusy(join(t.modelDir, "swapped/1/model.onnx"), N, 120, 4000);
+    const slow = { inputs: [{ name: "x", datatype: "FP32", shape: [rows, N], data: new Array(rows * N).fill(0.5) }] };
     const inFlight = Promise.all(Array.from({ length: 120 }, () => api.json("POST", "/v2/models/swapped/infer", { body: slow })));
     await Bun.sleep(50);
     const swap = (await api.json("POST", "/api/v1/models/swapped/load", { body: { version: "2" } })).body.id;
