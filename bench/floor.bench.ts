@@ -9,6 +9,7 @@
 // request is split by thread: the HTTP thread is what saturates at c=64.
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { loadConfig } from "../src/config";
 import { startBinary, type RunningBinary } from "../test/fixtures/binary";
 import { affineModel } from "../test/fixtures/onnx-builder";
 import { adminToken, header, loadAndWait, median, rawRuns, removeDir, repo, startModeld, stats, tempDir, tinyFeeds, WARMUP_SECONDS } from "./lib";
@@ -95,12 +96,19 @@ export async function benchFloor(): Promise<void> {
   writeFileSync(model, affineModel());
   const servers: { name: string; server: RunningBinary; path: string; token: boolean }[] = [];
   try {
+    // Each server in pairs: the session worker staying awake after a lone request, as
+    // modeld does by default (MODELD_WORKER_SPIN_US), and sleeping at once.
+    const spinUs = String(loadConfig({}).runtime.workerSpinUs);
     const modeld = await startModeld(dir);
+    const modeldAsleep = await startModeld(dir, { MODELD_DATA_DIR: join(dir, "data-asleep"), MODELD_WORKER_SPIN_US: "0" });
+    const bareWorker = (env: Record<string, string>) => startBinary([process.execPath, join(repo, "bench/bare-worker.ts")], { BENCH_MODEL: model, ...env }, repo);
     const bare = await startBinary([process.execPath, join(repo, "bench/bare-hono.ts")], {}, repo);
-    servers.push({ name: "modeld (infer token)", server: modeld, path: "/v2/models/tiny/infer", token: true });
-    servers.push({ name: "floor: Hono + one ORT worker", server: await startBinary([process.execPath, join(repo, "bench/bare-worker.ts")], { BENCH_MODEL: model }, repo), path: "/", token: false });
+    servers.push({ name: `modeld (infer token; worker spin ${spinUs} µs, the default)`, server: modeld, path: "/v2/models/tiny/infer", token: true });
+    servers.push({ name: `floor: Hono + one ORT worker (spin ${spinUs} µs)`, server: await bareWorker({ BENCH_SPIN_US: spinUs }), path: "/", token: false });
+    servers.push({ name: "modeld, MODELD_WORKER_SPIN_US=0", server: modeldAsleep, path: "/v2/models/tiny/infer", token: true });
+    servers.push({ name: "floor: Hono + one ORT worker (no spin)", server: await bareWorker({}), path: "/", token: false });
     servers.push({ name: "floor: bare Hono JSON POST", server: bare, path: "/", token: false });
-    await loadAndWait(modeld.url, await adminToken(), "tiny");
+    for (const s of [modeld, modeldAsleep]) await loadAndWait(s.url, await adminToken(), "tiny");
     const body = JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] });
     const scripts = { auth: postScript(dir, body, await adminToken("infer")), open: postScript(dir, body) };
     const script = (s: (typeof servers)[number]) => (s.token ? scripts.auth : scripts.open);
@@ -149,12 +157,16 @@ export async function benchFloor(): Promise<void> {
     console.log(`| raw session.run, one process, one at a time | ${us(rawP50)} | | ${us(stats(raw.latencies).p99 * 1000)} | ${raw.rps.toFixed(0)} runs/s | | | |`);
     console.log(`\nnon-2xx responses: ${failed} (must be 0)`);
 
-    const [m, floor] = servers.map((s) => s.name) as [string, string];
+    const [m, floor, mAsleep, floorAsleep] = servers.map((s) => s.name) as [string, string, string, string];
     const p50 = (n: string) => median(c1[n]!.map((r) => r.p50));
     const p99 = (n: string) => median(c1[n]!.map((r) => r.p99));
     const rps = (n: string) => median(c64[n]!.map((r) => r.rps));
     const p99Target = Math.max(600, 1.5 * median(bareGetC1));
     console.log(`\nmodeld over its floor: c=1 p50 +${us(p50(m) - p50(floor))}, c=64 ${((rps(m) / rps(floor)) * 100).toFixed(0)}% of the floor's throughput`);
+    const pct = (a: number, b: number) => `${a > b ? "+" : ""}${(((a - b) / b) * 100).toFixed(0)}%`;
+    for (const [name, spin, asleep] of [["modeld", m, mAsleep], ["the floor", floor, floorAsleep]] as const) {
+      console.log(`the worker's spin, ${name}: c=1 p50 ${us(p50(spin))} against ${us(p50(asleep))} asleep (${pct(p50(spin), p50(asleep))}), p99 ${us(p99(spin))} against ${us(p99(asleep))}; c=64 ${rps(spin).toFixed(0)} against ${rps(asleep).toFixed(0)} req/s (${pct(rps(spin), rps(asleep))})`);
+    }
     console.log(`targets: c=1 p50 ≤ raw + 100 µs = ${us(rawP50 + 100)}: modeld ${us(p50(m))}, the floor ${us(p50(floor))}`);
     console.log(`         c=1 p99 ≤ max(600 µs, 1.5 × bare Hono GET p99) = ${us(p99Target)}: modeld ${us(p99(m))}, the floor ${us(p99(floor))}`);
     console.log(`         c=64 ≥ 35% of a bare Hono GET (${(0.35 * median(bareGet)).toFixed(0)} req/s) and above raw one-at-a-time (${raw.rps.toFixed(0)}/s): modeld ${rps(m).toFixed(0)}, the floor ${rps(floor).toFixed(0)}`);

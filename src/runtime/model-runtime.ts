@@ -20,6 +20,8 @@ export interface CrashReport extends SessionIdentity {
 
 export interface RuntimeOptions {
   maxQueuePerModel: number;
+  /** See ModelWorker's `spinUs`. */
+  workerSpinUs: number;
   /** Called when a session's worker dies without being asked to. */
   onCrash: (report: CrashReport) => void;
 }
@@ -82,6 +84,7 @@ export class ModelRuntime {
     }
     const session = new ModelWorker(identity, {
       maxQueue: this.opts.maxQueuePerModel,
+      spinUs: this.opts.workerSpinUs,
       onClosed: (w, crashed) => {
         const routed = this.#routes.get(w.modelId) === w;
         if (routed) this.#routes.delete(w.modelId);

@@ -92,6 +92,11 @@ export class ModelWorker {
     identity: SessionIdentity,
     private readonly opts: {
       maxQueue: number;
+      /**
+       * MODELD_WORKER_SPIN_US: having answered a lone request, the worker stays awake this
+       * long for the next one instead of going to sleep (see session-worker.ts, linger).
+       */
+      spinUs: number;
       onClosed: (w: ModelWorker, crashed: boolean) => void;
       onExited: (w: ModelWorker) => void;
       /** A thread started ahead of time (see ModelRuntime's spare), or a new one. */
@@ -139,7 +144,7 @@ export class ModelWorker {
         resolve: (i) => (clearTimeout(timer), resolve(i)),
         reject: (e) => (clearTimeout(timer), reject(e)),
       };
-      this.#send({ type: "load", doorbell: this.#bell.buffer as SharedArrayBuffer, ...req });
+      this.#send({ type: "load", doorbell: this.#bell.buffer as SharedArrayBuffer, spinUs: this.opts.spinUs, ...req });
     });
   }
 
@@ -215,8 +220,9 @@ export class ModelWorker {
     this.#outbox = [];
     if (this.#phase === "closed" || items.length === 0) return;
     this.#send({ type: "runs", items }, items.flatMap((i) => transferList(i.inputs)));
-    // A worker holding a batch for its queue delay sleeps until runs are posted.
-    if (this.#batching?.maxQueueDelayUs) ring(this.#bell);
+    // A worker holding a batch for its queue delay sleeps until runs are posted; one that
+    // has just answered a lone request may be spinning for the next.
+    if (this.#batching?.maxQueueDelayUs || this.opts.spinUs > 0) ring(this.#bell);
   }
 
   #send(msg: ToWorker, transfer: ArrayBuffer[] = []): void {

@@ -54,6 +54,36 @@ function reply(result: RunResult): void {
   const waiting = outbox.push(result);
   if (unanswered === 0 || waiting >= MAX_ITEMS_PER_MESSAGE) flushResults();
   else if (waiting === 1) setImmediate(flushResults);
+  if (unanswered === 0) linger();
+}
+
+// Staying awake between requests (MODELD_WORKER_SPIN_US). A thread that sleeps
+// between requests must be woken for the next one, and on a virtual machine's
+// idle core that costs more than a tiny model's run: through wrk at concurrency 1
+// (bench/floor.bench.ts), Hono + one worker answered in 161 µs p50 with the
+// worker sleeping and 86 µs with it spinning 500 µs after each answer.
+// Spinning burns the core, so the worker spins only when it pays: after a
+// message of one run (requests one at a time; under load messages carry several,
+// and a worker spinning whenever idle took the cores the HTTP thread and the
+// client need: -13% at c=64), and only when one of the last few waits for work
+// fit the window (sparse traffic, whose spins would all run out, spins no more).
+let spinMs = 0;
+let lastMessageRuns = 0;
+/** performance.now() when the last run was answered with nothing else to do; -1 while busy. */
+let idleSince = -1;
+/** How long the thread waited, idle, for each of the last few runs messages. */
+const idleWaits = [0, 0, 0, 0];
+let idleWaitsAt = 0;
+
+function linger(): void {
+  idleSince = performance.now();
+  if (spinMs > 0 && lastMessageRuns === 1 && Math.min(...idleWaits) <= spinMs) bell?.spinForPosted(runsMessages, idleSince + spinMs);
+}
+
+function noteArrival(runs: number): void {
+  if (idleSince >= 0) idleWaits[idleWaitsAt++ % idleWaits.length] = performance.now() - idleSince;
+  idleSince = -1;
+  lastMessageRuns = runs;
 }
 
 const nsSince = (t: number) => Math.round((performance.now() - t) * 1e6);
@@ -298,6 +328,7 @@ parent.onMessage((data) => {
   const msg = data as ToWorker;
   if (msg.type === "load") {
     bell = new BellWaiter(doorbellOf(msg.doorbell));
+    spinMs = msg.spinUs / 1000;
     crashAfterRuns = msg.crashAfterRuns;
     loading = load(msg);
   } else if (msg.type === "runs") {
@@ -305,6 +336,7 @@ parent.onMessage((data) => {
     if (crashAfterRuns !== undefined && runsReceived > crashAfterRuns) throw new Error(`fault injected: run ${runsReceived} of a worker that crashes after ${crashAfterRuns}`);
     unanswered += msg.items.length;
     runsMessages = (runsMessages + 1) | 0;
+    noteArrival(msg.items.length);
     if (batching) {
       const now = performance.now();
       for (const item of msg.items) arrivedAt.set(item, now);

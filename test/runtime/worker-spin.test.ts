@@ -1,0 +1,54 @@
+// A session worker that stays awake between requests (MODELD_WORKER_SPIN_US)
+// blocks its own event loop while it spins. Here the window is the largest
+// allowed, so the stop paths land while the worker spins: none of them may wait
+// on the spin, lose a request, or leave the thread behind. Whether spinning pays
+// is a speed question, measured in bench/floor.bench.ts.
+import { describe, expect, test } from "bun:test";
+import { affineModel } from "../fixtures/onnx-builder";
+import { useService, writeModel } from "../helpers";
+
+const svc = useService({ MODELD_WORKER_SPIN_US: "10000" }, (t) => void writeModel(t.modelDir, "affine.onnx", affineModel()));
+
+const load = async () => (await svc.api.waitJob((await svc.api.json("POST", "/api/v1/models/affine/load")).body.id)).state;
+const unload = async (force: boolean) => svc.api.waitJob((await svc.api.json("POST", `/api/v1/models/affine/unload${force ? "?force=true" : ""}`)).body.id);
+const infer = (x: number) => svc.api.json("POST", "/v2/models/affine/infer", { body: { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [x, x + 1, x + 2, x + 3] }] } });
+const threads = () => svc.svc.deps.runtime.threadsOf("affine");
+
+async function settled(f: () => boolean, ms = 10_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!f() && Date.now() < deadline) await Bun.sleep(5);
+  return f();
+}
+
+/** Requests one at a time: after each answer the worker spins, and the next one finds it awake. */
+async function oneAtATime(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const res = await infer(i);
+    expect(res.status).toBe(200);
+    expect(res.body.outputs[0].data).toEqual([2 * i + 1, 2 * i + 3, 2 * i + 5, 2 * i + 7]);
+  }
+}
+
+describe("a session worker that stays awake between requests", () => {
+  test("requests one at a time each get their own answer, and an unload right after one releases the session and ends its thread", async () => {
+    expect(await load()).toBe("completed");
+    await oneAtATime(50);
+    const job = await unload(false);
+    expect(job.state).toBe("completed");
+    expect(job.outcome?.summary).toBe("released");
+    expect(await settled(() => threads() === 0)).toBe(true);
+  });
+
+  test("a force unload while it spins answers in-flight requests 503, never 5xx otherwise, and a load serves again", async () => {
+    expect(await load()).toBe("completed");
+    await oneAtATime(5);
+    const inflight = Array.from({ length: 16 }, (_, i) => infer(i));
+    const job = await unload(true);
+    expect(job.state).toBe("completed");
+    const statuses = (await Promise.all(inflight)).map((r) => r.status);
+    expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
+    expect(await settled(() => threads() === 0)).toBe(true);
+    expect(await load()).toBe("completed");
+    await oneAtATime(5);
+  });
+});
