@@ -3,7 +3,7 @@
 // thread never calls ONNX Runtime) and answers JSON. No auth, no validation, no
 // statistics: the floor modeld's own overhead is measured against.
 // BENCH_SPIN_US: the worker stays awake that long after each answer, as
-// modeld's does (MODELD_WORKER_SPIN_US); unset, it sleeps at once.
+// modeld's does (MODELD_SPIN_US); unset, it sleeps at once.
 import { Hono } from "hono";
 import { newDoorbell, ring } from "../src/runtime/doorbell";
 

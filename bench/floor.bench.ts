@@ -97,15 +97,15 @@ export async function benchFloor(): Promise<void> {
   const servers: { name: string; server: RunningBinary; path: string; token: boolean }[] = [];
   try {
     // Each server in pairs: the session worker staying awake after a lone request, as
-    // modeld does by default (MODELD_WORKER_SPIN_US), and sleeping at once.
-    const spinUs = String(loadConfig({}).runtime.workerSpinUs);
+    // modeld does by default (MODELD_SPIN_US), and sleeping at once.
+    const spinUs = String(loadConfig({}).runtime.spinUs);
     const modeld = await startModeld(dir);
-    const modeldAsleep = await startModeld(dir, { MODELD_DATA_DIR: join(dir, "data-asleep"), MODELD_WORKER_SPIN_US: "0" });
+    const modeldAsleep = await startModeld(dir, { MODELD_DATA_DIR: join(dir, "data-asleep"), MODELD_SPIN_US: "0" });
     const bareWorker = (env: Record<string, string>) => startBinary([process.execPath, join(repo, "bench/bare-worker.ts")], { BENCH_MODEL: model, ...env }, repo);
     const bare = await startBinary([process.execPath, join(repo, "bench/bare-hono.ts")], {}, repo);
     servers.push({ name: `modeld (infer token; worker spin ${spinUs} µs, the default)`, server: modeld, path: "/v2/models/tiny/infer", token: true });
     servers.push({ name: `floor: Hono + one ORT worker (spin ${spinUs} µs)`, server: await bareWorker({ BENCH_SPIN_US: spinUs }), path: "/", token: false });
-    servers.push({ name: "modeld, MODELD_WORKER_SPIN_US=0", server: modeldAsleep, path: "/v2/models/tiny/infer", token: true });
+    servers.push({ name: "modeld, MODELD_SPIN_US=0", server: modeldAsleep, path: "/v2/models/tiny/infer", token: true });
     servers.push({ name: "floor: Hono + one ORT worker (no spin)", server: await bareWorker({}), path: "/", token: false });
     servers.push({ name: "floor: bare Hono JSON POST", server: bare, path: "/", token: false });
     for (const s of [modeld, modeldAsleep]) await loadAndWait(s.url, await adminToken(), "tiny");

@@ -45,7 +45,7 @@ export const envSchema = z.object({
   MODELD_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
   MODELD_MAX_TENSOR_ELEMENTS: z.coerce.number().int().min(1).default(64 * 1024 * 1024),
   MODELD_MAX_QUEUE_PER_MODEL: z.coerce.number().int().min(1).default(256),
-  MODELD_WORKER_SPIN_US: z.coerce.number().int().min(0).max(10_000).default(500),
+  MODELD_SPIN_US: z.coerce.number().int().min(0).max(10_000).default(500),
   MODELD_MAX_PENDING_JOBS: z.coerce.number().int().min(1).default(1000),
   MODELD_JOB_RETENTION_HOURS: z.coerce.number().min(0).default(24 * 7),
   MODELD_EXECUTION_PROVIDERS: z
@@ -128,7 +128,7 @@ export interface Config {
     maxTensorElements: number;
     maxQueuePerModel: number;
     /** How long a session worker that answered a lone request stays awake for the next one; 0: it sleeps at once. */
-    workerSpinUs: number;
+    spinUs: number;
     verifyChecksum: boolean;
     /** Fault injection: each session worker dies (an uncaught error in its thread) on receiving its run number N+1. */
     faultWorkerCrashAfterRuns?: number;
@@ -232,7 +232,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       ortDir: e.MODELD_ORT_DIR ? resolve(e.MODELD_ORT_DIR) : undefined,
       maxTensorElements: e.MODELD_MAX_TENSOR_ELEMENTS,
       maxQueuePerModel: e.MODELD_MAX_QUEUE_PER_MODEL,
-      workerSpinUs: e.MODELD_WORKER_SPIN_US,
+      spinUs: e.MODELD_SPIN_US,
       verifyChecksum: e.MODELD_VERIFY_CHECKSUM,
       faultWorkerCrashAfterRuns: e.MODELD_FAULT_WORKER_CRASH_AFTER_RUNS,
     },

@@ -125,7 +125,7 @@ async function serviceOn(db: Db, config: Config, log: Logger, opts: ServiceOptio
   const settings = createSettingsRepo(db);
   // The runtime reports crashes to the lifecycle, which is built on the runtime.
   let lifecycle: Lifecycle | undefined;
-  const runtime = new ModelRuntime({ maxQueuePerModel: config.runtime.maxQueuePerModel, workerSpinUs: config.runtime.workerSpinUs, onCrash: (report) => lifecycle?.workerCrashed(report) });
+  const runtime = new ModelRuntime({ maxQueuePerModel: config.runtime.maxQueuePerModel, spinUs: config.runtime.spinUs, onCrash: (report) => lifecycle?.workerCrashed(report) });
   lifecycle = createLifecycle({ config, db, models, settings, runtime, availableProviders: providers, log });
   const base = { config, db, models, jobs, settings, audit: createAuditRepo(db), events: createEventsRepo(db), runtime, lifecycle, native, notifier: createJobNotifier(), stats: createInferenceStats(), log, availableProviders: providers, jsonCodec: new JsonCodec(), shm: new SystemSharedMemory({ allowed: config.allowClientShm }) };
 

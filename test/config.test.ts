@@ -18,7 +18,7 @@ test.each([
   [{ MODELD_JWKS_URL: "not a url" }, "MODELD_JWKS_URL"],
   [{ MODELD_PROT: "8080" }, "MODELD_PROT"],
   [{ MODELD_JWT_SECRET: "x".repeat(32), MODELD_JWKS_FILE: "/k.json" }, "MODELD_JWKS_FILE"],
-  [{ MODELD_WORKER_SPIN_US: "20000" }, "MODELD_WORKER_SPIN_US"],
+  [{ MODELD_SPIN_US: "20000" }, "MODELD_SPIN_US"],
 ])("bad config %p names %s", (env, name) => {
   expect(() => loadConfig(env)).toThrow(ConfigError);
   expect(() => loadConfig(env)).toThrow(name);

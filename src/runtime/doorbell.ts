@@ -1,20 +1,24 @@
 // What the HTTP thread and a session worker share besides messages: one
-// SharedArrayBuffer holding a stop flag and a count of the runs messages posted.
+// SharedArrayBuffer holding a stop flag, a count of the runs messages posted
+// and a count of the results messages posted.
 //
-// A worker that has just answered a lone request watches that count, awake,
+// A worker that has just answered a lone request watches the runs count, awake,
 // for a while (session-worker.ts, linger), so the next request does not have to
-// wake it. A worker holding a batch for maxQueueDelayUs sleeps in Atomics.wait
-// on that count rather than on a timer. Timers here fire on millisecond ticks (measured:
+// wake it; the HTTP thread may watch the results count for a lone request's
+// answer the same way (model-worker.ts, #sendLone). A worker holding a batch for
+// maxQueueDelayUs sleeps in Atomics.wait on the runs count rather than on a
+// timer. Timers here fire on millisecond ticks (measured:
 // setTimeout of 0.1 ms fires after 1.1 ms on Bun and Node, 2.2 ms on Deno), and
 // a timer cannot end early when the batch fills up. Atomics.wait ends near the
 // deadline, or as soon as the HTTP thread posts more runs.
 
 const STOP = 0;
 const POSTED = 1;
+const ANSWERED = 2;
 
 export type Doorbell = Int32Array;
 
-export const newDoorbell = (): Doorbell => new Int32Array(new SharedArrayBuffer(8));
+export const newDoorbell = (): Doorbell => new Int32Array(new SharedArrayBuffer(12));
 /** The worker's view of the buffer the load message carried. */
 export const doorbellOf = (buffer: SharedArrayBuffer): Doorbell => new Int32Array(buffer);
 
@@ -31,6 +35,16 @@ export function requestStop(bell: Doorbell): void {
 }
 
 export const stopRequested = (bell: Doorbell): boolean => Atomics.load(bell, STOP) !== 0;
+
+/**
+ * The HTTP thread's wait for the worker's next results message, awake, until
+ * `deadline` (performance.now() time). The message is on its way once the count
+ * moves: the caller's event loop then delivers it without sleeping.
+ */
+export function spinForAnswer(bell: Doorbell, deadline: number): void {
+  const seen = Atomics.load(bell, ANSWERED);
+  while (Atomics.load(bell, ANSWERED) === seen && !stopRequested(bell) && performance.now() < deadline);
+}
 
 /** How many recent timed-out waits the waiter learns from. */
 const SAMPLES = 16;
@@ -51,6 +65,11 @@ export class BellWaiter {
 
   stopped(): boolean {
     return stopRequested(this.bell);
+  }
+
+  /** After each results message: the HTTP thread may be watching for it (spinForAnswer). */
+  answered(): void {
+    Atomics.add(this.bell, ANSWERED, 1);
   }
 
   /** The worker's own exit: queued runs are skipped. */

@@ -21,7 +21,7 @@ export interface CrashReport extends SessionIdentity {
 export interface RuntimeOptions {
   maxQueuePerModel: number;
   /** See ModelWorker's `spinUs`. */
-  workerSpinUs: number;
+  spinUs: number;
   /** Called when a session's worker dies without being asked to. */
   onCrash: (report: CrashReport) => void;
 }
@@ -84,7 +84,8 @@ export class ModelRuntime {
     }
     const session = new ModelWorker(identity, {
       maxQueue: this.opts.maxQueuePerModel,
-      spinUs: this.opts.workerSpinUs,
+      spinUs: this.opts.spinUs,
+      othersBusy: (w) => this.#othersBusy(w),
       onClosed: (w, crashed) => {
         const routed = this.#routes.get(w.modelId) === w;
         if (routed) this.#routes.delete(w.modelId);
@@ -141,6 +142,11 @@ export class ModelRuntime {
   /** Every live session: routed, being created, draining, or stopped but still in ONNX Runtime. */
   sessions(): ModelWorker[] {
     return [...this.#threads];
+  }
+
+  #othersBusy(session: ModelWorker): boolean {
+    for (const w of this.#threads) if (w !== session && w.inflight > 0) return true;
+    return false;
   }
 
   #takeSpare(): Thread | undefined {

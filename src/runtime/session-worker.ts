@@ -48,6 +48,8 @@ function flushResults(): void {
   const items = outbox;
   outbox = [];
   post({ type: "results", items }, items.flatMap((r) => ("outputs" in r ? transferList(r.outputs) : [])));
+  // Counted once posted, so a thread that sees the count move finds the message queued.
+  bell?.answered();
 }
 function reply(result: RunResult): void {
   unanswered--;
@@ -57,7 +59,7 @@ function reply(result: RunResult): void {
   if (unanswered === 0) linger();
 }
 
-// Staying awake between requests (MODELD_WORKER_SPIN_US). A thread that sleeps
+// Staying awake between requests (MODELD_SPIN_US). A thread that sleeps
 // between requests must be woken for the next one, and on a virtual machine's
 // idle core that costs more than a tiny model's run: through wrk at concurrency 1
 // (bench/floor.bench.ts), Hono + one worker answered in 161 µs p50 with the

@@ -1,13 +1,17 @@
-// A session worker that stays awake between requests (MODELD_WORKER_SPIN_US)
-// blocks its own event loop while it spins. Here the window is the largest
-// allowed, so the stop paths land while the worker spins: none of them may wait
-// on the spin, lose a request, or leave the thread behind. Whether spinning pays
-// is a speed question, measured in bench/floor.bench.ts.
+// With MODELD_SPIN_US, a session worker that answered a lone request stays
+// awake, blocking its own event loop, and after a few lone requests in a row the
+// HTTP thread waits awake for each answer. Here the worker's window is the
+// largest allowed, so the stop paths land while it spins: none of them may wait
+// on the spin, lose a request, or leave the thread behind; and a worker that dies
+// while the HTTP thread waits for its answer is reported as any crash is.
+// Whether spinning pays is a speed question, measured in bench/floor.bench.ts.
 import { describe, expect, test } from "bun:test";
 import { affineModel } from "../fixtures/onnx-builder";
 import { useService, writeModel } from "../helpers";
 
-const svc = useService({ MODELD_WORKER_SPIN_US: "10000" }, (t) => void writeModel(t.modelDir, "affine.onnx", affineModel()));
+/** Each session's worker dies on receiving its run number CRASH_AFTER + 1. */
+const CRASH_AFTER = 60;
+const svc = useService({ MODELD_SPIN_US: "10000", MODELD_FAULT_WORKER_CRASH_AFTER_RUNS: String(CRASH_AFTER) }, (t) => void writeModel(t.modelDir, "affine.onnx", affineModel()));
 
 const load = async () => (await svc.api.waitJob((await svc.api.json("POST", "/api/v1/models/affine/load")).body.id)).state;
 const unload = async (force: boolean) => svc.api.waitJob((await svc.api.json("POST", `/api/v1/models/affine/unload${force ? "?force=true" : ""}`)).body.id);
@@ -47,6 +51,19 @@ describe("a session worker that stays awake between requests", () => {
     expect(job.state).toBe("completed");
     const statuses = (await Promise.all(inflight)).map((r) => r.status);
     expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
+    expect(await settled(() => threads() === 0)).toBe(true);
+    expect(await load()).toBe("completed");
+    await oneAtATime(5);
+  });
+
+  test("a worker that dies while the HTTP thread waits for its answer: 503, WORKER_CRASHED, and a load serves again", async () => {
+    expect(await unload(false)).toMatchObject({ state: "completed" });
+    expect(await load()).toBe("completed");
+    await oneAtATime(CRASH_AFTER);
+    const died = await infer(CRASH_AFTER);
+    expect(died.status).toBe(503);
+    expect(died.body).toEqual({ error: "model affine stopped serving: its worker ended" });
+    expect((await svc.api.json("GET", "/api/v1/models/affine")).body).toMatchObject({ state: "failed", lastError: { code: "WORKER_CRASHED" } });
     expect(await settled(() => threads() === 0)).toBe(true);
     expect(await load()).toBe("completed");
     await oneAtATime(5);
