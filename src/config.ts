@@ -127,7 +127,10 @@ export interface Config {
     ortDir?: string;
     maxTensorElements: number;
     maxQueuePerModel: number;
-    /** How long a session worker that answered a lone request stays awake for the next one; 0: it sleeps at once. */
+    /**
+     * How long a session worker that answered a lone request stays awake for the next one,
+     * and the bound (with ANSWER_WAIT_MS) of the HTTP thread's wait for a lone answer; 0: nothing spins.
+     */
     spinUs: number;
     verifyChecksum: boolean;
     /** Fault injection: each session worker dies (an uncaught error in its thread) on receiving its run number N+1. */

@@ -244,18 +244,21 @@ export class ModelWorker {
    * Sends a run that found nothing else in flight. When the last few came that
    * way, with no other model's runs in flight either (a client calling one request
    * at a time), and one of the last few answers came back within the wait's bound
-   * (a tiny model; one late answer must not turn it off), this thread waits for the answer awake instead of going back to its
-   * event loop to sleep: the wake-up that saves (~40 µs here: the worker's post
-   * to a sleeping thread, and the hop back) is most of a tiny model's round trip.
-   * The wait ends as soon as the answer is posted; anything else that arrived
-   * meanwhile waits at most the bound.
+   * (a tiny model; one late answer must not turn it off), this thread waits for
+   * the answer awake instead of going back to its event loop to sleep: the
+   * wake-up that saves (~40 µs here: the worker's post to a sleeping thread, and
+   * the hop back) is most of a tiny model's round trip. The wait ends as soon as
+   * the answer is posted; anything else that arrived meanwhile waits at most the
+   * bound.
    */
   #sendLone(): void {
     this.#flushRuns();
     const sentAt = (this.#loneSentAt = performance.now());
     if (this.#answerWaitMs === 0) return;
     if (this.opts.othersBusy(this)) this.#loneStreak = 0;
-    else if (++this.#loneStreak > SEQUENTIAL_RUNS && Math.min(...this.#loneTripsMs) <= this.#answerWaitMs) spinForAnswer(this.#bell, sentAt + this.#answerWaitMs);
+    else if (++this.#loneStreak > SEQUENTIAL_RUNS && Math.min(...this.#loneTripsMs) <= this.#answerWaitMs) {
+      spinForAnswer(this.#bell, sentAt + this.#answerWaitMs);
+    }
   }
 
   #flushRuns(): void {

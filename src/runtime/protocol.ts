@@ -53,8 +53,10 @@ export interface LoadRequest {
 }
 
 export type ToWorker =
-  /** `doorbell`: the stop flag and the count of runs messages posted (see doorbell.ts). */
-  /** `spinUs`: how long the worker stays awake after answering a lone run (session-worker.ts, linger). */
+  /**
+   * `doorbell`: the stop flag and the counts of runs and results messages posted (see doorbell.ts).
+   * `spinUs`: how long the worker stays awake after answering a lone run (session-worker.ts, linger).
+   */
   | ({ type: "load"; doorbell: SharedArrayBuffer; spinUs: number } & LoadRequest)
   /** The runs requested in one turn of the HTTP thread, few messages for many runs: postMessage is the costly part. */
   | { type: "runs"; items: RunItem[] }
