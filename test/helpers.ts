@@ -104,7 +104,6 @@ export async function client(service: Service, defaultToken?: string): Promise<C
   };
 }
 
-/** JSON text of `1` inside `depth` nested arrays: a body that recursion chokes on. */
 /** Calls `f` every `stepMs` until `ok` holds of its value or `ms` passed; returns the last value, for the caller to assert on. */
 export async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000, stepMs = 5): Promise<T> {
   const deadline = performance.now() + ms;
@@ -115,6 +114,7 @@ export async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 
   }
 }
 
+/** JSON text of `1` inside `depth` nested arrays: a body that recursion chokes on. */
 export const nestedJsonArray = (depth: number): string => "[".repeat(depth) + "1" + "]".repeat(depth);
 
 export function cleanup(t: TestEnv): void {

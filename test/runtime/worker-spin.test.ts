@@ -7,7 +7,7 @@
 // Whether spinning pays is a speed question, measured in bench/floor.bench.ts.
 import { describe, expect, test } from "bun:test";
 import { affineModel } from "../fixtures/onnx-builder";
-import { useService, writeModel } from "../helpers";
+import { until, useService, writeModel } from "../helpers";
 
 /** Each session's worker dies on receiving its run number CRASH_AFTER + 1. */
 const CRASH_AFTER = 60;
@@ -16,13 +16,8 @@ const svc = useService({ MODELD_SPIN_US: "10000", MODELD_FAULT_WORKER_CRASH_AFTE
 const load = async () => (await svc.api.waitJob((await svc.api.json("POST", "/api/v1/models/affine/load")).body.id)).state;
 const unload = async (force: boolean) => svc.api.waitJob((await svc.api.json("POST", `/api/v1/models/affine/unload${force ? "?force=true" : ""}`)).body.id);
 const infer = (x: number) => svc.api.json("POST", "/v2/models/affine/infer", { body: { inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [x, x + 1, x + 2, x + 3] }] } });
-const threads = () => svc.svc.deps.runtime.threadsOf("affine");
-
-async function settled(f: () => boolean, ms = 10_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!f() && Date.now() < deadline) await Bun.sleep(5);
-  return f();
-}
+/** The model's threads once they are gone, or as many as are left after 10 s. */
+const threadsLeft = () => until(async () => svc.svc.deps.runtime.threadsOf("affine"), (n) => n === 0, 10_000);
 
 /** Requests one at a time: after each answer the worker spins, and the next one finds it awake. */
 async function oneAtATime(n: number): Promise<void> {
@@ -40,7 +35,7 @@ describe("a session worker that stays awake between requests", () => {
     const job = await unload(false);
     expect(job.state).toBe("completed");
     expect(job.outcome?.summary).toBe("released");
-    expect(await settled(() => threads() === 0)).toBe(true);
+    expect(await threadsLeft()).toBe(0);
   });
 
   test("a force unload while it spins answers in-flight requests 503, never 5xx otherwise, and a load serves again", async () => {
@@ -51,7 +46,7 @@ describe("a session worker that stays awake between requests", () => {
     expect(job.state).toBe("completed");
     const statuses = (await Promise.all(inflight)).map((r) => r.status);
     expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
-    expect(await settled(() => threads() === 0)).toBe(true);
+    expect(await threadsLeft()).toBe(0);
     expect(await load()).toBe("completed");
     await oneAtATime(5);
   });
@@ -64,7 +59,7 @@ describe("a session worker that stays awake between requests", () => {
     expect(died.status).toBe(503);
     expect(died.body).toEqual({ error: "model affine stopped serving: its worker ended" });
     expect((await svc.api.json("GET", "/api/v1/models/affine")).body).toMatchObject({ state: "failed", lastError: { code: "WORKER_CRASHED" } });
-    expect(await settled(() => threads() === 0)).toBe(true);
+    expect(await threadsLeft()).toBe(0);
     expect(await load()).toBe("completed");
     await oneAtATime(5);
   });
