@@ -68,7 +68,8 @@ function reply(result: RunResult): void {
 // message of one run (requests one at a time; under load messages carry several,
 // and a worker spinning whenever idle took the cores the HTTP thread and the
 // client need: -13% at c=64), and only when one of the last few waits for work
-// fit the window (sparse traffic, whose spins would all run out, spins no more).
+// fit the window (sparse traffic, whose spins would all run out, stops spinning
+// after four of them).
 let spinMs = 0;
 let lastMessageRuns = 0;
 /** performance.now() when the last run was answered with nothing else to do; -1 while busy. */
