@@ -3,7 +3,7 @@
 // nothing else can make a serving worker die without ending the process.
 import { describe, expect, test } from "bun:test";
 import { affineModel, matmulChainModel } from "../fixtures/onnx-builder";
-import { useService, writeModel } from "../helpers";
+import { until, useService, writeModel } from "../helpers";
 
 const CRASH_AFTER = 3;
 const svc = useService({ MODELD_FAULT_WORKER_CRASH_AFTER_RUNS: String(CRASH_AFTER) }, (t) => {
@@ -20,12 +20,6 @@ const load = async (id: string, settings?: object) => {
 };
 const infer = (id: string, body: object) => svc.api.json("POST", `/v2/models/${id}/infer`, { body });
 const threadsOf = (id: string) => svc.svc.deps.runtime.threadsOf(id);
-
-async function settled(f: () => boolean, ms = 10_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!f() && Date.now() < deadline) await Bun.sleep(10);
-  return f();
-}
 
 describe("a session worker that dies", () => {
   for (const [name, settings] of [
@@ -48,7 +42,7 @@ describe("a session worker that dies", () => {
       const model = (await svc.api.json("GET", "/api/v1/models/slow")).body;
       expect(model).toMatchObject({ state: "failed", lastError: { code: "WORKER_CRASHED" }, servingVersion: null });
       expect(model.versions[0]).toMatchObject({ state: "failed", lastError: { code: "WORKER_CRASHED" } });
-      expect(await settled(() => threadsOf("slow") === 0)).toBe(true);
+      expect(await until(async () => threadsOf("slow"), (n) => n === 0, 10_000)).toBe(0);
       expect(svc.svc.deps.lifecycle.violations()).toEqual([]);
       // Requests after the crash are told the model is not loaded, not left waiting.
       expect((await infer("slow", slowInput)).status).toBe(400);
