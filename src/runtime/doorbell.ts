@@ -37,13 +37,25 @@ export function requestStop(bell: Doorbell): void {
 export const stopRequested = (bell: Doorbell): boolean => Atomics.load(bell, STOP) !== 0;
 
 /**
+ * Waits awake, the thread staying on its core, until the count at `index` is past
+ * `count` (counts wrap at 2^32), a stop is requested, or `deadline`
+ * (performance.now() time) comes. True when the count moved past.
+ */
+function spinUntilPast(bell: Doorbell, index: number, count: number, deadline: number): boolean {
+  while (!stopRequested(bell)) {
+    if (((Atomics.load(bell, index) - count) | 0) > 0) return true;
+    if (performance.now() >= deadline) return false;
+  }
+  return false;
+}
+
+/**
  * The HTTP thread's wait for the worker's next results message, awake, until
- * `deadline` (performance.now() time). The message is on its way once the count
- * moves: the caller's event loop then delivers it without sleeping.
+ * `deadline`. The message is on its way once the count moves: the caller's event
+ * loop then delivers it without sleeping.
  */
 export function spinForAnswer(bell: Doorbell, deadline: number): void {
-  const seen = Atomics.load(bell, ANSWERED);
-  while (Atomics.load(bell, ANSWERED) === seen && !stopRequested(bell) && performance.now() < deadline);
+  spinUntilPast(bell, ANSWERED, Atomics.load(bell, ANSWERED), deadline);
 }
 
 /** How many recent timed-out waits the waiter learns from. */
@@ -102,11 +114,7 @@ export class BellWaiter {
    * posted before `deadline` finds it running. True when one was posted.
    */
   spinForPosted(received: number, deadline: number): boolean {
-    while (!this.stopped()) {
-      if (((Atomics.load(this.bell, POSTED) - received) | 0) > 0) return true;
-      if (performance.now() >= deadline) return false;
-    }
-    return false;
+    return spinUntilPast(this.bell, POSTED, received, deadline);
   }
 
   #learn(lateMs: number): void {
