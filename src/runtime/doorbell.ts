@@ -12,6 +12,8 @@
 // a timer cannot end early when the batch fills up. Atomics.wait ends near the
 // deadline, or as soon as the HTTP thread posts more runs.
 
+import { recentLeast } from "./recent-least";
+
 const STOP = 0;
 const POSTED = 1;
 const ANSWERED = 2;
@@ -71,7 +73,8 @@ const SAMPLES = 16;
  */
 export class BellWaiter {
   #late = 0;
-  #samples: number[] = [];
+  /** Fills of Infinity never win once a wait has timed out; until then #late stays 0. */
+  #recentLate = recentLeast(SAMPLES, Infinity);
 
   constructor(private readonly bell: Doorbell) {}
 
@@ -118,7 +121,7 @@ export class BellWaiter {
   }
 
   #learn(lateMs: number): void {
-    if (this.#samples.push(Math.max(0, lateMs)) > SAMPLES) this.#samples.shift();
-    this.#late = Math.min(...this.#samples);
+    this.#recentLate.note(Math.max(0, lateMs));
+    this.#late = this.#recentLate.least();
   }
 }

@@ -10,6 +10,7 @@ import { monotonicMs } from "../clock";
 import { spawnThread, type Thread } from "../platform/threads";
 import type { BatchingSpec } from "./batching";
 import { newDoorbell, requestStop, ring, spinForAnswer } from "./doorbell";
+import { recentLeast } from "./recent-least";
 import { MAX_ITEMS_PER_MESSAGE, transferList, type ExecutionTiming, type FromWorker, type LoadRequest, type RunItem, type TensorInfo, type ToWorker, type WireTensor } from "./protocol";
 
 export type WorkerPhase = "starting" | "loading" | "ready" | "draining" | "closed";
@@ -91,9 +92,8 @@ export class ModelWorker {
   #loneStreak = 0;
   /** When the lone run in flight was sent (performance.now()); 0: none is. */
   #loneSentAt = 0;
-  /** How long the last few lone runs' answers took to come back, oldest overwritten first. */
-  #loneTripsMs = [Infinity, Infinity, Infinity, Infinity];
-  #loneTripsAt = 0;
+  /** How long the last few lone runs' answers took to come back; none at first. */
+  #loneTripsMs = recentLeast(4, Infinity);
   readonly #answerWaitMs: number;
   #threadGone = false;
   #exitRequested = false;
@@ -256,7 +256,7 @@ export class ModelWorker {
     const sentAt = (this.#loneSentAt = performance.now());
     if (this.#answerWaitMs === 0) return;
     if (this.opts.othersBusy(this)) this.#loneStreak = 0;
-    else if (++this.#loneStreak > SEQUENTIAL_RUNS && Math.min(...this.#loneTripsMs) <= this.#answerWaitMs) {
+    else if (++this.#loneStreak > SEQUENTIAL_RUNS && this.#loneTripsMs.least() <= this.#answerWaitMs) {
       spinForAnswer(this.#bell, sentAt + this.#answerWaitMs);
     }
   }
@@ -296,7 +296,7 @@ export class ModelWorker {
         break;
       case "results":
         this.lastUsedAt = monotonicMs();
-        if (this.#loneSentAt > 0) this.#loneTripsMs[this.#loneTripsAt++ % this.#loneTripsMs.length] = performance.now() - this.#loneSentAt;
+        if (this.#loneSentAt > 0) this.#loneTripsMs.note(performance.now() - this.#loneSentAt);
         this.#loneSentAt = 0;
         for (const r of msg.items) {
           const p = this.#runs.get(r.id);

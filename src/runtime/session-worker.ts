@@ -12,6 +12,7 @@ import * as ort from "onnxruntime-node";
 import { canBatch, mergeInputs, queuedRows, rowsOf, splitOutputs, takeBatch, type BatchingSpec } from "./batching";
 import { externalDataLocations, unsafeLocation } from "./external-data";
 import { BellWaiter, doorbellOf } from "./doorbell";
+import { recentLeast } from "./recent-least";
 import { demoModelPath } from "../platform/assets";
 import { parentPort } from "../platform/threads";
 import { keepFloat16AsUint16 } from "./ort-float16";
@@ -74,17 +75,16 @@ let spinMs = 0;
 let lastMessageRuns = 0;
 /** performance.now() when the last run was answered with nothing else to do; -1 while busy. */
 let idleSince = -1;
-/** How long the thread waited, idle, for each of the last few runs messages. */
-const idleWaits = [0, 0, 0, 0];
-let idleWaitsAt = 0;
+/** How long the thread waited, idle, for each of the last few runs messages; zeros at first, so a new session spins. */
+const idleWaits = recentLeast(4, 0);
 
 function linger(): void {
   idleSince = performance.now();
-  if (spinMs > 0 && lastMessageRuns === 1 && Math.min(...idleWaits) <= spinMs) bell?.spinForPosted(runsMessages, idleSince + spinMs);
+  if (spinMs > 0 && lastMessageRuns === 1 && idleWaits.least() <= spinMs) bell?.spinForPosted(runsMessages, idleSince + spinMs);
 }
 
 function noteArrival(runs: number): void {
-  if (idleSince >= 0) idleWaits[idleWaitsAt++ % idleWaits.length] = performance.now() - idleSince;
+  if (idleSince >= 0) idleWaits.note(performance.now() - idleSince);
   idleSince = -1;
   lastMessageRuns = runs;
 }
