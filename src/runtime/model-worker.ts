@@ -253,8 +253,9 @@ export class ModelWorker {
    */
   #sendLone(): void {
     this.#flushRuns();
-    const sentAt = (this.#loneSentAt = performance.now());
+    // With no wait allowed, the trips it learns from are not timed either.
     if (this.#answerWaitMs === 0) return;
+    const sentAt = (this.#loneSentAt = performance.now());
     if (this.opts.othersBusy(this)) this.#loneStreak = 0;
     else if (++this.#loneStreak > SEQUENTIAL_RUNS && this.#loneTripsMs.least() <= this.#answerWaitMs) {
       spinForAnswer(this.#bell, sentAt + this.#answerWaitMs);
