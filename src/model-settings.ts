@@ -41,7 +41,7 @@ export const Batching = z
   .refine((b) => (b.preferredBatchSizes ?? []).every((p) => p <= b.maxBatchSize), { message: "every preferredBatchSizes entry must be at most maxBatchSize", path: ["preferredBatchSizes"] })
   .openapi("Batching", {
     description:
-      "Dynamic batching along dimension 0, for models whose inputs and outputs all have a dynamic first dimension (otherwise it stays off). Requests with other non-batch dimensions or other requested outputs are never merged. Takes effect at the next load.",
+      "Dynamic batching along dimension 0, for models whose inputs and outputs all have a dynamic first dimension (otherwise it stays off). Turn it on only where that dimension is a batch of independent rows, as Triton's max_batch_size declares: merging requests along a sequence dimension changes their answers. Requests with other non-batch dimensions or other requested outputs are never merged. Takes effect at the next load.",
   });
 export type Batching = z.infer<typeof Batching>;
 
