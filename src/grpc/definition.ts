@@ -5,16 +5,22 @@ import { fromJSON } from "@grpc/proto-loader";
 import protobuf from "protobufjs";
 import { HEALTH_PROTO, INFERENCE_PROTO } from "../platform/assets";
 
-/** int64 fields as JS numbers (shapes and counters stay far below 2^53), enums as names, defaults filled in. */
-const OPTIONS = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true } as const;
+/** Enums as names, defaults filled in. */
+const OPTIONS = { keepCase: true, enums: String, defaults: true, oneofs: true } as const;
 
 type Definition = { service: grpc.ServiceDefinition; client: grpc.ServiceClientConstructor };
 
+/**
+ * The server reads int64 and uint64 fields as decimal strings, so INT64 and UINT64
+ * contents past 2^53 arrive exact (as numbers they arrived rounded); it turns the
+ * other such fields it reads into numbers. The client (tests, benches) reads them
+ * as numbers, as tritonclient reads them as ints.
+ */
 function serviceIn(proto: string, path: string[]): Definition {
-  const root = protobuf.parse(proto, { keepCase: true }).root;
-  const pkg = grpc.loadPackageDefinition(fromJSON(root.toJSON(), OPTIONS)) as unknown as Record<string, unknown>;
-  const ctor = path.reduce<any>((at, name) => at[name], pkg) as grpc.ServiceClientConstructor;
-  return { service: ctor.service, client: ctor };
+  const json = protobuf.parse(proto, { keepCase: true }).root.toJSON();
+  const ctor = (longs: typeof String | typeof Number) =>
+    path.reduce<any>((at, name) => at[name], grpc.loadPackageDefinition(fromJSON(json, { ...OPTIONS, longs }))) as grpc.ServiceClientConstructor;
+  return { service: ctor(String).service, client: ctor(Number) };
 }
 
 export const inferenceService = (): Definition => serviceIn(INFERENCE_PROTO, ["inference", "GRPCInferenceService"]);

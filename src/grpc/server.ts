@@ -65,10 +65,12 @@ function toStatus(err: unknown): grpc.ServiceError {
   return Object.assign(new Error(e.message), { code, details: e.message, metadata: new grpc.Metadata() });
 }
 
-/** A protocol parameter value ({bool_param: true}, {int64_param: 3} …) as the plain value the HTTP path sees. */
+/** A protocol parameter value ({bool_param: true}, {int64_param: "3"} …) as the plain value the HTTP path sees. */
 function parameterValue(p: Record<string, unknown>): unknown {
   const choice = p.parameter_choice as string | undefined;
-  return choice ? p[choice] : undefined;
+  if (!choice) return undefined;
+  // Offsets and sizes: a number, as in an HTTP body (definition.ts reads 64-bit fields as strings).
+  return choice === "int64_param" || choice === "uint64_param" ? Number(p[choice]) : p[choice];
 }
 const plainParameters = (map: Record<string, Record<string, unknown>> | undefined) =>
   Object.fromEntries(Object.entries(map ?? {}).map(([k, v]) => [k, parameterValue(v)]));
@@ -113,7 +115,9 @@ function toInferRequest(req: any): InferRequest {
     const field = CONTENTS[t.datatype];
     if (!field) throw new AppError("INVALID_TENSOR", `input ${t.name}: ${t.datatype} data must come in raw_input_contents`);
     const values = (t.contents?.[field] ?? []) as unknown[];
-    return { ...base, data: t.datatype === "BYTES" ? values.map((b) => new TextDecoder().decode(b as Buffer)) : values };
+    if (t.datatype === "BYTES") return { ...base, data: values.map((b) => new TextDecoder().decode(b as Buffer)) };
+    // Decimal strings (definition.ts): as BigInts they stay exact past 2^53.
+    return { ...base, data: field === "int64_contents" || field === "uint64_contents" ? values.map((v) => BigInt(v as string)) : values };
   });
   const request = {
     ...(req.id ? { id: req.id } : {}),

@@ -142,14 +142,21 @@ function flatten(data: unknown[], expected: number, name: string): unknown[] {
 }
 
 /**
- * JSON.parse (and gRPC's typed contents, read as numbers) has already rounded an
- * INT64 or UINT64 past 2^53 by the time it is checked, so the message says where
- * exact values go instead of calling a valid INT64 invalid.
+ * JSON.parse has already rounded an INT64 or UINT64 past 2^53 by the time it is
+ * checked, so the message says where exact values go instead of calling a valid
+ * INT64 invalid.
  */
 function outOfRange(name: string, v: number, dt: Datatype, [min, max]: [number, number]): string {
   const wide = dt === "INT64" || dt === "UINT64";
   if (!wide || !Number.isInteger(v) || (dt === "UINT64" && v < 0)) return `input ${name}: ${v} is not a valid ${dt}`;
-  return `input ${name}: ${v} is outside ${min}..${max}, the ${dt} values a JS number holds exactly; send larger ones as raw bytes (binary_data_size over HTTP, raw_input_contents over gRPC)`;
+  return `input ${name}: ${v} is outside ${min}..${max}, the ${dt} values a JS number holds exactly; send larger ones as raw bytes (binary_data_size over HTTP), or over gRPC`;
+}
+
+/** gRPC's int64 and uint64 contents arrive as BigInts (src/grpc/definition.ts), exact past 2^53. */
+function exactWide(name: string, dt: Datatype, view: NumericView, v: bigint): bigint {
+  const fits = view instanceof BigInt64Array ? BigInt.asIntN(64, v) === v : view instanceof BigUint64Array && BigInt.asUintN(64, v) === v;
+  if (!fits) throw new TensorError(`input ${name}: ${v} is not a valid ${dt}`);
+  return v;
 }
 
 function fromJsonValues(name: string, dt: Datatype, values: unknown[]): WireTensor["data"] {
@@ -169,6 +176,10 @@ function fromJsonValues(name: string, dt: Datatype, values: unknown[]): WireTens
     if (dt === "BOOL") {
       if (typeof v !== "boolean") throw new TensorError(`input ${name}: BOOL data must be true or false`);
       view[i] = v ? 1 : 0;
+      continue;
+    }
+    if (typeof v === "bigint") {
+      view[i] = exactWide(name, dt, view, v) as never;
       continue;
     }
     if (typeof v !== "number" || !Number.isFinite(v)) throw new TensorError(`input ${name}: ${dt} data must be numbers`);

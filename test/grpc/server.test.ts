@@ -22,6 +22,7 @@ beforeAll(async () => {
   writeModel(t.modelDir, "affine.onnx", affineModel());
   writeModel(t.modelDir, "words.onnx", identityModel("string", ["batch"]));
   writeModel(t.modelDir, "wide.onnx", identityModel("int64", ["batch"]));
+  writeModel(t.modelDir, "uwide.onnx", identityModel("uint64", ["batch"]));
   writeModel(t.modelDir, "held.onnx", affineModel());
   svc = await startTestService(t);
   server = await startGrpcServer(svc.deps, svc.verify, { host: "127.0.0.1", port: 0, version: VERSION });
@@ -82,15 +83,20 @@ describe("gRPC", () => {
     expect(w.subarray(4, 4 + Buffer.byteLength("héllo")).toString()).toBe("héllo");
   });
 
-  test("INT64 past 2^53: exact through raw contents; typed contents, read as numbers, are refused and told so", async () => {
-    await call("RepositoryModelLoad", { model_name: "wide" });
-    const values = new BigInt64Array([2n ** 60n + 1n, -(2n ** 62n) - 7n]);
-    const raw = await call("ModelInfer", { model_name: "wide", inputs: [{ name: "in", datatype: "INT64", shape: [2] }], raw_input_contents: [Buffer.from(values.buffer)] });
-    expect(Buffer.from(raw.raw_output_contents[0]).equals(Buffer.from(values.buffer))).toBe(true);
-    const typed = await call("ModelInfer", { model_name: "wide", inputs: [{ name: "in", datatype: "INT64", shape: [1], contents: { int64_contents: ["1152921504606846977"] } }] }).catch((e) => e);
-    expect(typed.code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(typed.details).toContain("raw_input_contents over gRPC");
-    await call("RepositoryModelUnload", { model_name: "wide" });
+  test("INT64 and UINT64 past 2^53 are exact, through raw contents and through typed contents", async () => {
+    for (const [model, datatype, field, values] of [
+      ["wide", "INT64", "int64_contents", new BigInt64Array([2n ** 60n + 1n, -(2n ** 62n) - 7n, 2n ** 63n - 1n, -(2n ** 63n)])],
+      ["uwide", "UINT64", "uint64_contents", new BigUint64Array([2n ** 53n + 1n, 2n ** 63n + 5n, 2n ** 64n - 1n, 0n])],
+    ] as const) {
+      await call("RepositoryModelLoad", { model_name: model });
+      const sent = Buffer.from(values.buffer);
+      const raw = await call("ModelInfer", { model_name: model, inputs: [{ name: "in", datatype, shape: [4] }], raw_input_contents: [sent] });
+      expect(Buffer.from(raw.raw_output_contents[0]).equals(sent)).toBe(true);
+      // As decimal strings, as protobuf's JSON and clients holding 64-bit integers write them.
+      const typed = await call("ModelInfer", { model_name: model, inputs: [{ name: "in", datatype, shape: [4], contents: { [field]: [...values].map(String) } }] });
+      expect(Buffer.from(typed.raw_output_contents[0]).equals(sent)).toBe(true);
+      await call("RepositoryModelUnload", { model_name: model });
+    }
   });
 
   test("repository changes over gRPC are in the audit log as HTTP's are, refusals included", async () => {
@@ -114,7 +120,7 @@ describe("gRPC", () => {
     const after = (await call("ModelStatistics", { name: "affine", version: "1" })).model_stats[0];
     expect(after.inference_stats.success.count - before.inference_stats.success.count).toBe(3);
     expect(after.inference_stats.queue.count - before.inference_stats.queue.count).toBe(3);
-    expect((await call("ModelStatistics", {})).model_stats.map((s: any) => s.name).sort()).toEqual(["affine", "held", "wide", "words"]);
+    expect((await call("ModelStatistics", {})).model_stats.map((s: any) => s.name).sort()).toEqual(["affine", "held", "uwide", "wide", "words"]);
   });
 
   test("errors map to gRPC status codes, with modeld's message", async () => {
