@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { SignJWT } from "jose";
 import { loadConfig } from "../src/config";
 import type { Job } from "../src/jobs/states";
-import { createLogger, silentLogger } from "../src/log";
+import { createLogger, silentLogger, type Logger } from "../src/log";
 import { startService, type Service } from "../src/server";
 
 export const SECRET = "test-secret-that-is-at-least-32-bytes-long!";
@@ -51,8 +51,7 @@ export function writeModel(modelDir: string, rel: string, bytes: Uint8Array | st
   return p;
 }
 
-export async function startTestService(t: TestEnv): Promise<Service> {
-  const log = process.env.MODELD_TEST_LOG ? createLogger("debug") : silentLogger();
+export async function startTestService(t: TestEnv, log: Logger = process.env.MODELD_TEST_LOG ? createLogger("debug") : silentLogger()): Promise<Service> {
   return startService(loadConfig(t.env), log);
 }
 

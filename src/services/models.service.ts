@@ -285,13 +285,16 @@ export interface ScanReport {
 
 /**
  * Registers new model files and versions found in the model dir, and refreshes
- * the recorded facts of changed files whose version is not loaded; `only`, those
- * of one model id. Hashing runs in a worker thread; the HTTP thread only stats files.
+ * the recorded facts of changed files whose version is not loaded. `forLoadOf`:
+ * only that model's, for Triton's repository load, which reloads a serving
+ * version's changed file itself, so that file is not reported as skipped (its
+ * warning, logged just before the reload, said the opposite of what happened).
+ * Hashing runs in a worker thread; the HTTP thread only stats files.
  */
-export async function scanModelDir(d: ModelDeps, only?: string): Promise<ScanReport> {
+export async function scanModelDir(d: ModelDeps, forLoadOf?: string): Promise<ScanReport> {
   const report: ScanReport = { added: [], updated: [], skipped: [] };
   const toHash: { id: string; version: number; file: { abs: string; rel: string } }[] = [];
-  for (const f of await discover(d.config.modelDir, report.skipped, only)) {
+  for (const f of await discover(d.config.modelDir, report.skipped, forLoadOf)) {
     let file;
     try {
       file = await resolveModelPath(d.config.modelDir, f.rel);
@@ -305,6 +308,7 @@ export async function scanModelDir(d: ModelDeps, only?: string): Promise<ScanRep
     if (!existing && d.models.versionsByPath(file.rel).length) continue;
     if (existing && existing.statIdentity === (await currentIdentity(file.abs, existing.statIdentity))) continue;
     if (existing && existing.state !== "unloaded" && existing.state !== "failed") {
+      if (forLoadOf !== undefined) continue;
       // Never under a live session; an operator who overwrote a serving model's file hears why nothing changed.
       const reason = `changed since it was registered, and version ${f.version} serves (${existing.state}): its record stays that of what serves; Triton's repository load (POST /v2/repository/models/${f.id}/load) reloads it from the file without downtime, or unload it and rescan`;
       report.skipped.push({ path: file.rel, reason });

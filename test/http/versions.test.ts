@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createLogger } from "../../src/log";
 import { affineModel, bigExternalModel, reshapeBy3Model } from "../fixtures/onnx-builder";
 import { client, startTestService, testEnv, token, useService, writeModel, cleanup, type Client, type TestEnv } from "../helpers";
 
@@ -439,6 +440,29 @@ test("Triton's repository load of a serving version whose file was overwritten i
     expect(await digest()).toBe(after);
     expect((await api.json("GET", "/api/v1/models/m")).body).toMatchObject({ state: "loaded", servingVersion: "1" });
   });
+});
+
+test("Triton's repository load of a changed serving file does not warn that it skipped the file it reloads; a rescan still does", async () => {
+  // The load's scan logged "skipping a model file ... Triton's repository load reloads it" just before reloading it.
+  const t = testEnv();
+  writeModel(t.modelDir, "m/1/model.onnx", V1);
+  const warnings: { msg: string; path?: string }[] = [];
+  const service = await startTestService(t, createLogger("warn", {}, (line) => warnings.push(JSON.parse(line))));
+  try {
+    const api = await client(service);
+    expect((await api.json("POST", "/v2/repository/models/m/load")).status).toBe(200);
+    writeModel(t.modelDir, "m/1/model.onnx", V2);
+    expect((await api.json("POST", "/v2/repository/models/m/load")).status).toBe(200);
+    expect((await api.json("POST", "/v2/models/m/infer", { body: X })).body).toMatchObject({ outputs: [{ data: [2, 5, 8, 11] }] });
+    expect(warnings.filter((w) => w.msg === "skipping a model file")).toEqual([]);
+
+    writeModel(t.modelDir, "m/1/model.onnx", V1);
+    expect((await api.json("POST", "/api/v1/models/rescan")).body.skipped).toEqual([{ path: "m/1/model.onnx", reason: expect.stringContaining("version 1 serves") }]);
+    expect(warnings.filter((w) => w.msg === "skipping a model file")).toEqual([expect.objectContaining({ path: "m/1/model.onnx" })]);
+  } finally {
+    await service.close();
+    cleanup(t);
+  }
 });
 
 test("Triton's repository load after a version folder is removed rolls back to the newest version the folder still holds", async () => {
