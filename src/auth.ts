@@ -60,7 +60,7 @@ const REFETCH_AFTER_FAILURE_MS = 1_000;
  */
 function remoteKeySet(url: string, log?: Logger): JWTVerifyGetKey {
   const remote = createRemoteJWKSet(new URL(url));
-  const fetching = log && repeatedFailure(log, `fetching the key set at ${url} (MODELD_JWKS_URL)`);
+  const fetching = log && repeatedFailure(log, `fetching the key set at ${url} (MODELD_JWKS_URL)`, `at most once a second while tokens need it`);
   let failure: { at: number; error: AppError } | undefined;
   let refreshing: Promise<void> | undefined;
   let last: { jwks: JSONWebKeySet; keys: JWTVerifyGetKey } | undefined;

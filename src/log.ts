@@ -93,16 +93,16 @@ export interface RepeatedFailure {
 }
 
 /**
- * For work a timer repeats: a failure that lasts (a failed disk under the
- * database) is logged once, again when its error changes, and its end once,
- * not at every tick.
+ * For work that is tried again and again: a failure that lasts (a failed disk
+ * under the database) is logged once, again when its error changes, and its end
+ * once, not at every try. `retried` says when the next try comes.
  */
-export function repeatedFailure(log: Logger, what: string): RepeatedFailure {
+export function repeatedFailure(log: Logger, what: string, retried = "at every tick"): RepeatedFailure {
   let last: string | undefined;
   return {
     failed(err) {
       const error = err instanceof Error ? err.message : String(err);
-      if (error !== last) log.error(`${what} failed; retried at every tick, logged again when the error changes`, { error });
+      if (error !== last) log.error(`${what} failed; retried ${retried}, logged again when the error changes`, { error });
       last = error;
     },
     succeeded() {
