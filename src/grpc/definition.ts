@@ -20,7 +20,15 @@ function serviceIn(proto: string, path: string[]): Definition {
   const json = protobuf.parse(proto, { keepCase: true }).root.toJSON();
   const ctor = (longs: typeof String | typeof Number) =>
     path.reduce<any>((at, name) => at[name], grpc.loadPackageDefinition(fromJSON(json, { ...OPTIONS, longs }))) as grpc.ServiceClientConstructor;
-  return { service: ctor(String).service, client: ctor(Number) };
+  // Each side builds only its own: the server never needs the client's constructor.
+  return {
+    get service() {
+      return ctor(String).service;
+    },
+    get client() {
+      return ctor(Number);
+    },
+  };
 }
 
 export const inferenceService = (): Definition => serviceIn(INFERENCE_PROTO, ["inference", "GRPCInferenceService"]);
