@@ -110,6 +110,15 @@ export async function hammer(
   return { latencies, starts, rps: latencies.length / ((performance.now() - started) / 1000), errors };
 }
 
+/** How long a raw InferenceSession.create of `path` takes in this process, in ms; the session is released after. */
+export async function rawCreateMs(path: string): Promise<number> {
+  const t = performance.now();
+  const session = await ort.InferenceSession.create(path);
+  const ms = performance.now() - t;
+  await session.release();
+  return ms;
+}
+
 /** One raw onnxruntime-node session in this process, run one request at a time for `seconds` per call. */
 export async function rawSession(path: string): Promise<{
   runs(feeds: () => Record<string, ort.Tensor>, seconds: number): Promise<{ latencies: number[]; rps: number }>;

@@ -1,11 +1,10 @@
 // Issue 2: load job wall time (POST -> completed) against raw
 // InferenceSession.create of the same file, and /health latency while a big
 // model loads (the HTTP thread must not be blocked).
-import * as ort from "onnxruntime-node";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { affineModel, bigModel } from "../test/fixtures/onnx-builder";
-import { adminToken, api, fmtStats, header, loadAndWait, removeDir, startModeld, stats, tempDir } from "./lib";
+import { adminToken, api, fmtStats, header, loadAndWait, rawCreateMs, removeDir, startModeld, stats, tempDir } from "./lib";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 
@@ -23,12 +22,9 @@ export async function benchLoad(): Promise<void> {
       const raw: number[] = [];
       const modeld: number[] = [];
       for (let i = 0; i < ROUNDS; i++) {
-        let t = performance.now();
-        const s = await ort.InferenceSession.create(path);
-        raw.push(performance.now() - t);
-        await s.release();
+        raw.push(await rawCreateMs(path));
 
-        t = performance.now();
+        const t = performance.now();
         const job = await loadAndWait(server.url, token, id);
         modeld.push(performance.now() - t);
         if (job.state !== "completed") throw new Error(JSON.stringify(job));

@@ -4,13 +4,12 @@
 // create, as in the load section: a reference measured minutes before the
 // runtimes' loads took in the host's drift (1.25x for Bun here, 1.01x in the
 // load section of the same run).
-import * as ort from "onnxruntime-node";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startBinary } from "../test/fixtures/binary";
 import { affineModel, bigModel } from "../test/fixtures/onnx-builder";
 import { buildPortable, modeldCommand, RUNTIMES } from "../test/fixtures/runtimes";
-import { adminToken, api, hammer, header, loadAndWait, removeDir, repo, SECRET, stats, tempDir, WARMUP_SECONDS } from "./lib";
+import { adminToken, api, hammer, header, loadAndWait, rawCreateMs, removeDir, repo, SECRET, stats, tempDir, WARMUP_SECONDS } from "./lib";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -22,13 +21,6 @@ export async function benchRuntimes(): Promise<void> {
   mkdirSync(models, { recursive: true });
   writeFileSync(join(models, "tiny.onnx"), affineModel());
   writeFileSync(join(models, "big.onnx"), bigModel(400));
-  const rawCreateMs = async () => {
-    const t = performance.now();
-    const s = await ort.InferenceSession.create(join(models, "big.onnx"));
-    const ms = performance.now() - t;
-    await s.release();
-    return ms;
-  };
   const admin = await adminToken();
   const rows: string[] = [];
   for (const runtime of RUNTIMES) {
@@ -45,7 +37,7 @@ export async function benchRuntimes(): Promise<void> {
       const loads: number[] = [];
       const raws: number[] = [];
       for (let i = 0; i < ROUNDS; i++) {
-        raws.push(await rawCreateMs());
+        raws.push(await rawCreateMs(join(models, "big.onnx")));
         const t = performance.now();
         const job = await loadAndWait(server.url, admin, "big");
         loads.push(performance.now() - t);

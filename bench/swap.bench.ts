@@ -2,11 +2,10 @@
 // inference load with and without back-to-back swaps, the worst single
 // request while a swap runs, failed requests (must be 0), and the swap job's
 // wall time against a raw InferenceSession.create of the new file.
-import * as ort from "onnxruntime-node";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bigModel } from "../test/fixtures/onnx-builder";
-import { adminToken, api, fmtStats, hammer, header, removeDir, startModeld, stats, tempDir } from "./lib";
+import { adminToken, api, fmtStats, hammer, header, rawCreateMs, removeDir, startModeld, stats, tempDir } from "./lib";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = 16;
@@ -66,13 +65,10 @@ export async function benchSwap(): Promise<void> {
     const idleSwaps: number[] = [];
     const path = join(dir, "models", "m", "2", "model.onnx");
     for (let i = 0; i < 5; i++) {
-      let t = performance.now();
-      const session = await ort.InferenceSession.create(path);
-      raw.push(performance.now() - t);
-      await session.release();
+      raw.push(await rawCreateMs(path));
       // Always to the version not serving: a load of the serving one is `already-loaded`, not a swap.
       const serving = (await api(server.url, admin, "GET", "/api/v1/models/m")).servingVersion;
-      t = performance.now();
+      const t = performance.now();
       const done = await swapTo(serving === "1" ? "2" : "1");
       idleSwaps.push(performance.now() - t);
       if (!done.outcome.replaced) throw new Error(`not a swap: ${JSON.stringify(done.outcome)}`);
